@@ -1,0 +1,227 @@
+//! The allocator trait shared by zbud and zsmalloc.
+
+use core::fmt;
+use core::num::NonZeroU64;
+
+/// An opaque, typed reference to an object in a [`ZPool`].
+///
+/// The bits are the allocator's own encoding (typically a slot index and a generation),
+/// at most 48 bits wide so a user can pack a handle with a length and an algorithm id
+/// in one `u64` (see [`Handle::BITS`]). Any value may be turned into a `Handle` (a C
+/// caller can forge anything), so every allocator validates a handle before use and
+/// answers [`ZPoolError::InvalidHandle`] for one it did not hand out or has since freed.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Handle(NonZeroU64);
+
+impl Handle {
+    /// Width of a handle's encoding: allocators never hand out a handle with bits set
+    /// above this many.
+    pub const BITS: u32 = 48;
+
+    /// Rebuilds a handle from its raw bits; `None` for 0 or for a value wider than
+    /// [`Handle::BITS`].
+    pub const fn from_raw(raw: u64) -> Option<Handle> {
+        if raw >> Self::BITS != 0 {
+            return None;
+        }
+        match NonZeroU64::new(raw) {
+            Some(v) => Some(Handle(v)),
+            None => None,
+        }
+    }
+
+    /// The raw bits, non-zero and below 2^48.
+    pub const fn to_raw(self) -> u64 {
+        self.0.get()
+    }
+}
+
+impl fmt::Debug for Handle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Handle({:#x})", self.0)
+    }
+}
+
+/// Why a [`ZPool`] operation failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ZPoolError {
+    /// A zero-length allocation was asked for.
+    ZeroSize,
+    /// The object is larger than this allocator can store ([`ZPool::max_alloc`]).
+    TooLarge {
+        /// Requested length.
+        len: usize,
+        /// Largest length this allocator stores.
+        max: usize,
+    },
+    /// The page source had no frame (or metadata memory could not be allocated).
+    NoMemory,
+    /// The handle was never handed out by this pool, or its object was freed.
+    InvalidHandle,
+    /// The caller's buffer does not match the object's length.
+    BadLength {
+        /// The object's length.
+        object: usize,
+        /// The caller's buffer length.
+        buffer: usize,
+    },
+    /// This allocator does not support the operation (e.g. LRU eviction in zsmalloc).
+    Unsupported,
+    /// Nothing could be evicted: the pool is empty or every candidate frame is in use.
+    NothingToEvict,
+}
+
+impl fmt::Display for ZPoolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ZPoolError::ZeroSize => f.write_str("zero-length allocation"),
+            ZPoolError::TooLarge { len, max } => {
+                write!(f, "object of {len} bytes exceeds the allocator's maximum of {max}")
+            }
+            ZPoolError::NoMemory => f.write_str("no page frame or metadata memory available"),
+            ZPoolError::InvalidHandle => f.write_str("stale, freed or forged handle"),
+            ZPoolError::BadLength { object, buffer } => {
+                write!(f, "buffer of {buffer} bytes for an object of {object} bytes")
+            }
+            ZPoolError::Unsupported => f.write_str("operation not supported by this allocator"),
+            ZPoolError::NothingToEvict => f.write_str("nothing to evict"),
+        }
+    }
+}
+
+/// What one [`ZPool::evict_lru`] call achieved.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EvictOutcome {
+    /// Frames given back to the page source.
+    pub frames_freed: usize,
+    /// Objects whose handles were handed to the callback and then freed by it.
+    pub objects_evicted: usize,
+}
+
+/// A snapshot of an allocator's occupancy.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Page frames held from the page source.
+    pub frames: usize,
+    /// Live objects.
+    pub objects: usize,
+    /// Sum of the live objects' lengths.
+    pub bytes: usize,
+    /// Heap bytes of metadata kept outside the frames (handle tables, frame descriptors).
+    pub metadata_bytes: usize,
+}
+
+/// The common face of the compressed-page allocators.
+///
+/// Every method takes `&self`: implementations lock internally (spin locks only) and may
+/// be called concurrently, including from contexts where sleeping is forbidden. No
+/// method blocks waiting for memory; a page source that cannot give a frame makes
+/// `malloc`/`store` fail with [`ZPoolError::NoMemory`] and leaves the pool as it was.
+pub trait ZPool: Send + Sync {
+    /// A short name for reports ("zbud", "zsmalloc").
+    fn name(&self) -> &'static str;
+
+    /// The largest object length `malloc` accepts.
+    fn max_alloc(&self) -> usize;
+
+    /// Allocates an object of `len` bytes (contents unspecified until written).
+    fn malloc(&self, len: usize) -> Result<Handle, ZPoolError>;
+
+    /// Frees an object. A stale or forged handle is an error and changes nothing.
+    fn free(&self, handle: Handle) -> Result<(), ZPoolError>;
+
+    /// Overwrites the whole object with `data` (`data.len()` must equal its length).
+    fn write(&self, handle: Handle, data: &[u8]) -> Result<(), ZPoolError>;
+
+    /// Copies the whole object into the front of `out` and returns its length
+    /// (`out` must be at least that long).
+    fn read(&self, handle: Handle, out: &mut [u8]) -> Result<usize, ZPoolError>;
+
+    /// The object's length.
+    fn object_len(&self, handle: Handle) -> Result<usize, ZPoolError>;
+
+    /// Allocates an object holding a copy of `data`: `malloc` + `write` in one call.
+    /// Allocators override it to take their lock once.
+    fn store(&self, data: &[u8]) -> Result<Handle, ZPoolError> {
+        let h = self.malloc(data.len())?;
+        if let Err(e) = self.write(h, data) {
+            let _ = self.free(h);
+            return Err(e);
+        }
+        Ok(h)
+    }
+
+    /// Page frames currently held from the page source.
+    fn total_frames(&self) -> usize;
+
+    /// Occupancy snapshot.
+    fn stats(&self) -> PoolStats;
+
+    /// Evicts the least recently used frame, Linux `zbud_reclaim_page` style.
+    ///
+    /// The allocator picks the LRU frame, marks it dying under its lock, drops the lock
+    /// and calls `evict` once for each object in it. The callback is expected to free the
+    /// handle (typically through the owner's own invalidation path, which may call
+    /// [`ZPool::free`] and [`ZPool::read`] on this pool: no allocator lock is held during
+    /// the callback). A `free` of an object on a dying frame is harmless. When every
+    /// object of the frame has been freed, the frame goes back to the page source;
+    /// otherwise it is put back at the MRU end and the next frame is tried, up to
+    /// `retries` frames. Allocators without an LRU return [`ZPoolError::Unsupported`].
+    fn evict_lru(
+        &self,
+        retries: usize,
+        evict: &mut dyn FnMut(Handle),
+    ) -> Result<EvictOutcome, ZPoolError> {
+        let _ = (retries, evict);
+        Err(ZPoolError::Unsupported)
+    }
+
+    /// Moves objects to free frames, returning how many frames went back to the page
+    /// source. Handles stay valid. The default does nothing.
+    fn compact(&self) -> usize {
+        0
+    }
+}
+
+impl<P: ZPool + ?Sized> ZPool for alloc::boxed::Box<P> {
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
+    fn max_alloc(&self) -> usize {
+        (**self).max_alloc()
+    }
+    fn malloc(&self, len: usize) -> Result<Handle, ZPoolError> {
+        (**self).malloc(len)
+    }
+    fn free(&self, handle: Handle) -> Result<(), ZPoolError> {
+        (**self).free(handle)
+    }
+    fn write(&self, handle: Handle, data: &[u8]) -> Result<(), ZPoolError> {
+        (**self).write(handle, data)
+    }
+    fn read(&self, handle: Handle, out: &mut [u8]) -> Result<usize, ZPoolError> {
+        (**self).read(handle, out)
+    }
+    fn object_len(&self, handle: Handle) -> Result<usize, ZPoolError> {
+        (**self).object_len(handle)
+    }
+    fn store(&self, data: &[u8]) -> Result<Handle, ZPoolError> {
+        (**self).store(data)
+    }
+    fn total_frames(&self) -> usize {
+        (**self).total_frames()
+    }
+    fn stats(&self) -> PoolStats {
+        (**self).stats()
+    }
+    fn evict_lru(
+        &self,
+        retries: usize,
+        evict: &mut dyn FnMut(Handle),
+    ) -> Result<EvictOutcome, ZPoolError> {
+        (**self).evict_lru(retries, evict)
+    }
+    fn compact(&self) -> usize {
+        (**self).compact()
+    }
+}

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# The project's one test command: everything CI checks, in order.
+# Usage: scripts/check.sh            (from the repository root)
+# Environment: CHECK_SKIP_LOOM=1 skips the loom models (local quick runs only).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+start=$(date +%s)
+step() { echo; echo "==> [$(( $(date +%s) - start ))s] $*"; }
+
+# Library crates that must build alone for a bare-metal target (no_std).
+NO_STD_CRATES="tmem-core zpool zcomp zbud zsmalloc zcache zcache-kglue"
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy --workspace --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "cargo test --workspace (unit, integration, property and doc tests)"
+cargo test --workspace
+
+step "no_std builds for x86_64-unknown-none"
+have_none_target=1
+if ! rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-none; then
+    echo "installing rustup target x86_64-unknown-none"
+    if ! rustup target add x86_64-unknown-none; then
+        have_none_target=0
+    fi
+fi
+for c in $NO_STD_CRATES; do
+    [ -d "crates/$c" ] || continue
+    if [ "$have_none_target" = 1 ]; then
+        echo "--- cargo build -p $c --target x86_64-unknown-none"
+        cargo build -p "$c" --target x86_64-unknown-none
+    else
+        echo "SKIP: no_std build of $c: rustup could not install the x86_64-unknown-none target"
+    fi
+done
+
+if [ "${CHECK_SKIP_LOOM:-0}" = 1 ]; then
+    step "SKIP: loom models (CHECK_SKIP_LOOM=1)"
+else
+    step "loom models (--cfg loom, release, LOOM_MAX_PREEMPTIONS=2)"
+    for t in crates/*/tests/loom.rs; do
+        [ -f "$t" ] || continue
+        c=$(basename "$(dirname "$(dirname "$t")")")
+        echo "--- loom: $c"
+        RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-2}" \
+            CARGO_TARGET_DIR=target/loom \
+            cargo test --release -p "$c" --test loom
+    done
+fi
+
+if [ -x scripts/check-extra.sh ]; then
+    step "extra checks (scripts/check-extra.sh)"
+    scripts/check-extra.sh
+fi
+
+step "all checks passed in $(( $(date +%s) - start ))s"
