@@ -52,14 +52,20 @@ impl Frame {
     /// Gives up ownership and returns the frame's address (for a page source's
     /// `free_frame`).
     pub fn into_raw(self) -> NonNull<Page> {
-        let ptr = self.ptr;
-        core::mem::forget(self);
-        ptr
+        // `Frame` has no `Drop`: consuming `self` ends its ownership without freeing.
+        self.ptr
     }
 
     /// The frame's address, for diagnostics and for identifying a frame.
     pub fn addr(&self) -> usize {
         self.ptr.as_ptr() as usize
+    }
+
+    /// The frame's pointer, without giving up ownership (for page sources that track the
+    /// frames they hand out). Dereferencing it is `unsafe` and only sound while no borrow
+    /// of the frame's bytes is live.
+    pub fn as_non_null(&self) -> NonNull<Page> {
+        self.ptr
     }
 
     /// The frame's bytes.
@@ -141,10 +147,11 @@ impl<S: PageSource + ?Sized> PageSource for alloc::boxed::Box<S> {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct HeapPageSource;
 
-const PAGE_LAYOUT: core::alloc::Layout = match core::alloc::Layout::from_size_align(PAGE_SIZE, PAGE_SIZE) {
-    Ok(l) => l,
-    Err(_) => panic!("page layout"),
-};
+const PAGE_LAYOUT: core::alloc::Layout =
+    match core::alloc::Layout::from_size_align(PAGE_SIZE, PAGE_SIZE) {
+        Ok(l) => l,
+        Err(_) => panic!("page layout"),
+    };
 
 impl PageSource for HeapPageSource {
     fn alloc_frame(&self) -> Result<Frame, AllocError> {

@@ -11,12 +11,18 @@
 //!   read, write, total frames, optional LRU eviction, optional compaction. Handles are
 //!   typed ([`Handle`]) and validated: a stale, double-freed or forged handle is an
 //!   [`ZPoolError::InvalidHandle`], never corruption, a panic or undefined behaviour.
+//! * [`testing`]: page sources for tests (counting, poisoning, failing, corrupting),
+//!   always compiled so every crate's tests and fuzz targets share them.
+//! * [`span`]: safe copies for objects that cross a frame boundary.
 #![no_std]
 
 extern crate alloc;
 
 mod frame;
 mod pool;
+pub mod span;
+mod sync;
+pub mod testing;
 
 pub use frame::{AllocError, Frame, HeapPageSource, PAGE_SIZE, Page, PageSource};
 pub use pool::{EvictOutcome, Handle, PoolStats, ZPool, ZPoolError};

@@ -76,12 +76,18 @@ impl fmt::Display for ZPoolError {
         match self {
             ZPoolError::ZeroSize => f.write_str("zero-length allocation"),
             ZPoolError::TooLarge { len, max } => {
-                write!(f, "object of {len} bytes exceeds the allocator's maximum of {max}")
+                write!(
+                    f,
+                    "object of {len} bytes exceeds the allocator's maximum of {max}"
+                )
             }
             ZPoolError::NoMemory => f.write_str("no page frame or metadata memory available"),
             ZPoolError::InvalidHandle => f.write_str("stale, freed or forged handle"),
             ZPoolError::BadLength { object, buffer } => {
-                write!(f, "buffer of {buffer} bytes for an object of {object} bytes")
+                write!(
+                    f,
+                    "buffer of {buffer} bytes for an object of {object} bytes"
+                )
             }
             ZPoolError::Unsupported => f.write_str("operation not supported by this allocator"),
             ZPoolError::NothingToEvict => f.write_str("nothing to evict"),
