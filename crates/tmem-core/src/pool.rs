@@ -1,0 +1,448 @@
+//! A pool: 256 hash buckets of objects, each bucket with its own spin lock.
+
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+use crossbeam_utils::CachePadded;
+use hashbrown::HashMap;
+
+use crate::error::TmemError;
+use crate::key::{BuildPremixed, Index, Key, Oid, PoolId};
+use crate::pam::{PamOps, Page};
+use crate::sync::{AtomicBool, Mutex, Ordering};
+use crate::tree::{self, Tree};
+
+/// Number of hash buckets per pool (the kernel's TMEM_HASH_BUCKET_BITS = 8).
+pub const BUCKETS: usize = 256;
+
+/// Ephemeral (cleancache: pages may vanish) or persistent (frontswap: pages stay until
+/// invalidated).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PoolKind {
+    /// The backend may drop any page at any time.
+    Ephemeral,
+    /// A successfully stored page stays loadable until invalidated.
+    Persistent,
+}
+
+/// What a pool is, as the backend sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolInfo {
+    /// The pool's id.
+    pub id: PoolId,
+    /// Ephemeral or persistent.
+    pub kind: PoolKind,
+    /// Shared pools are found by uuid and may have several member clients.
+    pub shared: bool,
+}
+
+impl PoolInfo {
+    /// Whether the pool is ephemeral.
+    pub fn is_ephemeral(&self) -> bool {
+        self.kind == PoolKind::Ephemeral
+    }
+}
+
+/// How a load treats the page it finds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoadMode {
+    /// tmem's default: exclusive for private ephemeral pools (the page leaves the pool,
+    /// as cleancache's exclusive cache wants), keep for persistent and shared pools.
+    Default,
+    /// The page leaves the pool (frontswap exclusive loads).
+    Exclusive,
+    /// The page stays.
+    Keep,
+}
+
+/// Whether a successful store replaced an older copy of the key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreOutcome {
+    /// The key held nothing.
+    New,
+    /// A duplicate store: the older copy was replaced (and freed).
+    Replaced,
+}
+
+/// Per-pool counts, summed over the buckets when read (each bucket keeps its own under
+/// its lock: no shared hot counter on the operation paths).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PoolCounts {
+    /// Objects (oids with at least one page).
+    pub objects: u64,
+    /// Pages (descriptors).
+    pub pages: u64,
+    /// Tree leaf nodes.
+    pub leaves: u64,
+    /// Tree interior nodes.
+    pub interiors: u64,
+    /// Estimated heap bytes of tmem metadata for this pool: buckets, object maps, tree
+    /// nodes (descriptors live inside leaves and in height-0 roots).
+    pub metadata_bytes: u64,
+}
+
+struct Bucket<D> {
+    objects: HashMap<Oid, Tree<D>, BuildPremixed>,
+    pages: u64,
+    leaves: u64,
+    interiors: u64,
+}
+
+/// What a failed insert hands back: the new descriptor and any older copy it removed.
+pub(crate) type InsertFailure<D> = (D, Option<D>);
+
+impl<D> Bucket<D> {
+    fn new() -> Self {
+        Bucket {
+            objects: HashMap::default(),
+            pages: 0,
+            leaves: 0,
+            interiors: 0,
+        }
+    }
+
+    fn account(&mut self, before: (u64, u32, u32), tree: (u64, u32, u32)) {
+        self.pages = self.pages + tree.0 - before.0;
+        self.leaves = self.leaves + u64::from(tree.1) - u64::from(before.1);
+        self.interiors = self.interiors + u64::from(tree.2) - u64::from(before.2);
+    }
+
+    fn get(&self, oid: &Oid, index: Index) -> Option<&D> {
+        self.objects.get(oid)?.get(index)
+    }
+
+    /// Inserts; on failure nothing of this key remains (no stale copy).
+    fn insert<P: PamOps<Desc = D>>(
+        &mut self,
+        pam: &P,
+        info: &PoolInfo,
+        oid: Oid,
+        index: Index,
+        desc: D,
+    ) -> Result<Option<D>, InsertFailure<D>> {
+        if !self.objects.contains_key(&oid) {
+            if self.objects.try_reserve(1).is_err() {
+                return Err((desc, None));
+            }
+            self.objects.insert(oid, Tree::new());
+            pam.object_created(info, &oid);
+        }
+        let Some(tree) = self.objects.get_mut(&oid) else {
+            return Err((desc, None));
+        };
+        let before = stats_of(tree);
+        let res = tree.insert(index, desc);
+        let res = match res {
+            Ok(old) => Ok(old),
+            Err((_, desc)) => Err((desc, tree.remove(index))),
+        };
+        let after = stats_of(tree);
+        let empty = tree.is_empty();
+        self.account(before, after);
+        if empty {
+            self.objects.remove(&oid);
+            pam.object_freed(info, &oid);
+        }
+        res
+    }
+
+    fn remove<P: PamOps<Desc = D>>(&mut self, pam: &P, info: &PoolInfo, oid: &Oid, index: Index) -> Option<D> {
+        let tree = self.objects.get_mut(oid)?;
+        let before = stats_of(tree);
+        let d = tree.remove(index);
+        let after = stats_of(tree);
+        let empty = tree.is_empty();
+        self.account(before, after);
+        if empty {
+            self.objects.remove(oid);
+            pam.object_freed(info, oid);
+        }
+        d
+    }
+
+    fn take_object(&mut self, oid: &Oid) -> Option<Tree<D>> {
+        let tree = self.objects.remove(oid)?;
+        let s = stats_of(&tree);
+        self.account(s, (0, 0, 0));
+        Some(tree)
+    }
+}
+
+fn stats_of<D>(t: &Tree<D>) -> (u64, u32, u32) {
+    let (l, i) = t.nodes();
+    (t.pages(), l, i)
+}
+
+/// One tmem pool. Shared through `Arc`: in-flight operations hold a reference, so a
+/// destroy never waits for them; the memory goes when the last reference drops.
+pub(crate) struct Pool<D> {
+    pub(crate) info: PoolInfo,
+    /// Set by destroy before it empties the buckets; read under a bucket lock, so an
+    /// operation that takes a bucket lock after destroy emptied that bucket sees it
+    /// (destroy's unlock of the bucket happens-before that lock) and does not insert
+    /// into a pool nobody will drain again.
+    dead: AtomicBool,
+    buckets: Box<[CachePadded<Mutex<Bucket<D>>>]>,
+}
+
+impl<D> Pool<D> {
+    pub(crate) fn new(info: PoolInfo) -> Result<Self, ()> {
+        let mut v = Vec::new();
+        v.try_reserve_exact(BUCKETS).map_err(|_| ())?;
+        for _ in 0..BUCKETS {
+            v.push(CachePadded::new(Mutex::new(Bucket::new())));
+        }
+        Ok(Pool {
+            info,
+            dead: AtomicBool::new(false),
+            buckets: v.into_boxed_slice(),
+        })
+    }
+
+    #[inline]
+    fn bucket(&self, oid: &Oid) -> &Mutex<Bucket<D>> {
+        &self.buckets[(oid.hash64() >> 56) as usize % BUCKETS]
+    }
+
+    #[inline]
+    fn is_dead(&self) -> bool {
+        self.dead.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn store<P: PamOps<Desc = D>>(
+        &self,
+        pam: &P,
+        ctx: &mut P::Ctx,
+        oid: Oid,
+        index: Index,
+        page: &Page,
+    ) -> Result<StoreOutcome, TmemError<P::Error>> {
+        let key = Key {
+            pool: self.info.id,
+            oid,
+            index,
+        };
+        // Compression and allocation: outside every tmem lock.
+        let created = pam.create(ctx, &key, &self.info, page);
+        let bucket = self.bucket(&oid);
+        match created {
+            Err(e) => {
+                // A failed duplicate store leaves no stale copy behind.
+                let old = {
+                    let mut b = bucket.lock();
+                    if self.is_dead() {
+                        None
+                    } else {
+                        b.remove(pam, &self.info, &oid, index)
+                    }
+                };
+                if let Some(old) = old {
+                    pam.free(&self.info, old);
+                }
+                Err(TmemError::Backend(e))
+            }
+            Ok(desc) => {
+                let mut b = bucket.lock();
+                if self.is_dead() {
+                    drop(b);
+                    pam.free(&self.info, desc);
+                    return Err(TmemError::PoolDestroyed);
+                }
+                let res = b.insert(pam, &self.info, oid, index, desc);
+                drop(b);
+                match res {
+                    Ok(None) => Ok(StoreOutcome::New),
+                    Ok(Some(old)) => {
+                        pam.free(&self.info, old);
+                        Ok(StoreOutcome::Replaced)
+                    }
+                    Err((desc, old)) => {
+                        pam.free(&self.info, desc);
+                        if let Some(old) = old {
+                            pam.free(&self.info, old);
+                        }
+                        Err(TmemError::NoMemory)
+                    }
+                }
+            }
+        }
+    }
+
+    pub(crate) fn load<P: PamOps<Desc = D>>(
+        &self,
+        pam: &P,
+        ctx: &mut P::Ctx,
+        oid: Oid,
+        index: Index,
+        page: &mut Page,
+        mode: LoadMode,
+    ) -> Result<bool, TmemError<P::Error>> {
+        let exclusive = match mode {
+            LoadMode::Exclusive => true,
+            LoadMode::Keep => false,
+            LoadMode::Default => self.info.kind == PoolKind::Ephemeral && !self.info.shared,
+        };
+        let bucket = self.bucket(&oid);
+        if exclusive {
+            let desc = {
+                let mut b = bucket.lock();
+                if self.is_dead() {
+                    return Err(TmemError::PoolDestroyed);
+                }
+                b.remove(pam, &self.info, &oid, index)
+            };
+            match desc {
+                None => Ok(false),
+                Some(d) => pam
+                    .load_and_free(ctx, &self.info, d, page)
+                    .map(|()| true)
+                    .map_err(TmemError::Backend),
+            }
+        } else {
+            {
+                let b = bucket.lock();
+                if self.is_dead() {
+                    return Err(TmemError::PoolDestroyed);
+                }
+                match b.get(&oid, index) {
+                    None => return Ok(false),
+                    Some(d) => pam.load_stage(ctx, d).map_err(TmemError::Backend)?,
+                }
+            }
+            // Decompression: outside the bucket lock.
+            pam.load_finish(ctx, page).map_err(TmemError::Backend)?;
+            Ok(true)
+        }
+    }
+
+    pub(crate) fn invalidate_page<P: PamOps<Desc = D>>(
+        &self,
+        pam: &P,
+        oid: Oid,
+        index: Index,
+    ) -> Result<bool, TmemError<P::Error>> {
+        let old = {
+            let mut b = self.bucket(&oid).lock();
+            if self.is_dead() {
+                return Err(TmemError::PoolDestroyed);
+            }
+            b.remove(pam, &self.info, &oid, index)
+        };
+        match old {
+            Some(d) => {
+                pam.free(&self.info, d);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    pub(crate) fn compare_and_invalidate<P: PamOps<Desc = D>>(
+        &self,
+        pam: &P,
+        oid: Oid,
+        index: Index,
+        expected: &D,
+    ) -> Result<bool, TmemError<P::Error>>
+    where
+        D: PartialEq,
+    {
+        let old = {
+            let mut b = self.bucket(&oid).lock();
+            if self.is_dead() {
+                return Err(TmemError::PoolDestroyed);
+            }
+            if b.get(&oid, index) == Some(expected) {
+                b.remove(pam, &self.info, &oid, index)
+            } else {
+                None
+            }
+        };
+        match old {
+            Some(d) => {
+                pam.free(&self.info, d);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    pub(crate) fn invalidate_object<P: PamOps<Desc = D>>(
+        &self,
+        pam: &P,
+        oid: Oid,
+    ) -> Result<u64, TmemError<P::Error>> {
+        let tree = {
+            let mut b = self.bucket(&oid).lock();
+            if self.is_dead() {
+                return Err(TmemError::PoolDestroyed);
+            }
+            b.take_object(&oid)
+        };
+        // Freeing happens outside the bucket lock: the object is already unreachable.
+        match tree {
+            Some(mut t) => {
+                let n = t.pages();
+                t.drain(&mut |_, d| pam.free(&self.info, d));
+                pam.object_freed(&self.info, &oid);
+                Ok(n)
+            }
+            None => Ok(0),
+        }
+    }
+
+    /// Empties every bucket (used by destroy, with `dead` set first, and by a flush of
+    /// the whole pool). Returns the pages freed.
+    pub(crate) fn drain<P: PamOps<Desc = D>>(&self, pam: &P, mark_dead: bool) -> u64 {
+        if mark_dead {
+            self.dead.store(true, Ordering::Release);
+        }
+        let mut freed = 0;
+        for b in self.buckets.iter() {
+            let objects = {
+                let mut g = b.lock();
+                g.pages = 0;
+                g.leaves = 0;
+                g.interiors = 0;
+                core::mem::take(&mut g.objects)
+            };
+            for (oid, mut tree) in objects {
+                freed += tree.pages();
+                tree.drain(&mut |_, d| pam.free(&self.info, d));
+                pam.object_freed(&self.info, &oid);
+            }
+        }
+        freed
+    }
+
+    pub(crate) fn counts(&self) -> PoolCounts {
+        let mut c = PoolCounts {
+            metadata_bytes: (core::mem::size_of::<Self>()
+                + self.buckets.len() * core::mem::size_of::<CachePadded<Mutex<Bucket<D>>>>())
+                as u64,
+            ..PoolCounts::default()
+        };
+        let entry = core::mem::size_of::<(Oid, Tree<D>)>() + 1;
+        for b in self.buckets.iter() {
+            let g = b.lock();
+            c.objects += g.objects.len() as u64;
+            c.pages += g.pages;
+            c.leaves += g.leaves;
+            c.interiors += g.interiors;
+            c.metadata_bytes += (g.objects.capacity() * entry) as u64;
+        }
+        c.metadata_bytes +=
+            c.leaves * tree::leaf_bytes::<D>() as u64 + c.interiors * tree::interior_bytes::<D>() as u64;
+        c
+    }
+
+    /// Visits every key of the pool and its descriptor, bucket by bucket (each bucket
+    /// locked while it is visited; `f` must not call back into tmem).
+    pub(crate) fn for_each(&self, f: &mut dyn FnMut(&Oid, Index, &D)) {
+        for b in self.buckets.iter() {
+            let g = b.lock();
+            for (oid, tree) in g.objects.iter() {
+                tree.for_each(&mut |i, d| f(oid, i, d));
+            }
+        }
+    }
+}
