@@ -1,0 +1,97 @@
+//! Raw deflate through miniz_oxide.
+
+use alloc::boxed::Box;
+
+use miniz_oxide::deflate::core::{
+    CompressorOxide, TDEFLFlush, TDEFLStatus, compress, create_comp_flags_from_zip_params,
+};
+use miniz_oxide::inflate::TINFLStatus;
+use miniz_oxide::inflate::core::{
+    DecompressorOxide, decompress, inflate_flags::TINFL_FLAG_USING_NON_WRAPPING_OUTPUT_BUF,
+};
+
+use crate::heap::{preflight, try_box};
+use crate::{
+    Algorithm, CompressError, Compressor, CompressorInitError, DecompressError, PAGE_SIZE, Page,
+};
+
+/// Worst case: miniz falls back to stored blocks when a block would not shrink; one stored
+/// block costs 5 header bytes (plus up to one byte of padding before it); the 64 bytes
+/// of margin cover a final empty block and bit flushing. The tests compress random pages
+/// to check the bound holds.
+pub(crate) const MAX_LEN: usize = PAGE_SIZE + 64;
+
+/// The compression level: level 1 is miniz's fast greedy path (one hash probe).
+pub const DEFLATE_LEVEL: i32 = 1;
+
+/// Heap bytes miniz_oxide's compressor allocates (its dictionary, hash chains, LZ code
+/// buffer and output buffer), used for the pre-flight check in [`Deflate::new`].
+const MINIZ_STATE_BYTES: usize = 320 << 10;
+
+/// Raw deflate (RFC 1951: no zlib header or checksum) through miniz_oxide, level 1.
+///
+/// Owns one miniz compressor state (about 320 KiB, reset for every page) and one inflate
+/// state (about 11 KiB), both on the heap and reused.
+pub struct Deflate {
+    comp: CompressorOxide,
+    decomp: Box<[DecompressorOxide; 1]>,
+}
+
+impl Deflate {
+    /// A compressor at [`DEFLATE_LEVEL`].
+    ///
+    /// miniz_oxide allocates its compressor state with infallible `Box`es: that cannot be
+    /// made fallible from outside, so this first checks that the allocator can supply
+    /// that much memory and returns [`CompressorInitError::OutOfMemory`] if it cannot
+    /// (a check, not a reservation: a concurrent allocation can still win the race).
+    pub fn new() -> Result<Deflate, CompressorInitError> {
+        let decomp = try_box(DecompressorOxide::new(), Algorithm::Deflate)?;
+        preflight(MINIZ_STATE_BYTES, Algorithm::Deflate)?;
+        // Negative window bits: raw deflate. Strategy 0: default.
+        let flags = create_comp_flags_from_zip_params(DEFLATE_LEVEL, -15, 0);
+        Ok(Deflate {
+            comp: CompressorOxide::new(flags),
+            decomp,
+        })
+    }
+}
+
+impl Compressor for Deflate {
+    fn algorithm(&self) -> Algorithm {
+        Algorithm::Deflate
+    }
+
+    fn compress(&mut self, page: &Page, dst: &mut [u8]) -> Result<usize, CompressError> {
+        if dst.len() < MAX_LEN {
+            return Err(CompressError::ScratchTooSmall {
+                needed: MAX_LEN,
+                got: dst.len(),
+            });
+        }
+        self.comp.reset();
+        match compress(&mut self.comp, page, dst, TDEFLFlush::Finish) {
+            (TDEFLStatus::Done, PAGE_SIZE, len) => Ok(len),
+            _ => Err(CompressError::Failed(Algorithm::Deflate)),
+        }
+    }
+
+    fn decompress(&mut self, src: &[u8], page: &mut Page) -> Result<(), DecompressError> {
+        const A: Algorithm = Algorithm::Deflate;
+        let state = &mut self.decomp[0];
+        state.init();
+        // No TINFL_FLAG_HAS_MORE_INPUT: `src` is the whole stream, so running out of input
+        // is an error, not a request for more. The whole page is the (non-wrapping) window.
+        let (status, consumed, len) =
+            decompress(state, src, page, 0, TINFL_FLAG_USING_NON_WRAPPING_OUTPUT_BUF);
+        match status {
+            TINFLStatus::Done if len != PAGE_SIZE => Err(DecompressError::ShortPage {
+                algorithm: A,
+                len,
+            }),
+            TINFLStatus::Done if consumed != src.len() => Err(DecompressError::TrailingData(A)),
+            TINFLStatus::Done => Ok(()),
+            TINFLStatus::HasMoreOutput => Err(DecompressError::Overlong(A)),
+            _ => Err(DecompressError::Corrupt(A)),
+        }
+    }
+}
