@@ -10,7 +10,9 @@ use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use tmem_core::{Key, LoadMode, Oid, PAGE_SIZE, Page, PamOps, PoolHandle, PoolInfo, PoolKind, Tmem};
+use tmem_core::{
+    Key, LoadMode, Oid, PAGE_SIZE, Page, PamOps, PoolHandle, PoolInfo, PoolKind, Tmem,
+};
 
 /// The cheapest possible backend: the descriptor is the page's first word (+1).
 struct WordPam;
@@ -30,7 +32,13 @@ impl PamOps for WordPam {
         page[..8].copy_from_slice(&ctx.to_le_bytes());
         Ok(())
     }
-    fn load_and_free(&self, _: &mut u64, _: &PoolInfo, d: NonZeroU64, page: &mut Page) -> Result<(), ()> {
+    fn load_and_free(
+        &self,
+        _: &mut u64,
+        _: &PoolInfo,
+        d: NonZeroU64,
+        page: &mut Page,
+    ) -> Result<(), ()> {
         page[..8].copy_from_slice(&d.get().to_le_bytes());
         Ok(())
     }
@@ -40,10 +48,20 @@ impl PamOps for WordPam {
 }
 
 /// One round: store, load (keep), invalidate one key. Returns nothing; 3 operations.
-fn round(t: &Tmem<WordPam>, h: &PoolHandle<NonZeroU64>, ctx: &mut u64, oid: Oid, index: u64, page: &mut Page) {
+fn round(
+    t: &Tmem<WordPam>,
+    h: &PoolHandle<NonZeroU64>,
+    ctx: &mut u64,
+    oid: Oid,
+    index: u64,
+    page: &mut Page,
+) {
     page[..8].copy_from_slice(&index.to_le_bytes());
     t.store_in(ctx, h, oid, index, page).unwrap();
-    assert!(t.load_from(ctx, h, oid, index, page, LoadMode::Keep).unwrap());
+    assert!(
+        t.load_from(ctx, h, oid, index, page, LoadMode::Keep)
+            .unwrap()
+    );
     assert!(t.invalidate_page_in(h, oid, index).unwrap());
 }
 
@@ -57,7 +75,8 @@ fn setup() -> (Tmem<WordPam>, PoolHandle<NonZeroU64>) {
     let page = [7u8; PAGE_SIZE];
     for o in 0..64u64 {
         for i in 0..64u64 {
-            t.store_in(&mut ctx, &h, Oid::new(o, 1, 0), i, &page).unwrap();
+            t.store_in(&mut ctx, &h, Oid::new(o, 1, 0), i, &page)
+                .unwrap();
         }
     }
     (t, h)
@@ -76,7 +95,14 @@ fn bench(c: &mut Criterion) {
         let mut i = 0u64;
         b.iter(|| {
             i = i.wrapping_add(1);
-            round(&t, &h, &mut ctx, Oid::new(1000 + (i & 255), 0, 0), i & 4095, &mut page);
+            round(
+                &t,
+                &h,
+                &mut ctx,
+                Oid::new(1000 + (i & 255), 0, 0),
+                i & 4095,
+                &mut page,
+            );
         })
     });
 
@@ -91,7 +117,10 @@ fn bench(c: &mut Criterion) {
             let oid = Oid::new(1000 + (i & 255), 0, 0);
             page[..8].copy_from_slice(&i.to_le_bytes());
             t.store(&mut ctx, pid, oid, i & 4095, &page).unwrap();
-            assert!(t.load(&mut ctx, pid, oid, i & 4095, &mut page, LoadMode::Keep).unwrap());
+            assert!(
+                t.load(&mut ctx, pid, oid, i & 4095, &mut page, LoadMode::Keep)
+                    .unwrap()
+            );
             assert!(t.invalidate_page(pid, oid, i & 4095).unwrap());
         })
     });
@@ -100,31 +129,38 @@ fn bench(c: &mut Criterion) {
     // is wall time / (2 * iters), i.e. per round of aggregate throughput. Compare it with
     // the 1-thread figure: speedup = t1 / t2.
     for threads in [1usize, 2] {
-        g.bench_function(format!("store_load_invalidate/aggregate_{threads}threads"), |b| {
-            b.iter_custom(|iters| {
-                let barrier = Barrier::new(threads);
-                let start = std::thread::scope(|s| {
-                    let hs: Vec<_> = (0..threads)
-                        .map(|tid| {
-                            let (t, h, barrier) = (&t, &h, &barrier);
-                            s.spawn(move || {
-                                let mut ctx = 0u64;
-                                let mut page = [0u8; PAGE_SIZE];
-                                barrier.wait();
-                                let start = Instant::now();
-                                for i in 0..iters {
-                                    let oid = Oid::new(10_000 + (tid as u64) * 1000 + (i & 255), 0, 0);
-                                    round(t, h, &mut ctx, oid, i & 4095, &mut page);
-                                }
-                                start
+        g.bench_function(
+            format!("store_load_invalidate/aggregate_{threads}threads"),
+            |b| {
+                b.iter_custom(|iters| {
+                    let barrier = Barrier::new(threads);
+                    let start = std::thread::scope(|s| {
+                        let hs: Vec<_> = (0..threads)
+                            .map(|tid| {
+                                let (t, h, barrier) = (&t, &h, &barrier);
+                                s.spawn(move || {
+                                    let mut ctx = 0u64;
+                                    let mut page = [0u8; PAGE_SIZE];
+                                    barrier.wait();
+                                    let start = Instant::now();
+                                    for i in 0..iters {
+                                        let oid = Oid::new(
+                                            10_000 + (tid as u64) * 1000 + (i & 255),
+                                            0,
+                                            0,
+                                        );
+                                        round(t, h, &mut ctx, oid, i & 4095, &mut page);
+                                    }
+                                    start
+                                })
                             })
-                        })
-                        .collect();
-                    hs.into_iter().map(|h| h.join().unwrap()).min().unwrap()
-                });
-                start.elapsed() / threads as u32
-            })
-        });
+                            .collect();
+                        hs.into_iter().map(|h| h.join().unwrap()).min().unwrap()
+                    });
+                    start.elapsed() / threads as u32
+                })
+            },
+        );
     }
     g.finish();
 }

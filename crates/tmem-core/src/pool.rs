@@ -7,7 +7,7 @@ use hashbrown::HashMap;
 
 use crate::error::TmemError;
 use crate::key::{BuildPremixed, Index, Key, Oid, PoolId};
-use crate::pam::{PamOps, Page};
+use crate::pam::{Page, PamOps};
 use crate::sync::{AtomicBool, Mutex, Ordering};
 use crate::tree::{self, Tree};
 
@@ -145,7 +145,13 @@ impl<D> Bucket<D> {
         res
     }
 
-    fn remove<P: PamOps<Desc = D>>(&mut self, pam: &P, info: &PoolInfo, oid: &Oid, index: Index) -> Option<D> {
+    fn remove<P: PamOps<Desc = D>>(
+        &mut self,
+        pam: &P,
+        info: &PoolInfo,
+        oid: &Oid,
+        index: Index,
+    ) -> Option<D> {
         let tree = self.objects.get_mut(oid)?;
         let before = stats_of(tree);
         let d = tree.remove(index);
@@ -430,8 +436,8 @@ impl<D> Pool<D> {
             c.interiors += g.interiors;
             c.metadata_bytes += (g.objects.capacity() * entry) as u64;
         }
-        c.metadata_bytes +=
-            c.leaves * tree::leaf_bytes::<D>() as u64 + c.interiors * tree::interior_bytes::<D>() as u64;
+        c.metadata_bytes += c.leaves * tree::leaf_bytes::<D>() as u64
+            + c.interiors * tree::interior_bytes::<D>() as u64;
         c
     }
 

@@ -107,7 +107,13 @@ impl PamOps for SeedPam {
     type Ctx = SeedCtx;
     type Error = SeedError;
 
-    fn create(&self, _ctx: &mut SeedCtx, _key: &Key, _pool: &PoolInfo, page: &Page) -> Result<SeedDesc, SeedError> {
+    fn create(
+        &self,
+        _ctx: &mut SeedCtx,
+        _key: &Key,
+        _pool: &PoolInfo,
+        page: &Page,
+    ) -> Result<SeedDesc, SeedError> {
         if self
             .fail_next
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
@@ -137,7 +143,13 @@ impl PamOps for SeedPam {
         Ok(())
     }
 
-    fn load_and_free(&self, _ctx: &mut SeedCtx, pool: &PoolInfo, desc: SeedDesc, page: &mut Page) -> Result<(), SeedError> {
+    fn load_and_free(
+        &self,
+        _ctx: &mut SeedCtx,
+        pool: &PoolInfo,
+        desc: SeedDesc,
+        page: &mut Page,
+    ) -> Result<(), SeedError> {
         *page = seed_page(desc.seed());
         self.free(pool, desc);
         Ok(())
@@ -279,15 +291,37 @@ impl Op {
                 match b[0] % 16 {
                     0 => Op::NewPool {
                         client: b[1] % 3,
-                        kind: if b[2] & 1 == 0 { PoolKind::Ephemeral } else { PoolKind::Persistent },
+                        kind: if b[2] & 1 == 0 {
+                            PoolKind::Ephemeral
+                        } else {
+                            PoolKind::Persistent
+                        },
                         shared: if b[3] & 1 == 0 { None } else { Some(b[3] >> 1) },
                     },
-                    1 => Op::DestroyPool { client: b[2] % 3, slot },
-                    2..=5 => Op::Store { slot, oid, index, seed },
-                    6..=8 => Op::Load { slot, oid, index, mode },
+                    1 => Op::DestroyPool {
+                        client: b[2] % 3,
+                        slot,
+                    },
+                    2..=5 => Op::Store {
+                        slot,
+                        oid,
+                        index,
+                        seed,
+                    },
+                    6..=8 => Op::Load {
+                        slot,
+                        oid,
+                        index,
+                        mode,
+                    },
                     9 | 10 => Op::InvalidatePage { slot, oid, index },
                     11 => Op::InvalidateObject { slot, oid },
-                    12 | 13 => Op::CompareInvalidate { slot, oid, index, right: b[4] & 1 == 0 },
+                    12 | 13 => Op::CompareInvalidate {
+                        slot,
+                        oid,
+                        index,
+                        right: b[4] & 1 == 0,
+                    },
                     14 => Op::InvalidatePool { slot },
                     _ => Op::FailCreates { n: b[4] % 3 },
                 }
@@ -306,7 +340,11 @@ struct ModelPool {
 }
 
 fn resolve_index(i: u64) -> Index {
-    if (i as usize) < INDICES.len() { INDICES[i as usize] } else { i }
+    if (i as usize) < INDICES.len() {
+        INDICES[i as usize]
+    } else {
+        i
+    }
 }
 
 /// Runs `ops` on a fresh `Tmem<SeedPam>` with three clients and checks every result
@@ -325,7 +363,11 @@ pub fn run(ops: &[Op]) -> Result<(), String> {
     for (step, op) in ops.iter().enumerate() {
         let ctxt = |what: &str| format!("step {step} {op:?}: {what}");
         match *op {
-            Op::NewPool { client, kind, shared } => {
+            Op::NewPool {
+                client,
+                kind,
+                shared,
+            } => {
                 let c = clients[client as usize % 3];
                 let id = match shared {
                     None => tmem.new_pool(c, kind),
@@ -358,7 +400,9 @@ pub fn run(ops: &[Op]) -> Result<(), String> {
                 }
             }
             Op::DestroyPool { client, slot } => {
-                let Some(p) = pools.get_mut(slot as usize) else { continue };
+                let Some(p) = pools.get_mut(slot as usize) else {
+                    continue;
+                };
                 let r = tmem.destroy_pool(clients[client as usize % 3], p.id);
                 if !p.alive {
                     if r != Err(TmemError::UnknownPool) {
@@ -382,8 +426,15 @@ pub fn run(ops: &[Op]) -> Result<(), String> {
                     }
                 }
             }
-            Op::Store { slot, oid, index, seed } => {
-                let Some(p) = pools.get_mut(slot as usize) else { continue };
+            Op::Store {
+                slot,
+                oid,
+                index,
+                seed,
+            } => {
+                let Some(p) = pools.get_mut(slot as usize) else {
+                    continue;
+                };
                 let (o, i) = (OIDS[oid as usize % OIDS.len()], resolve_index(index));
                 let r = tmem.store(&mut ctx, p.id, o, i, &seed_page(seed));
                 if !p.alive {
@@ -400,15 +451,29 @@ pub fn run(ops: &[Op]) -> Result<(), String> {
                     p.pages.remove(&(o, i));
                 } else {
                     let out = r.map_err(|e| ctxt(&format!("{e:?}")))?;
-                    let had = p.pages.insert((o, i), tmem.pam().last_created(seed)).is_some();
-                    let want = if had { StoreOutcome::Replaced } else { StoreOutcome::New };
+                    let had = p
+                        .pages
+                        .insert((o, i), tmem.pam().last_created(seed))
+                        .is_some();
+                    let want = if had {
+                        StoreOutcome::Replaced
+                    } else {
+                        StoreOutcome::New
+                    };
                     if out != want {
                         return Err(ctxt(&format!("outcome {out:?}, want {want:?}")));
                     }
                 }
             }
-            Op::Load { slot, oid, index, mode } => {
-                let Some(p) = pools.get_mut(slot as usize) else { continue };
+            Op::Load {
+                slot,
+                oid,
+                index,
+                mode,
+            } => {
+                let Some(p) = pools.get_mut(slot as usize) else {
+                    continue;
+                };
                 let (o, i) = (OIDS[oid as usize % OIDS.len()], resolve_index(index));
                 page.fill(0xa5);
                 let r = tmem.load(&mut ctx, p.id, o, i, &mut page, mode);
@@ -447,7 +512,9 @@ pub fn run(ops: &[Op]) -> Result<(), String> {
                 }
             }
             Op::InvalidatePage { slot, oid, index } => {
-                let Some(p) = pools.get_mut(slot as usize) else { continue };
+                let Some(p) = pools.get_mut(slot as usize) else {
+                    continue;
+                };
                 let (o, i) = (OIDS[oid as usize % OIDS.len()], resolve_index(index));
                 let r = tmem.invalidate_page(p.id, o, i);
                 if !p.alive {
@@ -462,7 +529,9 @@ pub fn run(ops: &[Op]) -> Result<(), String> {
                 }
             }
             Op::InvalidateObject { slot, oid } => {
-                let Some(p) = pools.get_mut(slot as usize) else { continue };
+                let Some(p) = pools.get_mut(slot as usize) else {
+                    continue;
+                };
                 let o = OIDS[oid as usize % OIDS.len()];
                 let r = tmem.invalidate_object(p.id, o);
                 if !p.alive {
@@ -478,13 +547,22 @@ pub fn run(ops: &[Op]) -> Result<(), String> {
                     return Err(ctxt(&format!("invalidate_object freed {n}")));
                 }
             }
-            Op::CompareInvalidate { slot, oid, index, right } => {
-                let Some(p) = pools.get_mut(slot as usize) else { continue };
+            Op::CompareInvalidate {
+                slot,
+                oid,
+                index,
+                right,
+            } => {
+                let Some(p) = pools.get_mut(slot as usize) else {
+                    continue;
+                };
                 let (o, i) = (OIDS[oid as usize % OIDS.len()], resolve_index(index));
                 let current = p.pages.get(&(o, i)).copied();
                 let expected = match (current, right) {
                     (Some(d), true) => d,
-                    (Some(d), false) => SeedDesc(NonZeroU64::new(d.raw() ^ (1 << 40)).unwrap_or(NonZeroU64::MIN)),
+                    (Some(d), false) => {
+                        SeedDesc(NonZeroU64::new(d.raw() ^ (1 << 40)).unwrap_or(NonZeroU64::MIN))
+                    }
                     (None, _) => SeedDesc(NonZeroU64::MIN),
                 };
                 let r = tmem.compare_and_invalidate(p.id, o, i, &expected);
@@ -497,14 +575,18 @@ pub fn run(ops: &[Op]) -> Result<(), String> {
                 let done = r.map_err(|e| ctxt(&format!("{e:?}")))?;
                 let want = current.is_some() && right;
                 if done != want {
-                    return Err(ctxt(&format!("compare_and_invalidate gave {done}, want {want}")));
+                    return Err(ctxt(&format!(
+                        "compare_and_invalidate gave {done}, want {want}"
+                    )));
                 }
                 if done {
                     p.pages.remove(&(o, i));
                 }
             }
             Op::InvalidatePool { slot } => {
-                let Some(p) = pools.get_mut(slot as usize) else { continue };
+                let Some(p) = pools.get_mut(slot as usize) else {
+                    continue;
+                };
                 let r = tmem.invalidate_pool(p.id);
                 if !p.alive {
                     if r != Err(TmemError::UnknownPool) {
@@ -524,14 +606,25 @@ pub fn run(ops: &[Op]) -> Result<(), String> {
             }
         }
         // Global invariants after every step.
-        let model_live: usize = pools.iter().filter(|p| p.alive).map(|p| p.pages.len()).sum();
+        let model_live: usize = pools
+            .iter()
+            .filter(|p| p.alive)
+            .map(|p| p.pages.len())
+            .sum();
         if tmem.pam().live() != model_live as i64 {
-            return Err(ctxt(&format!("backend holds {} descriptors, model {model_live}", tmem.pam().live())));
+            return Err(ctxt(&format!(
+                "backend holds {} descriptors, model {model_live}",
+                tmem.pam().live()
+            )));
         }
         for p in pools.iter().filter(|p| p.alive) {
             let c = tmem.counts(p.id).map_err(|e| ctxt(&format!("{e:?}")))?;
             if c.pages != p.pages.len() as u64 {
-                return Err(ctxt(&format!("pool counts {} pages, model {}", c.pages, p.pages.len())));
+                return Err(ctxt(&format!(
+                    "pool counts {} pages, model {}",
+                    c.pages,
+                    p.pages.len()
+                )));
             }
             let objects = {
                 let mut v: Vec<Oid> = p.pages.keys().map(|(o, _)| *o).collect();
@@ -539,13 +632,17 @@ pub fn run(ops: &[Op]) -> Result<(), String> {
                 v.len() as u64
             };
             if c.objects != objects {
-                return Err(ctxt(&format!("pool counts {} objects, model {objects}", c.objects)));
+                return Err(ctxt(&format!(
+                    "pool counts {} objects, model {objects}",
+                    c.objects
+                )));
             }
         }
     }
     // Teardown: every client leaves; everything must be freed.
     for c in clients {
-        tmem.destroy_client(c).map_err(|e| format!("destroy_client: {e:?}"))?;
+        tmem.destroy_client(c)
+            .map_err(|e| format!("destroy_client: {e:?}"))?;
     }
     if !tmem.pool_ids().is_empty() {
         return Err(format!("pools left after teardown: {:?}", tmem.pool_ids()));

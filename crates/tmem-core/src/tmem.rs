@@ -5,7 +5,7 @@ use hashbrown::HashMap;
 
 use crate::error::TmemError;
 use crate::key::{ClientId, Index, Oid, PoolId, Uuid};
-use crate::pam::{PamOps, Page};
+use crate::pam::{Page, PamOps};
 use crate::pool::{LoadMode, Pool, PoolCounts, PoolInfo, PoolKind, StoreOutcome};
 use crate::sync::{Arc, RwLock};
 
@@ -111,7 +111,9 @@ impl<P: PamOps> Tmem<P> {
     pub fn destroy_client(&self, client: ClientId) -> TmemResult<(), P> {
         let pools = {
             let mut r = self.registry.write();
-            r.clients.remove(&client.0).ok_or(TmemError::UnknownClient)?
+            r.clients
+                .remove(&client.0)
+                .ok_or(TmemError::UnknownClient)?
         };
         for p in pools {
             // Re-add membership bookkeeping is not needed: leave() works from the pool
@@ -139,7 +141,10 @@ impl<P: PamOps> Tmem<P> {
                     return Err(TmemError::UnknownClient);
                 };
                 list.try_reserve(1).map_err(|_| TmemError::NoMemory)?;
-                entry.members.try_reserve(1).map_err(|_| TmemError::NoMemory)?;
+                entry
+                    .members
+                    .try_reserve(1)
+                    .map_err(|_| TmemError::NoMemory)?;
                 list.push(PoolId(id));
                 entry.members.push(client);
             }
@@ -248,7 +253,11 @@ impl<P: PamOps> Tmem<P> {
     /// The pool's description.
     pub fn pool_info(&self, pool: PoolId) -> TmemResult<PoolInfo, P> {
         let r = self.registry.read();
-        Ok(r.pools.get(&pool.0).ok_or(TmemError::UnknownPool)?.pool.info)
+        Ok(r.pools
+            .get(&pool.0)
+            .ok_or(TmemError::UnknownPool)?
+            .pool
+            .info)
     }
 
     /// Ids of the live pools.
@@ -261,7 +270,11 @@ impl<P: PamOps> Tmem<P> {
 
     fn lookup(&self, pool: PoolId) -> TmemResult<Arc<Pool<P::Desc>>, P> {
         let r = self.registry.read();
-        Ok(r.pools.get(&pool.0).ok_or(TmemError::UnknownPool)?.pool.clone())
+        Ok(r.pools
+            .get(&pool.0)
+            .ok_or(TmemError::UnknownPool)?
+            .pool
+            .clone())
     }
 
     /// Stores a copy of `page` at (pool, oid, index). A duplicate store replaces the old
@@ -288,7 +301,8 @@ impl<P: PamOps> Tmem<P> {
         page: &mut Page,
         mode: LoadMode,
     ) -> TmemResult<bool, P> {
-        self.lookup(pool)?.load(&self.pam, ctx, oid, index, page, mode)
+        self.lookup(pool)?
+            .load(&self.pam, ctx, oid, index, page, mode)
     }
 
     /// Invalidates one page; `Ok(true)` if there was one.
@@ -381,7 +395,8 @@ impl<P: PamOps> Tmem<P> {
         index: Index,
         expected: &P::Desc,
     ) -> TmemResult<bool, P> {
-        pool.pool.compare_and_invalidate(&self.pam, oid, index, expected)
+        pool.pool
+            .compare_and_invalidate(&self.pam, oid, index, expected)
     }
 
     /// [`Tmem::invalidate_object`] through a handle.

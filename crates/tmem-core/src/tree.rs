@@ -27,7 +27,11 @@ pub(crate) const MAX_HEIGHT: u8 = 11;
 /// Largest index a tree of `height` can hold.
 pub(crate) const fn max_index(height: u8) -> u64 {
     let bits = SHIFT * height as u32;
-    if bits >= 64 { u64::MAX } else { (1u64 << bits) - 1 }
+    if bits >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << bits) - 1
+    }
 }
 
 /// Smallest height that can hold `index`.
@@ -198,7 +202,11 @@ impl<D> Tree<D> {
 
     /// Inserts `desc` at `index`, returning the descriptor it replaced. On allocation
     /// failure the tree is unchanged and `desc` comes back in the error.
-    pub(crate) fn insert(&mut self, index: Index, desc: D) -> Result<Option<D>, (NodeAllocError, D)> {
+    pub(crate) fn insert(
+        &mut self,
+        index: Index,
+        desc: D,
+    ) -> Result<Option<D>, (NodeAllocError, D)> {
         let need = height_for(index);
         debug_assert!(need <= MAX_HEIGHT);
         if self.is_empty() {
@@ -268,7 +276,9 @@ impl<D> Tree<D> {
         let mut new_leaves = 0u32;
         let mut new_interiors = 0u32;
         let result = match &mut self.root {
-            Root::Node(n) => node_insert(n, height, index, desc, &mut new_leaves, &mut new_interiors),
+            Root::Node(n) => {
+                node_insert(n, height, index, desc, &mut new_leaves, &mut new_interiors)
+            }
             _ => Err((NodeAllocError, desc)),
         };
         self.leaves += new_leaves;
@@ -430,7 +440,9 @@ fn node_insert<D>(
                 }
             }
             let result = match &mut n.slots[slot] {
-                Some(child) => node_insert(child, level - 1, index, desc, new_leaves, new_interiors),
+                Some(child) => {
+                    node_insert(child, level - 1, index, desc, new_leaves, new_interiors)
+                }
                 None => Err((NodeAllocError, desc)),
             };
             if result.is_err() && created {
@@ -642,7 +654,11 @@ mod tests {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            let idx = if x % 3 == 0 { interesting[(x >> 8) as usize % interesting.len()] } else { (x >> 20) % 300 };
+            let idx = if x % 3 == 0 {
+                interesting[(x >> 8) as usize % interesting.len()]
+            } else {
+                (x >> 20) % 300
+            };
             if x % 5 < 3 {
                 assert_eq!(t.insert(idx, step).unwrap(), m.insert(idx, step));
             } else {

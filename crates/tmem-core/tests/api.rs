@@ -15,10 +15,19 @@ fn duplicate_store_replaces_and_failed_duplicate_leaves_nothing() {
     let p = t.new_pool(c, PoolKind::Persistent).unwrap();
     let mut ctx = SeedCtx::default();
     let o = Oid::new(1, 2, 3);
-    assert_eq!(t.store(&mut ctx, p, o, 9, &seed_page(1)).unwrap(), StoreOutcome::New);
-    assert_eq!(t.store(&mut ctx, p, o, 9, &seed_page(2)).unwrap(), StoreOutcome::Replaced);
+    assert_eq!(
+        t.store(&mut ctx, p, o, 9, &seed_page(1)).unwrap(),
+        StoreOutcome::New
+    );
+    assert_eq!(
+        t.store(&mut ctx, p, o, 9, &seed_page(2)).unwrap(),
+        StoreOutcome::Replaced
+    );
     let mut out = page();
-    assert!(t.load(&mut ctx, p, o, 9, &mut out, LoadMode::Default).unwrap());
+    assert!(
+        t.load(&mut ctx, p, o, 9, &mut out, LoadMode::Default)
+            .unwrap()
+    );
     assert_eq!(out, seed_page(2));
     // A failing duplicate store: the old copy must be gone (no stale data).
     t.pam().fail_next(1);
@@ -26,7 +35,10 @@ fn duplicate_store_replaces_and_failed_duplicate_leaves_nothing() {
         t.store(&mut ctx, p, o, 9, &seed_page(3)),
         Err(TmemError::Backend(SeedError::Injected))
     );
-    assert!(!t.load(&mut ctx, p, o, 9, &mut out, LoadMode::Default).unwrap());
+    assert!(
+        !t.load(&mut ctx, p, o, 9, &mut out, LoadMode::Default)
+            .unwrap()
+    );
     assert_eq!(t.pam().live(), 0);
 }
 
@@ -43,13 +55,31 @@ fn get_get_coherency_and_exclusive_defaults() {
         t.store(&mut ctx, p, o, u64::MAX, &seed_page(7)).unwrap();
     }
     // Private ephemeral: exclusive by default; then misses until the next store.
-    assert!(t.load(&mut ctx, eph, o, u64::MAX, &mut out, LoadMode::Default).unwrap());
-    assert!(!t.load(&mut ctx, eph, o, u64::MAX, &mut out, LoadMode::Default).unwrap());
-    assert!(!t.load(&mut ctx, eph, o, u64::MAX, &mut out, LoadMode::Keep).unwrap());
+    assert!(
+        t.load(&mut ctx, eph, o, u64::MAX, &mut out, LoadMode::Default)
+            .unwrap()
+    );
+    assert!(
+        !t.load(&mut ctx, eph, o, u64::MAX, &mut out, LoadMode::Default)
+            .unwrap()
+    );
+    assert!(
+        !t.load(&mut ctx, eph, o, u64::MAX, &mut out, LoadMode::Keep)
+            .unwrap()
+    );
     // Persistent: kept by default, exclusive on request.
-    assert!(t.load(&mut ctx, pers, o, u64::MAX, &mut out, LoadMode::Default).unwrap());
-    assert!(t.load(&mut ctx, pers, o, u64::MAX, &mut out, LoadMode::Exclusive).unwrap());
-    assert!(!t.load(&mut ctx, pers, o, u64::MAX, &mut out, LoadMode::Default).unwrap());
+    assert!(
+        t.load(&mut ctx, pers, o, u64::MAX, &mut out, LoadMode::Default)
+            .unwrap()
+    );
+    assert!(
+        t.load(&mut ctx, pers, o, u64::MAX, &mut out, LoadMode::Exclusive)
+            .unwrap()
+    );
+    assert!(
+        !t.load(&mut ctx, pers, o, u64::MAX, &mut out, LoadMode::Default)
+            .unwrap()
+    );
     assert_eq!(t.pam().live(), 0);
 }
 
@@ -64,16 +94,57 @@ fn shared_pools_join_by_uuid_and_live_until_the_last_member_leaves() {
     assert_eq!(pa, pb);
     assert!(t.pool_info(pa).unwrap().shared);
     let mut ctx = SeedCtx::default();
-    t.store(&mut ctx, pa, Oid::new(1, 0, 0), 0, &seed_page(4)).unwrap();
+    t.store(&mut ctx, pa, Oid::new(1, 0, 0), 0, &seed_page(4))
+        .unwrap();
     // Shared ephemeral loads keep the page for the other sharers.
     let mut out = page();
-    assert!(t.load(&mut ctx, pb, Oid::new(1, 0, 0), 0, &mut out, LoadMode::Default).unwrap());
-    assert!(t.load(&mut ctx, pa, Oid::new(1, 0, 0), 0, &mut out, LoadMode::Default).unwrap());
+    assert!(
+        t.load(
+            &mut ctx,
+            pb,
+            Oid::new(1, 0, 0),
+            0,
+            &mut out,
+            LoadMode::Default
+        )
+        .unwrap()
+    );
+    assert!(
+        t.load(
+            &mut ctx,
+            pa,
+            Oid::new(1, 0, 0),
+            0,
+            &mut out,
+            LoadMode::Default
+        )
+        .unwrap()
+    );
     t.destroy_pool(a, pa).unwrap();
-    assert!(t.load(&mut ctx, pb, Oid::new(1, 0, 0), 0, &mut out, LoadMode::Default).unwrap());
+    assert!(
+        t.load(
+            &mut ctx,
+            pb,
+            Oid::new(1, 0, 0),
+            0,
+            &mut out,
+            LoadMode::Default
+        )
+        .unwrap()
+    );
     assert_eq!(t.destroy_pool(a, pa), Err(TmemError::NotAMember));
     t.destroy_pool(b, pb).unwrap();
-    assert_eq!(t.load(&mut ctx, pb, Oid::new(1, 0, 0), 0, &mut out, LoadMode::Default), Err(TmemError::UnknownPool));
+    assert_eq!(
+        t.load(
+            &mut ctx,
+            pb,
+            Oid::new(1, 0, 0),
+            0,
+            &mut out,
+            LoadMode::Default
+        ),
+        Err(TmemError::UnknownPool)
+    );
     assert_eq!(t.pam().live(), 0);
 }
 
@@ -109,11 +180,26 @@ fn unknown_pool_and_client_are_typed_errors() {
     let mut ctx = SeedCtx::default();
     let mut out = page();
     let bogus = tmem_core::PoolId(77);
-    assert_eq!(t.store(&mut ctx, bogus, Oid::default(), 0, &seed_page(0)), Err(TmemError::UnknownPool));
-    assert_eq!(t.load(&mut ctx, bogus, Oid::default(), 0, &mut out, LoadMode::Keep), Err(TmemError::UnknownPool));
-    assert_eq!(t.invalidate_page(bogus, Oid::default(), 0), Err(TmemError::UnknownPool));
-    assert_eq!(t.invalidate_object(bogus, Oid::default()), Err(TmemError::UnknownPool));
-    assert_eq!(t.new_pool(tmem_core::ClientId(9), PoolKind::Ephemeral), Err(TmemError::UnknownClient));
+    assert_eq!(
+        t.store(&mut ctx, bogus, Oid::default(), 0, &seed_page(0)),
+        Err(TmemError::UnknownPool)
+    );
+    assert_eq!(
+        t.load(&mut ctx, bogus, Oid::default(), 0, &mut out, LoadMode::Keep),
+        Err(TmemError::UnknownPool)
+    );
+    assert_eq!(
+        t.invalidate_page(bogus, Oid::default(), 0),
+        Err(TmemError::UnknownPool)
+    );
+    assert_eq!(
+        t.invalidate_object(bogus, Oid::default()),
+        Err(TmemError::UnknownPool)
+    );
+    assert_eq!(
+        t.new_pool(tmem_core::ClientId(9), PoolKind::Ephemeral),
+        Err(TmemError::UnknownClient)
+    );
 }
 
 #[test]
@@ -123,14 +209,21 @@ fn handles_outlive_destroy_without_waiting() {
     let p = t.new_pool(c, PoolKind::Persistent).unwrap();
     let h = t.pool(p).unwrap();
     let mut ctx = SeedCtx::default();
-    t.store_in(&mut ctx, &h, Oid::new(1, 0, 0), 3, &seed_page(1)).unwrap();
+    t.store_in(&mut ctx, &h, Oid::new(1, 0, 0), 3, &seed_page(1))
+        .unwrap();
     t.destroy_pool(c, p).unwrap();
     assert_eq!(t.pam().live(), 0);
-    assert_eq!(t.store_in(&mut ctx, &h, Oid::new(1, 0, 0), 3, &seed_page(1)), Err(TmemError::PoolDestroyed));
+    assert_eq!(
+        t.store_in(&mut ctx, &h, Oid::new(1, 0, 0), 3, &seed_page(1)),
+        Err(TmemError::PoolDestroyed)
+    );
     // The failed store's descriptor was freed, not leaked into a dead pool.
     assert_eq!(t.pam().live(), 0);
     let mut out = page();
-    assert_eq!(t.load_from(&mut ctx, &h, Oid::new(1, 0, 0), 3, &mut out, LoadMode::Keep), Err(TmemError::PoolDestroyed));
+    assert_eq!(
+        t.load_from(&mut ctx, &h, Oid::new(1, 0, 0), 3, &mut out, LoadMode::Keep),
+        Err(TmemError::PoolDestroyed)
+    );
 }
 
 #[test]
@@ -138,11 +231,17 @@ fn several_instances_with_their_own_backends() {
     let t1 = Tmem::new(SeedPam::new());
     let t2 = Tmem::new(SeedPam::new());
     let (c1, c2) = (t1.new_client().unwrap(), t2.new_client().unwrap());
-    let (p1, p2) = (t1.new_pool(c1, PoolKind::Persistent).unwrap(), t2.new_pool(c2, PoolKind::Persistent).unwrap());
+    let (p1, p2) = (
+        t1.new_pool(c1, PoolKind::Persistent).unwrap(),
+        t2.new_pool(c2, PoolKind::Persistent).unwrap(),
+    );
     let mut ctx = SeedCtx::default();
-    t1.store(&mut ctx, p1, Oid::default(), 1, &seed_page(1)).unwrap();
-    t2.store(&mut ctx, p2, Oid::default(), 1, &seed_page(2)).unwrap();
-    t2.store(&mut ctx, p2, Oid::default(), 2, &seed_page(2)).unwrap();
+    t1.store(&mut ctx, p1, Oid::default(), 1, &seed_page(1))
+        .unwrap();
+    t2.store(&mut ctx, p2, Oid::default(), 1, &seed_page(2))
+        .unwrap();
+    t2.store(&mut ctx, p2, Oid::default(), 2, &seed_page(2))
+        .unwrap();
     assert_eq!((t1.pam().live(), t2.pam().live()), (1, 2));
     drop(t1);
     assert_eq!(t2.pam().live(), 2);
@@ -156,11 +255,15 @@ fn counts_and_metadata() {
     let mut ctx = SeedCtx::default();
     for o in 0..10u64 {
         for i in 0..64u64 {
-            t.store(&mut ctx, p, Oid::new(o, 0, 0), i, &seed_page(i as u32)).unwrap();
+            t.store(&mut ctx, p, Oid::new(o, 0, 0), i, &seed_page(i as u32))
+                .unwrap();
         }
     }
     let k = t.counts(p).unwrap();
-    assert_eq!((k.objects, k.pages, k.leaves, k.interiors), (10, 640, 10, 0));
+    assert_eq!(
+        (k.objects, k.pages, k.leaves, k.interiors),
+        (10, 640, 10, 0)
+    );
     assert!(k.metadata_bytes > 10 * 512);
     assert_eq!(t.invalidate_object(p, Oid::new(3, 0, 0)).unwrap(), 64);
     let k = t.counts(p).unwrap();

@@ -40,8 +40,22 @@ fn op() -> impl Strategy<Value = Op> {
 fn sequence() -> impl Strategy<Value = Vec<Op>> {
     // Start with two pools so most operations land somewhere.
     prop::collection::vec(op(), 1..120).prop_map(|mut v| {
-        v.insert(0, Op::NewPool { client: 0, kind: PoolKind::Persistent, shared: None });
-        v.insert(1, Op::NewPool { client: 1, kind: PoolKind::Ephemeral, shared: None });
+        v.insert(
+            0,
+            Op::NewPool {
+                client: 0,
+                kind: PoolKind::Persistent,
+                shared: None,
+            },
+        );
+        v.insert(
+            1,
+            Op::NewPool {
+                client: 1,
+                kind: PoolKind::Ephemeral,
+                shared: None,
+            },
+        );
         v
     })
 }
