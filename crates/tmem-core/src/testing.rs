@@ -123,7 +123,7 @@ impl PamOps for SeedPam {
         }
         let n = self.created.fetch_add(1, Ordering::SeqCst).wrapping_add(1);
         let every = self.fail_every.load(Ordering::SeqCst);
-        if every != 0 && n % every == 0 {
+        if every != 0 && n.is_multiple_of(every) {
             return Err(SeedError::Injected);
         }
         let seed = u32::from_le_bytes([page[0], page[1], page[2], page[3]]);

@@ -654,7 +654,7 @@ mod tests {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            let idx = if x % 3 == 0 {
+            let idx = if x.is_multiple_of(3) {
                 interesting[(x >> 8) as usize % interesting.len()]
             } else {
                 (x >> 20) % 300
