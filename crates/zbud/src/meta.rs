@@ -1,0 +1,291 @@
+//! Out-of-band metadata, packed: frame descriptors (24 bytes) and handle entries (8 bytes).
+//!
+//! Frame descriptor, besides the `Frame` (8 bytes), 128 bits in two `u64` words (not a
+//! `u128`, whose 16-byte alignment would pad the descriptor to 32 bytes):
+//!
+//! | bits    | field                                                                |
+//! |---------|----------------------------------------------------------------------|
+//! | 0..25   | handle-entry index of the first buddy (or, for a lone frame whose   |
+//! |         | first side is empty, the `next` link of its unbuddied list)          |
+//! | 25..50  | same for the last buddy                                              |
+//! | 50..74  | LRU `prev` (towards the most recently used end)                      |
+//! | 74..98  | LRU `next` (towards the least recently used end); free-list link     |
+//! | 98..122 | unbuddied-list `prev`                                                |
+//! | 122,123 | first / last buddy present                                           |
+//! | 124     | dying (being evicted: off the LRU and the unbuddied lists)           |
+//! | 125     | on an unbuddied list                                                 |
+//!
+//! A lone frame has one empty side, and only lone frames sit on unbuddied lists: the
+//! empty side's 25 bits hold the list's `next` link, so the doubly linked unbuddied lists
+//! cost no extra word.
+//!
+//! Handle entry (`u64`): generation (23 bits), live (1), buddy (1), length (13 bits,
+//! 1..=4096), frame index (24 bits). A free entry keeps its generation and links the
+//! free list through bits 25..50.
+
+use zpool::Frame;
+
+/// "No frame": the largest 24-bit value.
+pub(crate) const NIL: u32 = (1 << FRAME_BITS) - 1;
+/// "No handle entry": the largest 25-bit value.
+pub(crate) const HNIL: u32 = (1 << HIDX_BITS) - 1;
+
+pub(crate) const FRAME_BITS: u32 = 24;
+pub(crate) const HIDX_BITS: u32 = 25;
+pub(crate) const GEN_BITS: u32 = 23;
+pub(crate) const GEN_MASK: u64 = (1 << GEN_BITS) - 1;
+
+#[derive(Clone, Copy)]
+struct Field {
+    shift: u32,
+    width: u32,
+}
+
+const REV: [Field; 2] = [
+    Field {
+        shift: 0,
+        width: HIDX_BITS,
+    },
+    Field {
+        shift: 25,
+        width: HIDX_BITS,
+    },
+];
+const LRU_PREV: Field = Field {
+    shift: 50,
+    width: FRAME_BITS,
+};
+const LRU_NEXT: Field = Field {
+    shift: 74,
+    width: FRAME_BITS,
+};
+const UB_PREV: Field = Field {
+    shift: 98,
+    width: FRAME_BITS,
+};
+const HAS: [Field; 2] = [
+    Field {
+        shift: 122,
+        width: 1,
+    },
+    Field {
+        shift: 123,
+        width: 1,
+    },
+];
+const DYING: Field = Field {
+    shift: 124,
+    width: 1,
+};
+const LISTED: Field = Field {
+    shift: 125,
+    width: 1,
+};
+
+/// One frame's descriptor (24 bytes).
+pub(crate) struct Desc {
+    /// The frame, or `None` for a descriptor on the free list.
+    pub(crate) frame: Option<Frame>,
+    w: [u64; 2],
+}
+
+impl Desc {
+    /// An unused descriptor whose free-list link is `next`.
+    pub(crate) fn free(next: u32) -> Desc {
+        let mut d = Desc {
+            frame: None,
+            w: [0; 2],
+        };
+        d.set_lru_next(next);
+        d
+    }
+
+    /// A descriptor for a fresh frame: no buddy, off every list.
+    pub(crate) fn fresh(frame: Frame) -> Desc {
+        let mut d = Desc {
+            frame: Some(frame),
+            w: [0; 2],
+        };
+        d.set_lru_prev(NIL);
+        d.set_lru_next(NIL);
+        d.set_ub_prev(NIL);
+        d
+    }
+
+    fn bits(&self) -> u128 {
+        (u128::from(self.w[1]) << 64) | u128::from(self.w[0])
+    }
+
+    fn get(&self, f: Field) -> u32 {
+        ((self.bits() >> f.shift) & ((1u128 << f.width) - 1)) as u32
+    }
+
+    fn put(&mut self, f: Field, v: u32) {
+        let mask = ((1u128 << f.width) - 1) << f.shift;
+        let b = (self.bits() & !mask) | ((u128::from(v) << f.shift) & mask);
+        self.w = [b as u64, (b >> 64) as u64];
+    }
+
+    pub(crate) fn rev(&self, side: usize) -> u32 {
+        self.get(REV[side])
+    }
+    pub(crate) fn set_rev(&mut self, side: usize, v: u32) {
+        self.put(REV[side], v)
+    }
+    pub(crate) fn has(&self, side: usize) -> bool {
+        self.get(HAS[side]) != 0
+    }
+    pub(crate) fn set_has(&mut self, side: usize, v: bool) {
+        self.put(HAS[side], u32::from(v))
+    }
+    pub(crate) fn count(&self) -> usize {
+        usize::from(self.has(0)) + usize::from(self.has(1))
+    }
+    /// The occupied side of a frame holding exactly one object.
+    pub(crate) fn lone_side(&self) -> Option<usize> {
+        match (self.has(0), self.has(1)) {
+            (true, false) => Some(0),
+            (false, true) => Some(1),
+            _ => None,
+        }
+    }
+    pub(crate) fn lru_prev(&self) -> u32 {
+        self.get(LRU_PREV)
+    }
+    pub(crate) fn set_lru_prev(&mut self, v: u32) {
+        self.put(LRU_PREV, v)
+    }
+    pub(crate) fn lru_next(&self) -> u32 {
+        self.get(LRU_NEXT)
+    }
+    pub(crate) fn set_lru_next(&mut self, v: u32) {
+        self.put(LRU_NEXT, v)
+    }
+    pub(crate) fn ub_prev(&self) -> u32 {
+        self.get(UB_PREV)
+    }
+    pub(crate) fn set_ub_prev(&mut self, v: u32) {
+        self.put(UB_PREV, v)
+    }
+    /// The unbuddied-list `next` link, kept in the empty side of a lone frame.
+    pub(crate) fn ub_next(&self) -> u32 {
+        match self.lone_side() {
+            Some(side) => self.rev(1 - side),
+            None => NIL,
+        }
+    }
+    pub(crate) fn set_ub_next(&mut self, v: u32) {
+        if let Some(side) = self.lone_side() {
+            self.set_rev(1 - side, v)
+        }
+    }
+    pub(crate) fn dying(&self) -> bool {
+        self.get(DYING) != 0
+    }
+    pub(crate) fn set_dying(&mut self, v: bool) {
+        self.put(DYING, u32::from(v))
+    }
+    pub(crate) fn listed(&self) -> bool {
+        self.get(LISTED) != 0
+    }
+    pub(crate) fn set_listed(&mut self, v: bool) {
+        self.put(LISTED, u32::from(v))
+    }
+}
+
+/// One handle-table entry (8 bytes).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct Entry(u64);
+
+const LIVE_BIT: u32 = 23;
+const BUDDY_BIT: u32 = 24;
+const LEN_SHIFT: u32 = 25;
+const LEN_BITS: u32 = 13;
+const FRAME_SHIFT: u32 = 38;
+const NEXT_SHIFT: u32 = 25;
+
+impl Entry {
+    /// A free entry with generation `generation` linking to `next`.
+    pub(crate) fn free(generation: u64, next: u32) -> Entry {
+        Entry((generation & GEN_MASK) | (u64::from(next) << NEXT_SHIFT))
+    }
+
+    /// A live entry for an object of `len` bytes (1..=4096) on side `side` of `frame`.
+    pub(crate) fn live(generation: u64, frame: u32, side: usize, len: usize) -> Entry {
+        Entry(
+            (generation & GEN_MASK)
+                | (1 << LIVE_BIT)
+                | ((side as u64 & 1) << BUDDY_BIT)
+                | ((len as u64 & ((1 << LEN_BITS) - 1)) << LEN_SHIFT)
+                | (u64::from(frame) << FRAME_SHIFT),
+        )
+    }
+
+    pub(crate) fn generation(self) -> u64 {
+        self.0 & GEN_MASK
+    }
+    pub(crate) fn is_live(self) -> bool {
+        self.0 & (1 << LIVE_BIT) != 0
+    }
+    pub(crate) fn side(self) -> usize {
+        ((self.0 >> BUDDY_BIT) & 1) as usize
+    }
+    pub(crate) fn len(self) -> usize {
+        ((self.0 >> LEN_SHIFT) & ((1 << LEN_BITS) - 1)) as usize
+    }
+    pub(crate) fn frame(self) -> u32 {
+        ((self.0 >> FRAME_SHIFT) & ((1 << FRAME_BITS) - 1)) as u32
+    }
+    pub(crate) fn next_free(self) -> u32 {
+        ((self.0 >> NEXT_SHIFT) & ((1 << HIDX_BITS) - 1)) as u32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(core::mem::size_of::<Desc>(), 24);
+        assert_eq!(core::mem::size_of::<Entry>(), 8);
+    }
+
+    #[test]
+    fn fields_are_independent() {
+        let mut d = Desc::free(NIL);
+        d.set_rev(0, HNIL - 1);
+        d.set_rev(1, 12345);
+        d.set_lru_prev(NIL - 1);
+        d.set_lru_next(7);
+        d.set_ub_prev(NIL);
+        d.set_has(0, true);
+        d.set_dying(true);
+        d.set_listed(true);
+        assert_eq!(
+            (d.rev(0), d.rev(1), d.lru_prev(), d.lru_next(), d.ub_prev()),
+            (HNIL - 1, 12345, NIL - 1, 7, NIL)
+        );
+        assert!(d.has(0) && !d.has(1) && d.dying() && d.listed());
+        assert_eq!(d.lone_side(), Some(0));
+        d.set_ub_next(99);
+        assert_eq!((d.ub_next(), d.rev(1), d.rev(0)), (99, 99, HNIL - 1));
+        d.set_has(1, true);
+        assert_eq!((d.lone_side(), d.count(), d.ub_next()), (None, 2, NIL));
+        d.set_dying(false);
+        assert!(!d.dying() && d.listed() && d.has(1));
+    }
+
+    #[test]
+    fn entries_round_trip() {
+        let e = Entry::live(GEN_MASK, NIL - 1, 1, 4096);
+        assert!(e.is_live());
+        assert_eq!(
+            (e.generation(), e.frame(), e.side(), e.len()),
+            (GEN_MASK, NIL - 1, 1, 4096)
+        );
+        let f = Entry::free(5, HNIL);
+        assert!(!f.is_live());
+        assert_eq!((f.generation(), f.next_free()), (5, HNIL));
+    }
+}

@@ -1,0 +1,420 @@
+//! Layout, handle validation, eviction protocol and compaction, checked directly.
+
+use std::sync::Arc;
+
+use zbud::{Buddy, CHUNK_SIZE, MAX_OBJECT, NCHUNKS, ZBud, chunks_for};
+use zpool::testing::{CountingSource, FailMode, FailingSource};
+use zpool::{Handle, HeapPageSource, PAGE_SIZE, ZPool, ZPoolError};
+
+type Src = Arc<CountingSource<HeapPageSource>>;
+
+fn pool() -> (ZBud<Src>, Src) {
+    let src = Arc::new(CountingSource::new(HeapPageSource));
+    (ZBud::new(Arc::clone(&src)), src)
+}
+
+fn data(len: usize, tag: u8) -> Vec<u8> {
+    (0..len).map(|i| (i as u8).wrapping_mul(31) ^ tag).collect()
+}
+
+fn read_back(p: &ZBud<Src>, h: Handle) -> Vec<u8> {
+    let mut out = vec![0; p.object_len(h).unwrap()];
+    assert_eq!(p.read(h, &mut out), Ok(out.len()));
+    out
+}
+
+#[test]
+fn first_buddy_at_start_last_right_justified() {
+    let (p, src) = pool();
+    let a = p.store(&data(1000, 1)).unwrap();
+    let b = p.store(&data(500, 2)).unwrap();
+    let la = p.locate(a).unwrap();
+    let lb = p.locate(b).unwrap();
+    assert_eq!((la.buddy, la.offset), (Buddy::First, 0));
+    assert_eq!(lb.frame_index, la.frame_index, "500 B pairs with 1000 B");
+    assert_eq!(lb.buddy, Buddy::Last);
+    assert_eq!(lb.offset, PAGE_SIZE - chunks_for(500) * CHUNK_SIZE);
+    assert_eq!(lb.offset, 3584);
+    assert_eq!(src.live(), 1);
+    assert_eq!(read_back(&p, a), data(1000, 1));
+    assert_eq!(read_back(&p, b), data(500, 2));
+    // Free the first buddy: the last one stays where it is, and a new object that fits
+    // goes to the start.
+    p.free(a).unwrap();
+    let c = p.store(&data(3000, 3)).unwrap();
+    let lc = p.locate(c).unwrap();
+    assert_eq!(
+        (lc.frame_index, lc.buddy, lc.offset),
+        (lb.frame_index, Buddy::First, 0)
+    );
+    assert_eq!(read_back(&p, b), data(500, 2));
+    assert_eq!(read_back(&p, c), data(3000, 3));
+}
+
+#[test]
+fn whole_frame_is_usable_and_largest_object_is_a_page() {
+    let (p, src) = pool();
+    assert_eq!(p.max_alloc(), MAX_OBJECT);
+    assert_eq!(MAX_OBJECT, PAGE_SIZE);
+    assert_eq!(NCHUNKS, 64);
+    assert_eq!(
+        p.malloc(MAX_OBJECT + 1),
+        Err(ZPoolError::TooLarge {
+            len: MAX_OBJECT + 1,
+            max: MAX_OBJECT
+        })
+    );
+    assert_eq!(p.malloc(0), Err(ZPoolError::ZeroSize));
+    let full = p.store(&data(MAX_OBJECT, 9)).unwrap();
+    assert_eq!(p.locate(full).unwrap().offset, 0);
+    // Two objects that fill 64 chunks exactly share a frame: 40 + 24 chunks.
+    let x = p.store(&data(40 * 64, 4)).unwrap();
+    let y = p.store(&data(24 * 64, 5)).unwrap();
+    assert_eq!(
+        p.locate(x).unwrap().frame_index,
+        p.locate(y).unwrap().frame_index
+    );
+    assert_eq!(p.locate(y).unwrap().offset, 40 * 64);
+    assert_eq!(src.live(), 2);
+    // No room beside a whole-frame object (nor beside the full pair).
+    let small = p.store(&data(1, 1)).unwrap();
+    assert_ne!(
+        p.locate(small).unwrap().frame_index,
+        p.locate(full).unwrap().frame_index
+    );
+    assert_eq!(src.live(), 3);
+    assert_eq!(read_back(&p, full), data(MAX_OBJECT, 9));
+    assert_eq!(read_back(&p, x), data(40 * 64, 4));
+    assert_eq!(read_back(&p, y), data(24 * 64, 5));
+}
+
+#[test]
+fn best_fit_picks_the_smallest_sufficient_hole() {
+    let (p, _src) = pool();
+    let a = p.store(&data(47 * 64, 1)).unwrap(); // 17 free chunks
+    let b = p.store(&data(32 * 64, 2)).unwrap(); // does not fit beside a: 32 free
+    let c = p.store(&data(20 * 64, 3)).unwrap(); // 20 chunks fit beside b only
+    let fa = p.locate(a).unwrap().frame_index;
+    let fb = p.locate(b).unwrap().frame_index;
+    assert_ne!(fa, fb);
+    assert_eq!(
+        p.locate(c).unwrap().frame_index,
+        fb,
+        "20 chunks fit only beside b"
+    );
+    let d = p.store(&data(10 * 64, 4)).unwrap(); // fits a (17 free)
+    assert_eq!(p.locate(d).unwrap().frame_index, fa);
+    // Now a frame with 40 free chunks and one with 20: 15 chunks go to the 20.
+    let e = p.store(&data(24 * 64, 5)).unwrap(); // 40 free
+    let f = p.store(&data(44 * 64, 6)).unwrap(); // 20 free (44 > 40: own frame)
+    let g = p.store(&data(15 * 64, 7)).unwrap();
+    assert_ne!(
+        p.locate(e).unwrap().frame_index,
+        p.locate(f).unwrap().frame_index
+    );
+    assert_eq!(
+        p.locate(g).unwrap().frame_index,
+        p.locate(f).unwrap().frame_index
+    );
+}
+
+#[test]
+fn stale_double_freed_and_forged_handles_are_errors() {
+    let (p, src) = pool();
+    let a = p.store(&data(100, 1)).unwrap();
+    let b = p.store(&data(200, 2)).unwrap();
+    p.free(a).unwrap();
+    assert_eq!(p.free(a), Err(ZPoolError::InvalidHandle));
+    let mut buf = [0u8; 100];
+    assert_eq!(p.read(a, &mut buf), Err(ZPoolError::InvalidHandle));
+    assert_eq!(p.write(a, &buf), Err(ZPoolError::InvalidHandle));
+    assert_eq!(p.object_len(a), Err(ZPoolError::InvalidHandle));
+    // The entry is reused with a new generation: the old handle stays invalid.
+    let c = p.store(&data(100, 3)).unwrap();
+    assert_ne!(a, c);
+    assert_eq!(
+        c.to_raw() >> 23,
+        a.to_raw() >> 23,
+        "same entry, new generation"
+    );
+    assert_eq!(p.free(a), Err(ZPoolError::InvalidHandle));
+    assert_eq!(read_back(&p, c), data(100, 3));
+    for raw in [
+        1u64,
+        2,
+        1 << 23,
+        (1 << 48) - 1,
+        b.to_raw() ^ 1,
+        b.to_raw() + (5 << 23),
+    ] {
+        let h = Handle::from_raw(raw).unwrap();
+        if h == b || h == c {
+            continue;
+        }
+        assert_eq!(p.free(h), Err(ZPoolError::InvalidHandle), "{h:?}");
+        assert_eq!(p.read(h, &mut buf), Err(ZPoolError::InvalidHandle), "{h:?}");
+    }
+    assert_eq!(read_back(&p, b), data(200, 2));
+    assert_eq!(
+        p.write(b, &[0; 199]),
+        Err(ZPoolError::BadLength {
+            object: 200,
+            buffer: 199
+        })
+    );
+    assert!(b.to_raw() < 1 << Handle::BITS);
+    p.free(b).unwrap();
+    p.free(c).unwrap();
+    assert_eq!((p.total_frames(), src.live()), (0, 0));
+}
+
+#[test]
+fn eviction_takes_the_lru_frame_and_frees_it_after_the_callback() {
+    let (p, src) = pool();
+    // Three frames, each with two buddies, created in order 0, 1, 2.
+    let hs: Vec<Handle> = (0..6)
+        .map(|i| p.store(&data(2000, i as u8)).unwrap())
+        .collect();
+    assert_eq!(src.live(), 3);
+    let frame0 = p.locate(hs[0]).unwrap().frame_index;
+    let mut seen = Vec::new();
+    let out = p
+        .evict_lru(1, &mut |h| {
+            // Inside the callback: no lock is held, the frame is dying but still held,
+            // its objects are readable, and a free is harmless.
+            assert_eq!(p.zbud_stats().dying_frames, 1);
+            assert_eq!(p.total_frames(), 3);
+            assert_eq!(p.locate(h).unwrap().frame_index, frame0);
+            let idx = hs.iter().position(|x| *x == h).unwrap();
+            assert_eq!(read_back(&p, h), data(2000, idx as u8));
+            p.free(h).unwrap();
+            assert_eq!(p.free(h), Err(ZPoolError::InvalidHandle));
+            assert_eq!(p.total_frames(), 3, "a dying frame is freed by the evictor");
+            seen.push(h);
+        })
+        .unwrap();
+    assert_eq!(seen, vec![hs[0], hs[1]]);
+    assert_eq!(out.frames_freed, 1);
+    assert_eq!(out.objects_evicted, 2);
+    assert_eq!((p.total_frames(), src.live()), (2, 2));
+    let st = p.zbud_stats();
+    assert_eq!(
+        (st.evicted_frames, st.evicted_objects, st.dying_frames),
+        (1, 2, 0)
+    );
+}
+
+#[test]
+fn placing_an_object_makes_a_frame_most_recently_used() {
+    let (p, _src) = pool();
+    let a = p.store(&data(3000, 1)).unwrap(); // frame A (older), 17 free chunks
+    let b = p.store(&data(1500, 2)).unwrap(); // frame B (newer), 40 free chunks
+    let fa = p.locate(a).unwrap().frame_index;
+    let fb = p.locate(b).unwrap().frame_index;
+    assert_ne!(fa, fb);
+    let c = p.store(&data(500, 3)).unwrap(); // best fit: A, which becomes MRU
+    assert_eq!(p.locate(c).unwrap().frame_index, fa);
+    let mut victims = Vec::new();
+    p.evict_lru(1, &mut |h| {
+        victims.push(p.locate(h).unwrap().frame_index);
+        p.free(h).unwrap();
+    })
+    .unwrap();
+    assert_eq!(victims, vec![fb], "B is now the least recently used frame");
+}
+
+#[test]
+fn a_frame_whose_objects_survive_the_callback_is_relisted() {
+    let (p, src) = pool();
+    let a = p.store(&data(2000, 1)).unwrap();
+    let b = p.store(&data(2000, 2)).unwrap(); // same frame as a
+    let c = p.store(&data(3000, 3)).unwrap(); // second frame
+    // Keep b, free a: the frame survives, becomes lone and goes to the MRU end; with
+    // retries = 2 the next frame (c's) is tried and freed.
+    let mut calls = Vec::new();
+    let out = p
+        .evict_lru(2, &mut |h| {
+            calls.push(h);
+            if h != b {
+                p.free(h).unwrap();
+            }
+        })
+        .unwrap();
+    assert_eq!(calls, vec![a, b, c]);
+    assert_eq!(out.frames_freed, 1);
+    assert_eq!(out.objects_evicted, 2);
+    assert_eq!(src.live(), 1);
+    assert_eq!(read_back(&p, b), data(2000, 2));
+    let st = p.zbud_stats();
+    assert_eq!(
+        (st.lone_frames, st.buddied_frames, st.dying_frames),
+        (1, 0, 0)
+    );
+    // The lone survivor takes a new buddy again.
+    let d = p.store(&data(2000, 4)).unwrap();
+    assert_eq!(
+        p.locate(d).unwrap().frame_index,
+        p.locate(b).unwrap().frame_index
+    );
+    // Nothing freed at all: NothingToEvict, objects intact.
+    assert_eq!(p.evict_lru(3, &mut |_| {}), Err(ZPoolError::NothingToEvict));
+    assert_eq!(read_back(&p, d), data(2000, 4));
+    assert_eq!(
+        p.evict_lru(0, &mut |_| unreachable!()),
+        Err(ZPoolError::NothingToEvict)
+    );
+}
+
+#[test]
+fn evicting_an_empty_pool_is_nothing_to_evict() {
+    let (p, _src) = pool();
+    assert_eq!(
+        p.evict_lru(4, &mut |_| unreachable!()),
+        Err(ZPoolError::NothingToEvict)
+    );
+}
+
+#[test]
+fn compaction_repairs_lone_frames_and_keeps_handles_valid() {
+    let (p, src) = pool();
+    // 20 frames of pairs (3000 B + 1000 B), then free one buddy of each: 20 lone frames,
+    // 10 with 3000 B (17 free chunks) and 10 with 1000 B (48 free chunks).
+    let mut keep = Vec::new();
+    let pairs: Vec<(Handle, Handle)> = (0..20u8)
+        .map(|i| {
+            let big = p.store(&data(3000, i)).unwrap();
+            let small = p.store(&data(1000, 100 + i)).unwrap();
+            assert_eq!(
+                p.locate(big).unwrap().frame_index,
+                p.locate(small).unwrap().frame_index
+            );
+            (big, small)
+        })
+        .collect();
+    for (i, (big, small)) in (0..20u8).zip(pairs) {
+        if i.is_multiple_of(2) {
+            p.free(small).unwrap();
+            keep.push((big, 3000, i));
+        } else {
+            p.free(big).unwrap();
+            keep.push((small, 1000, 100 + i));
+        }
+    }
+    assert_eq!((p.total_frames(), p.zbud_stats().lone_frames), (20, 20));
+    let freed = p.compact();
+    assert_eq!(freed, 10);
+    assert_eq!((p.total_frames(), src.live()), (10, 10));
+    let st = p.zbud_stats();
+    assert_eq!(
+        (st.lone_frames, st.buddied_frames, st.compacted_frames),
+        (0, 10, 10)
+    );
+    for (h, len, tag) in &keep {
+        assert_eq!(read_back(&p, *h), data(*len, *tag));
+    }
+    // Layout holds after moves: each frame has a first buddy at 0 and a last buddy
+    // right-justified.
+    for (h, len, _) in &keep {
+        let l = p.locate(*h).unwrap();
+        match l.buddy {
+            Buddy::First => assert_eq!(l.offset, 0),
+            Buddy::Last => assert_eq!(l.offset, PAGE_SIZE - chunks_for(*len) * CHUNK_SIZE),
+        }
+    }
+    assert_eq!(p.compact(), 0, "nothing left to pair");
+    for (h, _, _) in keep {
+        p.free(h).unwrap();
+    }
+    assert_eq!((p.total_frames(), src.live()), (0, 0));
+}
+
+#[test]
+fn compaction_leaves_unpairable_frames_alone() {
+    let (p, _src) = pool();
+    let hs: Vec<Handle> = (0..5).map(|i| p.store(&data(2500, i)).unwrap()).collect();
+    assert_eq!(p.total_frames(), 5);
+    assert_eq!(p.compact(), 0, "no two 40-chunk objects fit one frame");
+    for (i, h) in hs.iter().enumerate() {
+        assert_eq!(read_back(&p, *h), data(2500, i as u8));
+    }
+}
+
+#[test]
+fn same_list_pairs_in_compaction() {
+    let (p, _src) = pool();
+    // Objects of exactly 32 chunks pair with each other (both on the unbuddied list for
+    // 32 free chunks): make lone ones by freeing one buddy of each pair.
+    let mut lone = Vec::new();
+    let pairs: Vec<(Handle, Handle)> = (0..6u8)
+        .map(|i| {
+            let a = p.store(&data(32 * 64, i)).unwrap();
+            let b = p.store(&data(32 * 64, 50 + i)).unwrap();
+            assert_eq!(
+                p.locate(a).unwrap().frame_index,
+                p.locate(b).unwrap().frame_index
+            );
+            (a, b)
+        })
+        .collect();
+    for (i, (a, b)) in (0..6u8).zip(pairs) {
+        p.free(b).unwrap();
+        lone.push((a, i));
+    }
+    assert_eq!(p.total_frames(), 6);
+    assert_eq!(p.compact(), 3);
+    assert_eq!(p.total_frames(), 3);
+    for (h, i) in lone {
+        assert_eq!(read_back(&p, h), data(32 * 64, i));
+    }
+}
+
+#[test]
+fn failed_allocation_leaves_the_pool_as_it_was() {
+    let src = Arc::new(CountingSource::new(FailingSource::new(HeapPageSource)));
+    let p = ZBud::new(Arc::clone(&src));
+    let a = p.store(&data(3000, 1)).unwrap();
+    src.inner().set_mode(FailMode::Always);
+    assert_eq!(p.store(&data(3000, 2)), Err(ZPoolError::NoMemory));
+    assert_eq!(p.malloc(2000), Err(ZPoolError::NoMemory));
+    // A fit needs no frame: still works while the source fails.
+    let b = p.store(&data(1000, 3)).unwrap();
+    src.inner().disable();
+    assert_eq!(p.stats().objects, 2);
+    assert_eq!(p.total_frames(), 1);
+    let mut out = vec![0; 3000];
+    p.read(a, &mut out).unwrap();
+    assert_eq!(out, data(3000, 1));
+    p.free(a).unwrap();
+    p.free(b).unwrap();
+    assert_eq!(src.live(), 0);
+}
+
+#[test]
+fn dropping_the_pool_returns_every_frame() {
+    let (p, src) = pool();
+    for i in 0..50 {
+        p.store(&data(100 + i * 70, i as u8)).unwrap();
+    }
+    assert!(src.live() > 0);
+    drop(p);
+    assert_eq!(src.live(), 0);
+}
+
+#[test]
+fn metadata_is_lean() {
+    let (p, _src) = pool();
+    let hs: Vec<Handle> = (0..1000)
+        .map(|i| p.store(&data(1000 + (i % 7) * 300, i as u8)).unwrap())
+        .collect();
+    let st = p.zbud_stats();
+    let ps = p.stats();
+    assert!(st.descriptor_bytes <= 24 * st.frames.next_power_of_two());
+    assert!(st.handle_bytes <= 8 * hs.len().next_power_of_two());
+    assert!(ps.metadata_bytes >= st.descriptor_bytes + st.handle_bytes);
+    // Under 24 bytes per stored object (descriptor and handle tables at capacity).
+    assert!(
+        ps.metadata_bytes < 24 * hs.len(),
+        "{} bytes",
+        ps.metadata_bytes
+    );
+}
