@@ -1,0 +1,241 @@
+//! Density of zsmalloc on the real page corpus, next to Linux's layout for the same sizes.
+//!
+//! Every non-same-filled page is compressed with lz4_flex (block format); a page whose
+//! compressed form is over 4096 bytes is stored raw (4096 bytes), as zram does. Ideal =
+//! sum of stored lengths / 4096. Linux columns are computed from the documented rules
+//! (`zsmalloc::linux`): 16-byte classes from 32, 8-byte in-object handle, chain rule,
+//! class merging, huge class alone in a frame, every zspage packed.
+//!
+//! Run: `cargo bench -p zsmalloc --bench density`
+
+use zcache_testdata::Corpus;
+use zpool::{HeapPageSource, ZPool};
+use zsmalloc::linux::LinuxLayout;
+use zsmalloc::{PoolConfig, ZsPool};
+
+/// Fixed-seed splitmix64, so the churn run is the same every time.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+fn compressed(corpus: &Corpus) -> Vec<Vec<u8>> {
+    let mut buf = vec![0u8; lz4_flex::block::get_maximum_output_size(4096).max(4525)];
+    corpus
+        .iter()
+        .filter(|(r, _)| !r.same_filled())
+        .map(|(_, page)| {
+            let n =
+                lz4_flex::block::compress_into(page, &mut buf).expect("scratch is large enough");
+            if n > 4096 {
+                page.to_vec()
+            } else {
+                buf[..n].to_vec()
+            }
+        })
+        .collect()
+}
+
+struct Row {
+    name: String,
+    objects: usize,
+    ideal: f64,
+    ours: usize,
+    linux8: usize,
+    linux4: usize,
+    meta: usize,
+    note: String,
+}
+
+fn print(rows: &[Row]) {
+    println!(
+        "| run | objects | ideal frames | zsmalloc-rs frames | x ideal | Linux chain 8 | x ideal | Linux chain 4 | x ideal | metadata B/object | note |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    for r in rows {
+        println!(
+            "| {} | {} | {:.0} | {} | {:.3} | {} | {:.3} | {} | {:.3} | {:.2} | {} |",
+            r.name,
+            r.objects,
+            r.ideal.ceil(),
+            r.ours,
+            r.ours as f64 / r.ideal,
+            r.linux8,
+            r.linux8 as f64 / r.ideal,
+            r.linux4,
+            r.linux4 as f64 / r.ideal,
+            r.meta as f64 / r.objects as f64,
+            r.note
+        );
+    }
+}
+
+fn store_all(
+    name: &str,
+    objs: &[Vec<u8>],
+    config: PoolConfig,
+    l8: &LinuxLayout,
+    l4: &LinuxLayout,
+) -> Row {
+    let pool = ZsPool::with_config(HeapPageSource, config).expect("pool");
+    for o in objs {
+        pool.store(o).expect("store");
+    }
+    let st = pool.stats();
+    let lens = || objs.iter().map(|o| o.len());
+    Row {
+        name: name.into(),
+        objects: st.objects,
+        ideal: st.bytes as f64 / 4096.0,
+        ours: pool.total_frames(),
+        linux8: l8.frames_for(lens()),
+        linux4: l4.frames_for(lens()),
+        meta: st.metadata_bytes,
+        note: format!(
+            "{} classes, freeable {}",
+            pool.class_count(),
+            pool.freeable()
+        ),
+    }
+}
+
+fn churn(objs: &[Vec<u8>], config: PoolConfig, l8: &LinuxLayout, l4: &LinuxLayout) -> (Row, Row) {
+    let pool = ZsPool::with_config(HeapPageSource, config).expect("pool");
+    let mut rng = Rng(0x5eed_2026);
+    let mut live: Vec<(zpool::Handle, usize)> = objs
+        .iter()
+        .enumerate()
+        .map(|(i, o)| (pool.store(o).expect("store"), i))
+        .collect();
+    // Free a random half (Fisher-Yates on the handle list, then free the tail).
+    for i in (1..live.len()).rev() {
+        let j = rng.below(i + 1);
+        live.swap(i, j);
+    }
+    let keep = live.len() - live.len() / 2;
+    let freed: Vec<usize> = live[keep..].iter().map(|&(_, i)| i).collect();
+    for &(h, _) in &live[keep..] {
+        pool.free(h).expect("free");
+    }
+    live.truncate(keep);
+    // Store 2,000 new objects: pages drawn (fixed seed) from the freed half.
+    for _ in 0..2000 {
+        let i = freed[rng.below(freed.len())];
+        live.push((pool.store(&objs[i]).expect("store"), i));
+    }
+    let lens: Vec<usize> = live.iter().map(|&(_, i)| objs[i].len()).collect();
+    let mk = |name: &str, pool: &ZsPool<HeapPageSource>, note: String| {
+        let st = pool.stats();
+        Row {
+            name: name.into(),
+            objects: st.objects,
+            ideal: st.bytes as f64 / 4096.0,
+            ours: pool.total_frames(),
+            linux8: l8.frames_for(lens.iter().copied()),
+            linux4: l4.frames_for(lens.iter().copied()),
+            meta: st.metadata_bytes,
+            note,
+        }
+    };
+    let before = mk(
+        "dev churn, before compact",
+        &pool,
+        format!("freeable {}", pool.freeable()),
+    );
+    let freed_frames = pool.compact();
+    let after = mk(
+        "dev churn, after compact",
+        &pool,
+        format!(
+            "compact() freed {freed_frames}, freeable now {}",
+            pool.freeable()
+        ),
+    );
+    // Every live object still reads back intact.
+    let mut out = vec![0u8; 4096];
+    for &(h, i) in &live {
+        let n = pool.read(h, &mut out).expect("read");
+        assert_eq!(
+            &out[..n],
+            &objs[i][..],
+            "object moved by compaction reads back"
+        );
+    }
+    (before, after)
+}
+
+fn main() {
+    let dev = compressed(&Corpus::dev());
+    let sample = compressed(&Corpus::sample());
+    let l8 = LinuxLayout::new(8);
+    let l4 = LinuxLayout::new(4);
+    let mut rows = Vec::new();
+    for (tag, config) in [
+        ("", PoolConfig::DEFAULT),
+        (" [FINE: 16 B classes, chain 16]", PoolConfig::FINE),
+    ] {
+        rows.push(store_all(
+            &format!("dev, every page once{tag}"),
+            &dev,
+            config,
+            &l8,
+            &l4,
+        ));
+        rows.push(store_all(
+            &format!("sample, every page once{tag}"),
+            &sample,
+            config,
+            &l8,
+            &l4,
+        ));
+        let (b, a) = churn(&dev, config, &l8, &l4);
+        rows.push(Row {
+            name: format!("{}{tag}", b.name),
+            ..b
+        });
+        rows.push(Row {
+            name: format!("{}{tag}", a.name),
+            ..a
+        });
+    }
+    println!(
+        "zsmalloc density on the testdata corpus (lz4_flex block compression, same-filled pages skipped)"
+    );
+    print(&rows);
+    let pool = ZsPool::new(HeapPageSource).expect("pool");
+    for o in &dev {
+        pool.store(o).expect("store");
+    }
+    println!();
+    println!("per-class table, dev stored once (default config):");
+    println!(
+        "| class | size | lens | frames/zspage | objs/zspage | objs allocated | objs used | frames | freeable |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    pool.for_each_class(|c| {
+        if c.objs_used > 0 {
+            println!(
+                "| {} | {} | {}..={} | {} | {} | {} | {} | {} | {} |",
+                c.index,
+                c.size,
+                c.min_len,
+                c.max_len,
+                c.frames_per_zspage,
+                c.objs_per_zspage,
+                c.objs_allocated,
+                c.objs_used,
+                c.frames,
+                c.freeable
+            );
+        }
+    });
+}

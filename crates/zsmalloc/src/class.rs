@@ -1,0 +1,763 @@
+//! One size class: its zspages, its handle table, its fullness lists and compaction.
+//!
+//! Everything here runs under the class's own lock (see `lib.rs`).
+//!
+//! Layout of a zspage of class size `c` with geometry (`k` frames, `m` slots): slot `j`
+//! occupies bytes `j*c .. (j+1)*c` of the zspage's frames taken as one byte range, so an
+//! object may span two frames. Frames are taken lazily: a zspage holds only the frames
+//! its highest used slot needs, and grows one frame at a time up to `k`. A slot starts
+//! with a 4-byte header (object length, a magic and the handle's generation) followed by
+//! the object. Huge classes (one object per frame) keep length and generation in the
+//! zspage descriptor instead, so a whole 4096-byte object fits.
+
+use alloc::vec::Vec;
+use zpool::{Frame, PAGE_SIZE, PageSource, ZPoolError};
+
+/// Bytes of in-slot header (non-huge classes).
+pub(crate) const HEADER: usize = 4;
+/// Bits of the slot number in a handle-table entry.
+pub(crate) const SLOT_BITS: u32 = 9;
+/// Most objects one zspage holds.
+pub(crate) const MAX_OBJS: usize = 1 << SLOT_BITS;
+/// Bits of the zspage number in a handle-table entry.
+const ZS_BITS: u32 = 22;
+/// Most zspages one class holds at once.
+const MAX_ZSPAGES: usize = 1 << ZS_BITS;
+/// Bits of a handle's table index.
+pub(crate) const INDEX_BITS: u32 = 24;
+/// Most handle-table entries one class holds.
+const MAX_HANDLES: usize = 1 << INDEX_BITS;
+/// A free handle-table entry has this bit set; the rest links to the next free entry.
+const FREE_BIT: u32 = 1 << 31;
+/// End of an intrusive list.
+const NONE: u32 = u32::MAX;
+/// Fullness groups: 0 = empty (never listed: an empty zspage is freed at once),
+/// 1..=10 = in-use ratio buckets of 10 %, 11 = full (the kernel's 6.4+ groups, with the
+/// 99 % bucket folded into the 90 % one).
+pub(crate) const NGROUPS: usize = 12;
+const FULL: usize = NGROUPS - 1;
+
+const LEN_MASK: u32 = 0x1fff;
+const MAGIC_MASK: u32 = 0b111 << 13;
+const MAGIC: u32 = 0b101 << 13;
+
+/// Bytes copied per step when an object moves (keeps stack use small).
+const MOVE_CHUNK: usize = 128;
+
+/// Shape of a class's zspages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Geometry {
+    /// Slot size in bytes (header included for non-huge classes).
+    pub size: usize,
+    /// Frames per full zspage.
+    pub frames: usize,
+    /// Slots per zspage.
+    pub objs: usize,
+    /// One object alone in a frame, header kept in the descriptor.
+    pub huge: bool,
+}
+
+impl Geometry {
+    /// Frames a zspage needs so that slots `0..=slot` are backed.
+    fn frames_for_slot(&self, slot: usize) -> usize {
+        if self.huge {
+            1
+        } else {
+            ((slot + 1) * self.size).div_ceil(PAGE_SIZE)
+        }
+    }
+
+    /// Slots fully backed by `nframes` frames.
+    pub(crate) fn backed_slots(&self, nframes: usize) -> usize {
+        if self.huge {
+            nframes.min(1)
+        } else {
+            (nframes * PAGE_SIZE / self.size).min(self.objs)
+        }
+    }
+
+    /// Fewest frames that can hold `n` objects: full zspages plus one prefix-packed one.
+    pub(crate) fn min_frames(&self, n: usize) -> usize {
+        let full = n / self.objs;
+        let rest = n % self.objs;
+        full * self.frames
+            + if rest == 0 {
+                0
+            } else {
+                self.frames_for_slot(rest - 1)
+            }
+    }
+}
+
+/// A zspage descriptor: its frames (grown one at a time, exact capacity) and list links.
+#[derive(Debug)]
+struct ZsPage {
+    /// Frames held (none for a free descriptor).
+    frames: Vec<Frame>,
+    /// Live objects.
+    inuse: u16,
+    /// Fullness group it is listed in (0: not listed).
+    group: u8,
+    /// Previous zspage in its fullness list.
+    prev: u32,
+    /// Next zspage in its fullness list, or next free descriptor.
+    next: u32,
+    /// Huge classes: the object's length and generation.
+    hlen: u16,
+    hgen: u16,
+}
+
+impl ZsPage {
+    const EMPTY: ZsPage = ZsPage {
+        frames: Vec::new(),
+        inuse: 0,
+        group: 0,
+        prev: NONE,
+        next: NONE,
+        hlen: 0,
+        hgen: 0,
+    };
+}
+
+/// Per-class counters reported by [`crate::ClassStats`].
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Counters {
+    pub used: usize,
+    pub bytes: usize,
+    pub frames: usize,
+    pub zspages: u32,
+    pub compacted: u32,
+}
+
+/// A validated object location.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Loc {
+    zs: usize,
+    slot: usize,
+    pub len: usize,
+}
+
+/// State of one size class (lives inside the class lock).
+pub(crate) struct ClassInner {
+    pub geo: Geometry,
+    words: usize,
+    zspages: Vec<ZsPage>,
+    free_zs: u32,
+    bitmap: Vec<u64>,
+    handles: Vec<u32>,
+    free_handle: u32,
+    heads: [u32; NGROUPS],
+    pub counts: [u32; NGROUPS],
+    generation: u16,
+    pub c: Counters,
+}
+
+fn group_of(inuse: usize, objs: usize) -> usize {
+    if inuse == 0 {
+        0
+    } else if inuse >= objs {
+        FULL
+    } else {
+        1 + (inuse * 100 / objs / 10).min(9)
+    }
+}
+
+fn read_bytes(frames: &[Frame], off: usize, out: &mut [u8]) -> Result<(), ZPoolError> {
+    let mut off = off;
+    let mut done = 0;
+    while done < out.len() {
+        let f = frames.get(off / PAGE_SIZE);
+        let f = f.ok_or(ZPoolError::InvalidHandle)?;
+        let within = off % PAGE_SIZE;
+        let n = (PAGE_SIZE - within).min(out.len() - done);
+        out[done..done + n].copy_from_slice(&f.as_page()[within..within + n]);
+        done += n;
+        off += n;
+    }
+    Ok(())
+}
+
+fn write_bytes(frames: &mut [Frame], off: usize, data: &[u8]) -> Result<(), ZPoolError> {
+    let mut off = off;
+    let mut done = 0;
+    while done < data.len() {
+        let f = frames.get_mut(off / PAGE_SIZE);
+        let f = f.ok_or(ZPoolError::InvalidHandle)?;
+        let within = off % PAGE_SIZE;
+        let n = (PAGE_SIZE - within).min(data.len() - done);
+        f.as_page_mut()[within..within + n].copy_from_slice(&data[done..done + n]);
+        done += n;
+        off += n;
+    }
+    Ok(())
+}
+
+/// Fallible growth by at least `additional`, by an eighth of the length (not the usual
+/// doubling): metadata slack stays near 12 %, pushes stay amortised O(1).
+fn reserve<T>(v: &mut Vec<T>, additional: usize) -> Result<(), ZPoolError> {
+    if v.capacity() - v.len() >= additional {
+        return Ok(());
+    }
+    let want = additional.max(v.len() / 8);
+    v.try_reserve_exact(want).map_err(|_| ZPoolError::NoMemory)
+}
+
+impl ClassInner {
+    pub(crate) fn new(geo: Geometry) -> ClassInner {
+        ClassInner {
+            geo,
+            words: geo.objs.div_ceil(64),
+            zspages: Vec::new(),
+            free_zs: NONE,
+            bitmap: Vec::new(),
+            handles: Vec::new(),
+            free_handle: NONE,
+            heads: [NONE; NGROUPS],
+            counts: [0; NGROUPS],
+            generation: 0,
+            c: Counters::default(),
+        }
+    }
+
+    /// Heap bytes of this class's metadata.
+    pub(crate) fn metadata_bytes(&self) -> usize {
+        self.zspages.capacity() * core::mem::size_of::<ZsPage>()
+            + self
+                .zspages
+                .iter()
+                .map(|z| z.frames.capacity() * core::mem::size_of::<Frame>())
+                .sum::<usize>()
+            + self.bitmap.capacity() * 8
+            + self.handles.capacity() * 4
+    }
+
+    /// Slots backed by frames, over all zspages (the kernel's `obj_allocated`).
+    pub(crate) fn objs_allocated(&self) -> usize {
+        self.zspages
+            .iter()
+            .map(|z| self.geo.backed_slots(z.frames.len()))
+            .sum()
+    }
+
+    /// Frames compaction could give back now (the kernel's `zs_can_compact`).
+    pub(crate) fn freeable(&self) -> usize {
+        if self.geo.huge {
+            return 0;
+        }
+        self.c
+            .frames
+            .saturating_sub(self.geo.min_frames(self.c.used))
+    }
+
+    fn next_gen(&mut self) -> u16 {
+        self.generation = self.generation.wrapping_add(1);
+        if self.generation == 0 {
+            self.generation = 1;
+        }
+        self.generation
+    }
+
+    // ---- fullness lists ----
+
+    fn unlink(&mut self, z: usize) {
+        let g = self.zspages[z].group as usize;
+        if g == 0 {
+            return;
+        }
+        let (prev, next) = (self.zspages[z].prev, self.zspages[z].next);
+        if prev == NONE {
+            self.heads[g] = next;
+        } else {
+            self.zspages[prev as usize].next = next;
+        }
+        if next != NONE {
+            self.zspages[next as usize].prev = prev;
+        }
+        self.counts[g] -= 1;
+        let zs = &mut self.zspages[z];
+        zs.group = 0;
+        zs.prev = NONE;
+        zs.next = NONE;
+    }
+
+    fn link(&mut self, z: usize) {
+        let g = group_of(self.zspages[z].inuse as usize, self.geo.objs);
+        if g == 0 {
+            return;
+        }
+        let head = self.heads[g];
+        if head != NONE {
+            self.zspages[head as usize].prev = z as u32;
+        }
+        let zs = &mut self.zspages[z];
+        zs.group = g as u8;
+        zs.prev = NONE;
+        zs.next = head;
+        self.heads[g] = z as u32;
+        self.counts[g] += 1;
+    }
+
+    fn relink(&mut self, z: usize) {
+        let g = group_of(self.zspages[z].inuse as usize, self.geo.objs);
+        if g != self.zspages[z].group as usize {
+            self.unlink(z);
+            self.link(z);
+        }
+    }
+
+    /// The fullest zspage with a free slot.
+    fn fullest_nonfull(&self) -> Option<usize> {
+        (1..FULL)
+            .rev()
+            .map(|g| self.heads[g])
+            .find(|&h| h != NONE)
+            .map(|h| h as usize)
+    }
+
+    /// The emptiest listed non-full zspage other than `not`.
+    fn emptiest_nonfull_except(&self, not: usize) -> Option<usize> {
+        for g in 1..FULL {
+            let mut z = self.heads[g];
+            while z != NONE {
+                if z as usize != not {
+                    return Some(z as usize);
+                }
+                z = self.zspages[z as usize].next;
+            }
+        }
+        None
+    }
+
+    // ---- bitmaps ----
+
+    fn lowest_free(&self, z: usize) -> Option<usize> {
+        let words = &self.bitmap[z * self.words..(z + 1) * self.words];
+        for (i, &w) in words.iter().enumerate() {
+            if w != u64::MAX {
+                let j = i * 64 + (!w).trailing_zeros() as usize;
+                return (j < self.geo.objs).then_some(j);
+            }
+        }
+        None
+    }
+
+    fn highest_used(&self, z: usize) -> Option<usize> {
+        let words = &self.bitmap[z * self.words..(z + 1) * self.words];
+        for (i, &w) in words.iter().enumerate().rev() {
+            if w != 0 {
+                return Some(i * 64 + 63 - w.leading_zeros() as usize);
+            }
+        }
+        None
+    }
+
+    fn bit(&self, z: usize, j: usize) -> bool {
+        self.bitmap[z * self.words + j / 64] & (1 << (j % 64)) != 0
+    }
+
+    fn set_bit(&mut self, z: usize, j: usize, on: bool) {
+        let w = &mut self.bitmap[z * self.words + j / 64];
+        if on {
+            *w |= 1 << (j % 64);
+        } else {
+            *w &= !(1 << (j % 64));
+        }
+    }
+
+    // ---- zspages ----
+
+    fn zs_frames(&self, z: usize) -> &[Frame] {
+        &self.zspages[z].frames
+    }
+
+    fn zs_frames_mut(&mut self, z: usize) -> &mut [Frame] {
+        &mut self.zspages[z].frames
+    }
+
+    /// Takes a free descriptor (all metadata reserved fallibly); the zspage has no frame.
+    fn new_zspage(&mut self) -> Result<usize, ZPoolError> {
+        if self.free_zs != NONE {
+            let z = self.free_zs as usize;
+            self.free_zs = self.zspages[z].next;
+            self.zspages[z] = ZsPage::EMPTY;
+            return Ok(z);
+        }
+        let z = self.zspages.len();
+        if z >= MAX_ZSPAGES {
+            return Err(ZPoolError::NoMemory);
+        }
+        reserve(&mut self.zspages, 1)?;
+        reserve(&mut self.bitmap, self.words)?;
+        self.zspages.push(ZsPage::EMPTY);
+        self.bitmap.extend((0..self.words).map(|_| 0));
+        Ok(z)
+    }
+
+    /// Gives an empty zspage's frames back and puts its descriptor on the free list.
+    fn release_zspage<S: PageSource + ?Sized>(&mut self, z: usize, source: &S) -> usize {
+        self.unlink(z);
+        let frames = core::mem::take(&mut self.zspages[z].frames);
+        let n = frames.len();
+        for frame in frames {
+            source.free_frame(frame);
+        }
+        if n > 0 {
+            self.c.zspages -= 1;
+        }
+        self.c.frames -= n;
+        for w in &mut self.bitmap[z * self.words..(z + 1) * self.words] {
+            *w = 0;
+        }
+        self.zspages[z] = ZsPage {
+            next: self.free_zs,
+            ..ZsPage::EMPTY
+        };
+        self.free_zs = z as u32;
+        n
+    }
+
+    /// Grows zspage `z` to `need` frames. On failure the frames taken by this call go
+    /// back to the source and the zspage is as it was.
+    fn grow<S: PageSource + ?Sized>(
+        &mut self,
+        z: usize,
+        need: usize,
+        source: &S,
+    ) -> Result<(), ZPoolError> {
+        let before = self.zspages[z].frames.len();
+        let need = need.min(self.geo.frames);
+        if need <= before {
+            return Ok(());
+        }
+        // Exact capacity: a zspage's frame list costs 8 bytes per frame it holds.
+        self.zspages[z]
+            .frames
+            .try_reserve_exact(need - before)
+            .map_err(|_| ZPoolError::NoMemory)?;
+        while self.zspages[z].frames.len() < need {
+            match source.alloc_frame() {
+                Ok(f) => self.zspages[z].frames.push(f),
+                Err(_) => {
+                    while self.zspages[z].frames.len() > before {
+                        if let Some(f) = self.zspages[z].frames.pop() {
+                            source.free_frame(f);
+                        }
+                    }
+                    return Err(ZPoolError::NoMemory);
+                }
+            }
+        }
+        if before == 0 {
+            self.c.zspages += 1;
+        }
+        self.c.frames += need - before;
+        Ok(())
+    }
+
+    /// Frees the frames of zspage `z` beyond those its highest used slot needs.
+    fn trim<S: PageSource + ?Sized>(&mut self, z: usize, source: &S) {
+        let Some(top) = self.highest_used(z) else {
+            return;
+        };
+        let need = self.geo.frames_for_slot(top);
+        let have = self.zspages[z].frames.len();
+        if have <= need {
+            return;
+        }
+        while self.zspages[z].frames.len() > need {
+            if let Some(f) = self.zspages[z].frames.pop() {
+                source.free_frame(f);
+            }
+        }
+        self.zspages[z].frames.shrink_to_fit();
+        self.c.frames -= have - need;
+    }
+
+    // ---- objects ----
+
+    fn write_header(
+        &mut self,
+        z: usize,
+        j: usize,
+        len: usize,
+        generation: u16,
+    ) -> Result<(), ZPoolError> {
+        if self.geo.huge {
+            let zs = &mut self.zspages[z];
+            zs.hlen = len as u16;
+            zs.hgen = generation;
+            return Ok(());
+        }
+        let h = (len as u32 & LEN_MASK) | MAGIC | (u32::from(generation) << 16);
+        let off = j * self.geo.size;
+        write_bytes(self.zs_frames_mut(z), off, &h.to_le_bytes())
+    }
+
+    /// Allocates a slot for `len` bytes; returns (table index, generation).
+    pub(crate) fn alloc<S: PageSource + ?Sized>(
+        &mut self,
+        len: usize,
+        source: &S,
+    ) -> Result<(u32, u16), ZPoolError> {
+        // Reserve the handle entry first: nothing below may fail after frames are taken
+        // except the frames themselves.
+        if self.free_handle == NONE {
+            if self.handles.len() >= MAX_HANDLES {
+                return Err(ZPoolError::NoMemory);
+            }
+            reserve(&mut self.handles, 1)?;
+        }
+        let (z, fresh) = match self.fullest_nonfull() {
+            Some(z) => (z, false),
+            None => (self.new_zspage()?, true),
+        };
+        let Some(j) = self.lowest_free(z) else {
+            // A listed non-full zspage always has a free slot; a fresh one too.
+            return Err(ZPoolError::NoMemory);
+        };
+        let need = self.geo.frames_for_slot(j);
+        if let Err(e) = self.grow(z, need, source) {
+            if fresh {
+                self.release_zspage(z, source);
+            }
+            return Err(e);
+        }
+        let generation = self.next_gen();
+        if let Err(e) = self.write_header(z, j, len, generation) {
+            if fresh {
+                self.release_zspage(z, source);
+            }
+            return Err(e);
+        }
+        let idx = if self.free_handle != NONE {
+            let i = self.free_handle;
+            self.free_handle = self.handles[i as usize] & !FREE_BIT;
+            if self.free_handle == !FREE_BIT {
+                self.free_handle = NONE;
+            }
+            i
+        } else {
+            self.handles.push(0);
+            (self.handles.len() - 1) as u32
+        };
+        self.handles[idx as usize] = ((z as u32) << SLOT_BITS) | j as u32;
+        self.set_bit(z, j, true);
+        self.zspages[z].inuse += 1;
+        if fresh {
+            self.link(z);
+        } else {
+            self.relink(z);
+        }
+        self.c.used += 1;
+        self.c.bytes += len;
+        Ok((idx, generation))
+    }
+
+    /// Validates a handle's (index, generation) and returns where its object lives.
+    pub(crate) fn lookup(&self, idx: u32, generation: u16) -> Result<Loc, ZPoolError> {
+        let e = *self
+            .handles
+            .get(idx as usize)
+            .ok_or(ZPoolError::InvalidHandle)?;
+        if e & FREE_BIT != 0 {
+            return Err(ZPoolError::InvalidHandle);
+        }
+        let z = (e >> SLOT_BITS) as usize;
+        let j = (e & (MAX_OBJS as u32 - 1)) as usize;
+        let zs = self.zspages.get(z).ok_or(ZPoolError::InvalidHandle)?;
+        if zs.frames.is_empty() || j >= self.geo.objs || !self.bit(z, j) {
+            return Err(ZPoolError::InvalidHandle);
+        }
+        let len = if self.geo.huge {
+            if zs.hgen != generation {
+                return Err(ZPoolError::InvalidHandle);
+            }
+            zs.hlen as usize
+        } else {
+            let mut h = [0u8; HEADER];
+            read_bytes(self.zs_frames(z), j * self.geo.size, &mut h)?;
+            let h = u32::from_le_bytes(h);
+            if h & MAGIC_MASK != MAGIC || (h >> 16) as u16 != generation {
+                return Err(ZPoolError::InvalidHandle);
+            }
+            (h & LEN_MASK) as usize
+        };
+        let cap = if self.geo.huge {
+            PAGE_SIZE
+        } else {
+            self.geo.size - HEADER
+        };
+        if len == 0 || len > cap {
+            // Corrupted header: never trust it with a copy.
+            return Err(ZPoolError::InvalidHandle);
+        }
+        Ok(Loc {
+            zs: z,
+            slot: j,
+            len,
+        })
+    }
+
+    fn data_off(&self, loc: Loc) -> usize {
+        if self.geo.huge {
+            0
+        } else {
+            loc.slot * self.geo.size + HEADER
+        }
+    }
+
+    pub(crate) fn read(&self, loc: Loc, out: &mut [u8]) -> Result<(), ZPoolError> {
+        read_bytes(
+            self.zs_frames(loc.zs),
+            self.data_off(loc),
+            &mut out[..loc.len],
+        )
+    }
+
+    pub(crate) fn write(&mut self, loc: Loc, data: &[u8]) -> Result<(), ZPoolError> {
+        let off = self.data_off(loc);
+        write_bytes(self.zs_frames_mut(loc.zs), off, data)
+    }
+
+    /// Frees a validated object; returns frames given back to the source.
+    pub(crate) fn free<S: PageSource + ?Sized>(&mut self, idx: u32, loc: Loc, source: &S) -> usize {
+        let z = loc.zs;
+        self.set_bit(z, loc.slot, false);
+        self.handles[idx as usize] = FREE_BIT | (self.free_handle & !FREE_BIT);
+        self.free_handle = idx;
+        self.c.used -= 1;
+        self.c.bytes -= loc.len;
+        self.zspages[z].inuse -= 1;
+        if self.zspages[z].inuse == 0 {
+            self.release_zspage(z, source)
+        } else {
+            self.relink(z);
+            0
+        }
+    }
+
+    /// Moves the object in (zs, slot) `from` to the free slot `to` and repoints its
+    /// handle entry (found through `rev`, slot -> table index).
+    fn move_object(
+        &mut self,
+        from: (usize, usize),
+        to: (usize, usize),
+        rev: &mut [u32],
+    ) -> Result<(), ZPoolError> {
+        let m = self.geo.objs;
+        let size = self.geo.size;
+        let idx = rev[from.0 * m + from.1];
+        if idx == NONE {
+            return Err(ZPoolError::InvalidHandle);
+        }
+        let mut buf = [0u8; MOVE_CHUNK];
+        let mut done = 0;
+        while done < size {
+            let n = MOVE_CHUNK.min(size - done);
+            read_bytes(
+                &self.zspages[from.0].frames,
+                from.1 * size + done,
+                &mut buf[..n],
+            )?;
+            write_bytes(
+                &mut self.zspages[to.0].frames,
+                to.1 * size + done,
+                &buf[..n],
+            )?;
+            done += n;
+        }
+        self.set_bit(from.0, from.1, false);
+        self.set_bit(to.0, to.1, true);
+        self.zspages[from.0].inuse -= 1;
+        self.zspages[to.0].inuse += 1;
+        rev[from.0 * m + from.1] = NONE;
+        rev[to.0 * m + to.1] = idx;
+        self.handles[idx as usize] = ((to.0 as u32) << SLOT_BITS) | to.1 as u32;
+        Ok(())
+    }
+
+    /// Moves objects from the emptiest zspages into the fullest, frees the emptied
+    /// zspages, packs the last partly used zspage and trims its unused frames. Returns
+    /// the net number of frames given back to the source (`self.c.frames` is exact in
+    /// every case, also when a frame for a destination could not be had).
+    pub(crate) fn compact<S: PageSource + ?Sized>(&mut self, source: &S) -> usize {
+        if self.geo.huge || self.freeable() == 0 {
+            return 0;
+        }
+        let m = self.geo.objs;
+        let frames_before = self.c.frames;
+        // Reverse map slot -> handle index, built once per compaction (temporary, so the
+        // steady state pays no per-object back pointer).
+        let nslots = self.zspages.len() * m;
+        let mut rev: Vec<u32> = Vec::new();
+        if rev.try_reserve_exact(nslots).is_err() {
+            return 0;
+        }
+        rev.resize(nslots, NONE);
+        for (i, &e) in self.handles.iter().enumerate() {
+            if e & FREE_BIT == 0 {
+                let z = (e >> SLOT_BITS) as usize;
+                let j = (e & (MAX_OBJS as u32 - 1)) as usize;
+                if let Some(r) = rev.get_mut(z * m + j) {
+                    *r = i as u32;
+                }
+            }
+        }
+        'outer: while let Some(dst) = self.fullest_nonfull() {
+            let Some(src) = self.emptiest_nonfull_except(dst) else {
+                break;
+            };
+            self.unlink(dst);
+            self.unlink(src);
+            while self.zspages[src].inuse > 0 && (self.zspages[dst].inuse as usize) < m {
+                let (Some(from), Some(to)) = (self.highest_used(src), self.lowest_free(dst)) else {
+                    break;
+                };
+                if self
+                    .grow(dst, self.geo.frames_for_slot(to), source)
+                    .is_err()
+                    || self.move_object((src, from), (dst, to), &mut rev).is_err()
+                {
+                    self.link(dst);
+                    self.link(src);
+                    break 'outer;
+                }
+            }
+            self.link(dst);
+            if self.zspages[src].inuse == 0 {
+                self.release_zspage(src, source);
+            } else {
+                self.link(src);
+            }
+        }
+        // Pack the partly used zspages left (one unless a frame could not be had) and
+        // give back the frames past their last object.
+        for g in 1..FULL {
+            let mut z = self.heads[g];
+            while z != NONE {
+                let zu = z as usize;
+                while let (Some(lo), Some(hi)) = (self.lowest_free(zu), self.highest_used(zu)) {
+                    if lo > hi || self.move_object((zu, hi), (zu, lo), &mut rev).is_err() {
+                        break;
+                    }
+                }
+                self.trim(zu, source);
+                z = self.zspages[zu].next;
+            }
+        }
+        // Net: a destination may have grown by a frame before its sources emptied.
+        let freed = frames_before.saturating_sub(self.c.frames);
+        self.c.compacted = self.c.compacted.saturating_add(freed as u32);
+        freed
+    }
+
+    /// Gives every frame back (pool teardown).
+    pub(crate) fn release_all<S: PageSource + ?Sized>(&mut self, source: &S) {
+        for z in self.zspages.iter_mut() {
+            for frame in core::mem::take(&mut z.frames) {
+                source.free_frame(frame);
+            }
+        }
+        self.c.frames = 0;
+    }
+}

@@ -1,0 +1,179 @@
+//! Linux zsmalloc's layout, computed from its documented rules, so benches and tools can
+//! print the frames Linux would need for the same object sizes next to ours.
+//!
+//! Rules (Linux 6.3+, `mm/zsmalloc.c`): classes every 16 bytes from 32 to 4096; every
+//! object grows by an 8-byte in-object handle before the class lookup; each class takes
+//! the zspage length in `1..=chain` frames that minimises `k * 4096 % size` (power-of-two
+//! sizes: one frame); walking from the largest class down, a class with the same
+//! (frames, objects) as the last distinct class is merged into it; a class of one object
+//! per frame is huge (its objects are stored alone, without the handle word). A class
+//! with `n` objects holds `ceil(n / objs) * frames` frames when its zspages are packed.
+
+/// Linux's size-class spacing.
+pub const CLASS_DELTA: usize = 16;
+/// Linux's smallest class.
+pub const MIN_CLASS: usize = 32;
+/// Bytes of in-object handle Linux adds to each non-huge object.
+pub const HANDLE_SIZE: usize = 8;
+/// Number of class slots (32 + 16 i for i in 0..255, the last one 4096).
+pub const NR_CLASSES: usize = 255;
+
+const PAGE: usize = zpool::PAGE_SIZE;
+
+/// One Linux class slot.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LinuxClass {
+    /// Object size of the slot's own class.
+    pub size: usize,
+    /// Frames per zspage.
+    pub frames: usize,
+    /// Objects per zspage.
+    pub objs: usize,
+    /// Index of the class this slot is merged into (itself if distinct).
+    pub rep: usize,
+}
+
+/// Linux zsmalloc's class table for one chain size.
+#[derive(Clone, Debug)]
+pub struct LinuxLayout {
+    chain: usize,
+    classes: [LinuxClass; NR_CLASSES],
+}
+
+impl LinuxLayout {
+    /// The table for `CONFIG_ZSMALLOC_CHAIN_SIZE = chain` (8 since 6.3; 4 before).
+    pub fn new(chain: usize) -> LinuxLayout {
+        let chain = chain.max(1);
+        let mut classes = [LinuxClass::default(); NR_CLASSES];
+        for (i, c) in classes.iter_mut().enumerate() {
+            let size = (MIN_CLASS + CLASS_DELTA * i).min(PAGE);
+            let frames = if size.is_power_of_two() {
+                1
+            } else {
+                let mut best = (usize::MAX, 1);
+                for k in 1..=chain {
+                    let waste = k * PAGE % size;
+                    if waste < best.0 {
+                        best = (waste, k);
+                    }
+                }
+                best.1
+            };
+            *c = LinuxClass {
+                size,
+                frames,
+                objs: frames * PAGE / size,
+                rep: i,
+            };
+        }
+        let mut prev: Option<usize> = None;
+        for i in (0..NR_CLASSES).rev() {
+            if let Some(p) = prev
+                && classes[p].frames == classes[i].frames
+                && classes[p].objs == classes[i].objs
+            {
+                classes[i].rep = p;
+                continue;
+            }
+            prev = Some(i);
+        }
+        LinuxLayout { chain, classes }
+    }
+
+    /// The chain size.
+    pub fn chain(&self) -> usize {
+        self.chain
+    }
+
+    /// Slot `i` of the table.
+    pub fn class(&self, i: usize) -> Option<&LinuxClass> {
+        self.classes.get(i)
+    }
+
+    /// Number of distinct classes after merging.
+    pub fn distinct_classes(&self) -> usize {
+        self.classes
+            .iter()
+            .enumerate()
+            .filter(|(i, c)| c.rep == *i)
+            .count()
+    }
+
+    /// Size of the largest non-huge class (a class with more than one frame and more
+    /// than one object per zspage); `zs_huge_class_size` is this minus 7.
+    pub fn largest_non_huge_class(&self) -> usize {
+        self.classes
+            .iter()
+            .rev()
+            .find(|c| c.frames != 1 && c.objs != 1)
+            .map_or(MIN_CLASS, |c| c.size)
+    }
+
+    /// Objects this long or longer are stored alone in a frame (`zs_huge_class_size`).
+    pub fn huge_class_size(&self) -> usize {
+        self.largest_non_huge_class() - (HANDLE_SIZE - 1)
+    }
+
+    /// The (merged) class index an object of `len` bytes goes to (`len` in 1..=4096).
+    pub fn class_index(&self, len: usize) -> usize {
+        let size = len + HANDLE_SIZE;
+        let i = if size <= MIN_CLASS {
+            0
+        } else {
+            (size - MIN_CLASS).div_ceil(CLASS_DELTA)
+        };
+        self.classes[i.min(NR_CLASSES - 1)].rep
+    }
+
+    /// Frames Linux holds for objects of these lengths with every zspage packed (no
+    /// frees): per class `ceil(n / objs) * frames`.
+    pub fn frames_for(&self, lens: impl IntoIterator<Item = usize>) -> usize {
+        let mut counts = [0usize; NR_CLASSES];
+        for len in lens {
+            counts[self.class_index(len)] += 1;
+        }
+        counts
+            .iter()
+            .zip(self.classes.iter())
+            .map(|(&n, c)| n.div_ceil(c.objs) * c.frames)
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn worked_example_from_the_kernel_docs() {
+        // zsmalloc.rst: size 1568 with chain >= 5 takes 5 pages for 13 objects.
+        let l = LinuxLayout::new(8);
+        let c = l.classes.iter().find(|c| c.size == 1568).copied();
+        let c = c.unwrap_or_default();
+        assert_eq!(c.frames, 5);
+        assert_eq!(c.objs, 13);
+    }
+
+    #[test]
+    fn cluster_counts_and_huge_watermarks() {
+        // Documented: chain 4 -> 69 classes, huge class from 3264; chain 8 -> 3632;
+        // chain 16 -> 3840.
+        let l4 = LinuxLayout::new(4);
+        assert_eq!(l4.distinct_classes(), 69);
+        assert_eq!(l4.largest_non_huge_class(), 3264);
+        assert_eq!(LinuxLayout::new(8).largest_non_huge_class(), 3632);
+        assert_eq!(LinuxLayout::new(16).largest_non_huge_class(), 3840);
+        assert_eq!(LinuxLayout::new(8).huge_class_size(), 3625);
+    }
+
+    #[test]
+    fn frames_for_counts_whole_zspages() {
+        let l = LinuxLayout::new(8);
+        // 1560 + 8 = 1568: 13 objects per 5 frames.
+        assert_eq!(l.frames_for([1560; 13]), 5);
+        assert_eq!(l.frames_for([1560; 14]), 10);
+        // Huge: alone in a frame.
+        assert_eq!(l.frames_for([4000, 4096, 3700]), 3);
+        assert_eq!(l.frames_for([]), 0);
+    }
+}

@@ -1,0 +1,86 @@
+//! The shared zpool conformance suite (model-based, against a map model), on the default
+//! layout and on layouts chosen to stress merging, long and short chains and compaction.
+
+use zpool_conformance::{Expect, Settings, check_zpool_with};
+use zsmalloc::{PoolConfig, ZsPool};
+
+fn pool(
+    config: PoolConfig,
+) -> impl Fn(zpool_conformance::SharedSource) -> ZsPool<zpool_conformance::SharedSource> {
+    move |src| ZsPool::with_config(src, config).expect("valid config")
+}
+
+const SETTINGS: Settings = Settings {
+    cases: 96,
+    max_ops: 120,
+    failing: false,
+    persist: true,
+};
+
+#[test]
+fn conformance_default_layout() {
+    check_zpool_with(
+        pool(PoolConfig::DEFAULT),
+        Expect::NO_LRU,
+        Settings {
+            cases: 256,
+            ..SETTINGS
+        },
+    );
+}
+
+#[test]
+fn conformance_default_layout_failing_source() {
+    check_zpool_with(
+        pool(PoolConfig::DEFAULT),
+        Expect::NO_LRU,
+        Settings {
+            cases: 256,
+            failing: true,
+            ..SETTINGS
+        },
+    );
+}
+
+/// Very coarse classes: many objects share a class, so compaction, spanning objects and
+/// multi-frame zspages are exercised by the suite's random lengths.
+const COARSE: PoolConfig = PoolConfig {
+    max_chain: 7,
+    min_class: 512,
+    small_spacing: 512,
+    split: 4096,
+    spacing: 512,
+};
+
+#[test]
+fn conformance_coarse_classes() {
+    check_zpool_with(pool(COARSE), Expect::NO_LRU, SETTINGS);
+}
+
+#[test]
+fn conformance_coarse_classes_failing_source() {
+    check_zpool_with(
+        pool(COARSE),
+        Expect::NO_LRU,
+        Settings {
+            failing: true,
+            ..SETTINGS
+        },
+    );
+}
+
+#[test]
+fn conformance_fine_classes_short_chains() {
+    let config = PoolConfig {
+        max_chain: 2,
+        ..PoolConfig::FINE
+    };
+    check_zpool_with(
+        pool(config),
+        Expect::NO_LRU,
+        Settings {
+            failing: true,
+            ..SETTINGS
+        },
+    );
+}
