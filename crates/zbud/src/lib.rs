@@ -34,6 +34,7 @@
 
 extern crate alloc;
 
+mod compact;
 mod meta;
 mod sync;
 
@@ -67,9 +68,6 @@ const fn offset_of(side: usize, len: usize) -> usize {
         PAGE_SIZE - chunks_for(len) * CHUNK_SIZE
     }
 }
-
-/// Frames whose objects are moved per lock hold during compaction.
-const COMPACT_BATCH: usize = 32;
 
 /// Which end of its frame an object sits at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -143,6 +141,21 @@ struct Inner {
     evicted_frames: u64,
     evicted_objects: u64,
     compacted_frames: u64,
+    /// A `compact()` is running (a second one returns at once).
+    compacting: bool,
+}
+
+/// Makes room for at least one more element, growing by an eighth (at least 64
+/// elements) rather than doubling: metadata stays within about 12% of what is used, and
+/// the copies stay amortised O(1) per element.
+fn grow<T>(v: &mut Vec<T>) -> Result<(), ZPoolError> {
+    if v.len() < v.capacity() {
+        return Ok(());
+    }
+    let extra = (v.len() / 8).max(64);
+    v.try_reserve_exact(extra)
+        .or_else(|_| v.try_reserve_exact(1))
+        .map_err(|_| ZPoolError::NoMemory)
 }
 
 /// A valid handle value, the fallback of `encode` (never used: see there).
@@ -176,6 +189,7 @@ impl Inner {
             evicted_frames: 0,
             evicted_objects: 0,
             compacted_frames: 0,
+            compacting: false,
         }
     }
 
@@ -221,17 +235,13 @@ impl Inner {
             if self.entries.len() >= MAX_HANDLES {
                 return Err(ZPoolError::NoMemory);
             }
-            self.entries
-                .try_reserve(1)
-                .map_err(|_| ZPoolError::NoMemory)?;
+            grow(&mut self.entries)?;
         }
         if desc && self.free_desc == NIL {
             if self.descs.len() >= MAX_FRAMES {
                 return Err(ZPoolError::NoMemory);
             }
-            self.descs
-                .try_reserve(1)
-                .map_err(|_| ZPoolError::NoMemory)?;
+            grow(&mut self.descs)?;
         }
         Ok(())
     }
@@ -471,78 +481,6 @@ impl Inner {
             self.lone -= 1;
             self.put_desc(f)
         }
-    }
-
-    /// Pairs lone frames, moving the smaller object into the larger one's frame; up to
-    /// `out.len()` frames freed, each put in `out`. Returns how many.
-    fn compact_batch(&mut self, out: &mut [Option<Frame>]) -> usize {
-        let mut done = 0;
-        let mut hi_k = 1usize;
-        let mut hi_f = self.ub_head[1];
-        while done < out.len() {
-            // The largest remaining lone object not yet ruled out.
-            while hi_f == NIL {
-                hi_k += 1;
-                if hi_k >= NCHUNKS {
-                    return done;
-                }
-                hi_f = self.ub_head[hi_k];
-            }
-            // The smallest lone object: the non-empty list with the most free chunks,
-            // or the next frame of the same list.
-            let above = if hi_k + 1 >= NCHUNKS {
-                0
-            } else {
-                (self.ub_mask >> (hi_k + 1)) << (hi_k + 1)
-            };
-            let (lo_k, lo_f) = if above != 0 {
-                let k = 63 - above.leading_zeros() as usize;
-                (k, self.ub_head[k])
-            } else {
-                let n = self.d(hi_f).ub_next();
-                if n == NIL {
-                    return done;
-                }
-                (hi_k, n)
-            };
-            if hi_k + lo_k < NCHUNKS {
-                // Even the smallest object does not fit beside this one: it stays lone.
-                hi_f = self.d(hi_f).ub_next();
-                continue;
-            }
-            let mut next = self.d(hi_f).ub_next();
-            if next == lo_f {
-                next = self.d(lo_f).ub_next();
-            }
-            out[done] = self.merge(hi_f, lo_f);
-            done += 1;
-            hi_f = next;
-        }
-        done
-    }
-
-    /// Moves the object of lone frame `l` into the empty side of lone frame `h`; frees `l`.
-    fn merge(&mut self, h: u32, l: u32) -> Option<Frame> {
-        let (hs, ls) = (self.d(h).lone_side()?, self.d(l).lone_side()?);
-        let li = self.d(l).rev(ls);
-        let le = self.entry(li);
-        let len = le.len();
-        self.ub_unlink(h);
-        self.ub_unlink(l);
-        self.lru_unlink(l);
-        let dest = 1 - hs;
-        let (src_off, dst_off) = (offset_of(ls, len), offset_of(dest, len));
-        let (hd, ld) = zpool::span::two_mut(&mut self.descs, h as usize, l as usize)?;
-        if let (Some(hf), Some(lf)) = (hd.frame.as_mut(), ld.frame.as_ref()) {
-            hf[dst_off..dst_off + len].copy_from_slice(&lf[src_off..src_off + len]);
-        }
-        hd.set_rev(dest, li);
-        hd.set_has(dest, true);
-        ld.set_has(ls, false);
-        self.entries[li as usize] = Entry::live(le.generation(), h, dest, len);
-        self.lone -= 2;
-        self.compacted_frames += 1;
-        self.put_desc(l)
     }
 
     fn metadata_bytes(&self) -> usize {
@@ -806,18 +744,16 @@ impl<S: PageSource> ZPool for ZBud<S> {
     }
 
     fn compact(&self) -> usize {
-        let mut total = 0;
-        loop {
-            let mut batch: [Option<Frame>; COMPACT_BATCH] = [const { None }; COMPACT_BATCH];
-            let n = self.inner.lock().compact_batch(&mut batch);
-            for frame in batch.iter_mut().filter_map(Option::take) {
-                self.source.free_frame(frame);
+        {
+            let mut g = self.inner.lock();
+            if g.compacting {
+                return 0;
             }
-            total += n;
-            if n < COMPACT_BATCH {
-                return total;
-            }
+            g.compacting = true;
         }
+        let freed = self.compact_repair() + self.compact_lone();
+        self.inner.lock().compacting = false;
+        freed
     }
 }
 

@@ -14,6 +14,7 @@
 //! | 122,123 | first / last buddy present                                           |
 //! | 124     | dying (being evicted: off the LRU and the unbuddied lists)           |
 //! | 125     | on an unbuddied list                                                 |
+//! | 126     | holds its final pair in the compaction running now                   |
 //!
 //! A lone frame has one empty side, and only lone frames sit on unbuddied lists: the
 //! empty side's 25 bits hold the list's `next` link, so the doubly linked unbuddied lists
@@ -79,6 +80,10 @@ const DYING: Field = Field {
 };
 const LISTED: Field = Field {
     shift: 125,
+    width: 1,
+};
+const DONE: Field = Field {
+    shift: 126,
     width: 1,
 };
 
@@ -191,6 +196,12 @@ impl Desc {
     pub(crate) fn set_listed(&mut self, v: bool) {
         self.put(LISTED, u32::from(v))
     }
+    pub(crate) fn done(&self) -> bool {
+        self.get(DONE) != 0
+    }
+    pub(crate) fn set_done(&mut self, v: bool) {
+        self.put(DONE, u32::from(v))
+    }
 }
 
 /// One handle-table entry (8 bytes).
@@ -262,6 +273,7 @@ mod tests {
         d.set_has(0, true);
         d.set_dying(true);
         d.set_listed(true);
+        d.set_done(true);
         assert_eq!(
             (d.rev(0), d.rev(1), d.lru_prev(), d.lru_next(), d.ub_prev()),
             (HNIL - 1, 12345, NIL - 1, 7, NIL)
@@ -273,7 +285,7 @@ mod tests {
         d.set_has(1, true);
         assert_eq!((d.lone_side(), d.count(), d.ub_next()), (None, 2, NIL));
         d.set_dying(false);
-        assert!(!d.dying() && d.listed() && d.has(1));
+        assert!(!d.dying() && d.listed() && d.has(1) && d.done());
     }
 
     #[test]
