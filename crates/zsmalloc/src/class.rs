@@ -351,10 +351,6 @@ impl ClassInner {
         None
     }
 
-    fn bit(&self, z: usize, j: usize) -> bool {
-        self.bitmap[z * self.words + j / 64] & (1 << (j % 64)) != 0
-    }
-
     fn set_bit(&mut self, z: usize, j: usize, on: bool) {
         let w = &mut self.bitmap[z * self.words + j / 64];
         if on {
@@ -565,7 +561,7 @@ impl ClassInner {
         let z = (e >> SLOT_BITS) as usize;
         let j = (e & (MAX_OBJS as u32 - 1)) as usize;
         let zs = self.zspages.get(z).ok_or(ZPoolError::InvalidHandle)?;
-        if zs.frames.is_empty() || j >= self.geo.objs || !self.bit(z, j) {
+        if zs.frames.is_empty() || j >= self.geo.objs {
             return Err(ZPoolError::InvalidHandle);
         }
         let len = if self.geo.huge {
@@ -574,9 +570,21 @@ impl ClassInner {
             }
             zs.hlen as usize
         } else {
-            let mut h = [0u8; HEADER];
-            read_bytes(self.zs_frames(z), j * self.geo.size, &mut h)?;
-            let h = u32::from_le_bytes(h);
+            let off = j * self.geo.size;
+            let within = off % PAGE_SIZE;
+            let h = if within + HEADER <= PAGE_SIZE {
+                // Fast path: the header lies in one frame.
+                let f = zs
+                    .frames
+                    .get(off / PAGE_SIZE)
+                    .ok_or(ZPoolError::InvalidHandle)?;
+                let b = &f.as_page()[within..within + HEADER];
+                u32::from_le_bytes([b[0], b[1], b[2], b[3]])
+            } else {
+                let mut h = [0u8; HEADER];
+                read_bytes(&zs.frames, off, &mut h)?;
+                u32::from_le_bytes(h)
+            };
             if h & MAGIC_MASK != MAGIC || (h >> 16) as u16 != generation {
                 return Err(ZPoolError::InvalidHandle);
             }
@@ -604,6 +612,30 @@ impl ClassInner {
         } else {
             loc.slot * self.geo.size + HEADER
         }
+    }
+
+    /// The object's bytes without a copy when they lie in one frame; otherwise copied
+    /// into `bounce` (which must hold `loc.len` bytes) and returned from there.
+    pub(crate) fn map<'a>(
+        &'a self,
+        loc: Loc,
+        bounce: &'a mut [u8],
+    ) -> Result<&'a [u8], ZPoolError> {
+        let off = self.data_off(loc);
+        let within = off % PAGE_SIZE;
+        if within + loc.len <= PAGE_SIZE {
+            let f = self
+                .zs_frames(loc.zs)
+                .get(off / PAGE_SIZE)
+                .ok_or(ZPoolError::InvalidHandle)?;
+            return Ok(&f.as_page()[within..within + loc.len]);
+        }
+        let out = bounce.get_mut(..loc.len).ok_or(ZPoolError::BadLength {
+            object: loc.len,
+            buffer: 0,
+        })?;
+        read_bytes(self.zs_frames(loc.zs), off, out)?;
+        Ok(out)
     }
 
     pub(crate) fn read(&self, loc: Loc, out: &mut [u8]) -> Result<(), ZPoolError> {

@@ -338,6 +338,35 @@ impl<S: PageSource> ZsPool<S> {
         Some(self.lookup[(len + HEADER).div_ceil(8)] as usize)
     }
 
+    /// Map-style read (the kernel's `zs_map_object` for reading): calls `f` with the
+    /// object's bytes and returns its result. An object that lies in one frame is passed
+    /// in place, without a copy; one that spans two frames is first copied into
+    /// `bounce`, which must then be at least the object's length
+    /// ([`ZPoolError::BadLength`] otherwise; a 4096-byte bounce always suffices).
+    ///
+    /// `f` runs under the object's class lock (so compaction cannot move the object
+    /// meanwhile): keep it short (decompress one page, copy) and do not call back into
+    /// this pool from it, or it deadlocks on that lock.
+    pub fn read_with<R>(
+        &self,
+        handle: Handle,
+        bounce: &mut [u8],
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> Result<R, ZPoolError> {
+        let (class, idx, generation) = self.split(handle)?;
+        let inner = class.inner.lock();
+        let loc = inner.lookup(idx, generation)?;
+        let blen = bounce.len();
+        let bytes = inner.map(loc, bounce).map_err(|e| match e {
+            ZPoolError::BadLength { object, .. } => ZPoolError::BadLength {
+                object,
+                buffer: blen,
+            },
+            e => e,
+        })?;
+        Ok(f(bytes))
+    }
+
     /// Frames [`ZsPool::compact`] could give back now (the kernel's `zs_can_compact`
     /// summed over classes). Takes each class lock briefly; O(classes).
     pub fn freeable(&self) -> usize {
