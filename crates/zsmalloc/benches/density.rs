@@ -215,7 +215,24 @@ fn main() {
     for o in &dev {
         pool.store(o).expect("store");
     }
+    let md = pool.metadata();
+    let n = pool.stats().objects as f64;
     println!();
+    println!(
+        "metadata, dev stored once (default config), bytes per live object: handle tables {:.2}, zspage descriptors {:.2}, frame lists {:.2}, bitmaps {:.2}, fixed (pool + {} class structs + lookup) {:.2}; total {:.2}",
+        md.handle_tables as f64 / n,
+        md.zspage_descriptors as f64 / n,
+        md.frame_lists as f64 / n,
+        md.bitmaps as f64 / n,
+        pool.class_count(),
+        md.fixed as f64 / n,
+        md.total() as f64 / n
+    );
+    println!("zspages held: {}", {
+        let mut z = 0;
+        pool.for_each_class(|c| z += c.zspages);
+        z
+    });
     println!("per-class table, dev stored once (default config):");
     println!(
         "| class | size | lens | frames/zspage | objs/zspage | objs allocated | objs used | frames | freeable |"

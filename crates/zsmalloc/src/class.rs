@@ -48,22 +48,47 @@ const MOVE_CHUNK: usize = 128;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Geometry {
     /// Slot size in bytes (header included for non-huge classes).
-    pub size: usize,
+    sz: u16,
     /// Frames per full zspage.
-    pub frames: usize,
+    k: u16,
     /// Slots per zspage.
-    pub objs: usize,
+    m: u16,
     /// One object alone in a frame, header kept in the descriptor.
     pub huge: bool,
 }
 
 impl Geometry {
+    /// A class shape (`size` <= 4096, `frames` <= 255, `objs` <= 512).
+    pub(crate) const fn new(size: usize, frames: usize, objs: usize, huge: bool) -> Geometry {
+        Geometry {
+            sz: size as u16,
+            k: frames as u16,
+            m: objs as u16,
+            huge,
+        }
+    }
+
+    /// Slot size in bytes.
+    pub(crate) const fn size(&self) -> usize {
+        self.sz as usize
+    }
+
+    /// Frames per full zspage.
+    pub(crate) const fn frames(&self) -> usize {
+        self.k as usize
+    }
+
+    /// Slots per zspage.
+    pub(crate) const fn objs(&self) -> usize {
+        self.m as usize
+    }
+
     /// Frames a zspage needs so that slots `0..=slot` are backed.
     fn frames_for_slot(&self, slot: usize) -> usize {
         if self.huge {
             1
         } else {
-            ((slot + 1) * self.size).div_ceil(PAGE_SIZE)
+            ((slot + 1) * self.size()).div_ceil(PAGE_SIZE)
         }
     }
 
@@ -72,15 +97,15 @@ impl Geometry {
         if self.huge {
             nframes.min(1)
         } else {
-            (nframes * PAGE_SIZE / self.size).min(self.objs)
+            (nframes * PAGE_SIZE / self.size()).min(self.objs())
         }
     }
 
     /// Fewest frames that can hold `n` objects: full zspages plus one prefix-packed one.
     pub(crate) fn min_frames(&self, n: usize) -> usize {
-        let full = n / self.objs;
-        let rest = n % self.objs;
-        full * self.frames
+        let full = n / self.objs();
+        let rest = n % self.objs();
+        full * self.frames()
             + if rest == 0 {
                 0
             } else {
@@ -140,7 +165,7 @@ pub(crate) struct Loc {
 /// State of one size class (lives inside the class lock).
 pub(crate) struct ClassInner {
     pub geo: Geometry,
-    words: usize,
+    words: u8,
     zspages: Vec<ZsPage>,
     free_zs: u32,
     bitmap: Vec<u64>,
@@ -206,7 +231,7 @@ impl ClassInner {
     pub(crate) fn new(geo: Geometry) -> ClassInner {
         ClassInner {
             geo,
-            words: geo.objs.div_ceil(64),
+            words: geo.objs().div_ceil(64) as u8,
             zspages: Vec::new(),
             free_zs: NONE,
             bitmap: Vec::new(),
@@ -219,16 +244,18 @@ impl ClassInner {
         }
     }
 
-    /// Heap bytes of this class's metadata.
-    pub(crate) fn metadata_bytes(&self) -> usize {
-        self.zspages.capacity() * core::mem::size_of::<ZsPage>()
-            + self
-                .zspages
+    /// Heap bytes of this class's metadata: (handle table, zspage descriptors, frame
+    /// lists, slot bitmaps).
+    pub(crate) fn metadata(&self) -> [usize; 4] {
+        [
+            self.handles.capacity() * core::mem::size_of::<u32>(),
+            self.zspages.capacity() * core::mem::size_of::<ZsPage>(),
+            self.zspages
                 .iter()
                 .map(|z| z.frames.capacity() * core::mem::size_of::<Frame>())
-                .sum::<usize>()
-            + self.bitmap.capacity() * 8
-            + self.handles.capacity() * 4
+                .sum::<usize>(),
+            self.bitmap.capacity() * core::mem::size_of::<u64>(),
+        ]
     }
 
     /// Slots backed by frames, over all zspages (the kernel's `obj_allocated`).
@@ -247,6 +274,11 @@ impl ClassInner {
         self.c
             .frames
             .saturating_sub(self.geo.min_frames(self.c.used))
+    }
+
+    /// Bitmap words per zspage.
+    fn words(&self) -> usize {
+        usize::from(self.words)
     }
 
     fn next_gen(&mut self) -> u16 {
@@ -281,7 +313,7 @@ impl ClassInner {
     }
 
     fn link(&mut self, z: usize) {
-        let g = group_of(self.zspages[z].inuse as usize, self.geo.objs);
+        let g = group_of(self.zspages[z].inuse as usize, self.geo.objs());
         if g == 0 {
             return;
         }
@@ -298,7 +330,7 @@ impl ClassInner {
     }
 
     fn relink(&mut self, z: usize) {
-        let g = group_of(self.zspages[z].inuse as usize, self.geo.objs);
+        let g = group_of(self.zspages[z].inuse as usize, self.geo.objs());
         if g != self.zspages[z].group as usize {
             self.unlink(z);
             self.link(z);
@@ -331,18 +363,18 @@ impl ClassInner {
     // ---- bitmaps ----
 
     fn lowest_free(&self, z: usize) -> Option<usize> {
-        let words = &self.bitmap[z * self.words..(z + 1) * self.words];
+        let words = &self.bitmap[z * self.words()..(z + 1) * self.words()];
         for (i, &w) in words.iter().enumerate() {
             if w != u64::MAX {
                 let j = i * 64 + (!w).trailing_zeros() as usize;
-                return (j < self.geo.objs).then_some(j);
+                return (j < self.geo.objs()).then_some(j);
             }
         }
         None
     }
 
     fn highest_used(&self, z: usize) -> Option<usize> {
-        let words = &self.bitmap[z * self.words..(z + 1) * self.words];
+        let words = &self.bitmap[z * self.words()..(z + 1) * self.words()];
         for (i, &w) in words.iter().enumerate().rev() {
             if w != 0 {
                 return Some(i * 64 + 63 - w.leading_zeros() as usize);
@@ -352,7 +384,8 @@ impl ClassInner {
     }
 
     fn set_bit(&mut self, z: usize, j: usize, on: bool) {
-        let w = &mut self.bitmap[z * self.words + j / 64];
+        let words = self.words();
+        let w = &mut self.bitmap[z * words + j / 64];
         if on {
             *w |= 1 << (j % 64);
         } else {
@@ -383,9 +416,10 @@ impl ClassInner {
             return Err(ZPoolError::NoMemory);
         }
         reserve(&mut self.zspages, 1)?;
-        reserve(&mut self.bitmap, self.words)?;
+        let words = self.words();
+        reserve(&mut self.bitmap, words)?;
         self.zspages.push(ZsPage::EMPTY);
-        self.bitmap.extend((0..self.words).map(|_| 0));
+        self.bitmap.extend((0..self.words()).map(|_| 0));
         Ok(z)
     }
 
@@ -401,7 +435,8 @@ impl ClassInner {
             self.c.zspages -= 1;
         }
         self.c.frames -= n;
-        for w in &mut self.bitmap[z * self.words..(z + 1) * self.words] {
+        let words = self.words();
+        for w in &mut self.bitmap[z * words..(z + 1) * words] {
             *w = 0;
         }
         self.zspages[z] = ZsPage {
@@ -421,7 +456,7 @@ impl ClassInner {
         source: &S,
     ) -> Result<(), ZPoolError> {
         let before = self.zspages[z].frames.len();
-        let need = need.min(self.geo.frames);
+        let need = need.min(self.geo.frames());
         if need <= before {
             return Ok(());
         }
@@ -485,7 +520,7 @@ impl ClassInner {
             return Ok(());
         }
         let h = (len as u32 & LEN_MASK) | MAGIC | (u32::from(generation) << 16);
-        let off = j * self.geo.size;
+        let off = j * self.geo.size();
         write_bytes(self.zs_frames_mut(z), off, &h.to_le_bytes())
     }
 
@@ -561,7 +596,7 @@ impl ClassInner {
         let z = (e >> SLOT_BITS) as usize;
         let j = (e & (MAX_OBJS as u32 - 1)) as usize;
         let zs = self.zspages.get(z).ok_or(ZPoolError::InvalidHandle)?;
-        if zs.frames.is_empty() || j >= self.geo.objs {
+        if zs.frames.is_empty() || j >= self.geo.objs() {
             return Err(ZPoolError::InvalidHandle);
         }
         let len = if self.geo.huge {
@@ -570,7 +605,7 @@ impl ClassInner {
             }
             zs.hlen as usize
         } else {
-            let off = j * self.geo.size;
+            let off = j * self.geo.size();
             let within = off % PAGE_SIZE;
             let h = if within + HEADER <= PAGE_SIZE {
                 // Fast path: the header lies in one frame.
@@ -593,7 +628,7 @@ impl ClassInner {
         let cap = if self.geo.huge {
             PAGE_SIZE
         } else {
-            self.geo.size - HEADER
+            self.geo.size() - HEADER
         };
         if len == 0 || len > cap {
             // Corrupted header: never trust it with a copy.
@@ -610,7 +645,7 @@ impl ClassInner {
         if self.geo.huge {
             0
         } else {
-            loc.slot * self.geo.size + HEADER
+            loc.slot * self.geo.size() + HEADER
         }
     }
 
@@ -676,8 +711,8 @@ impl ClassInner {
         to: (usize, usize),
         rev: &mut [u32],
     ) -> Result<(), ZPoolError> {
-        let m = self.geo.objs;
-        let size = self.geo.size;
+        let m = self.geo.objs();
+        let size = self.geo.size();
         let idx = rev[from.0 * m + from.1];
         if idx == NONE {
             return Err(ZPoolError::InvalidHandle);
@@ -716,7 +751,7 @@ impl ClassInner {
         if self.geo.huge || self.freeable() == 0 {
             return 0;
         }
-        let m = self.geo.objs;
+        let m = self.geo.objs();
         let frames_before = self.c.frames;
         // Reverse map slot -> handle index, built once per compaction (temporary, so the
         // steady state pays no per-object back pointer).

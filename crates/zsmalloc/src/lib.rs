@@ -24,6 +24,21 @@
 //!
 //! The crate is `no_std` and free of `unsafe`: frame memory is reached through
 //! [`zpool::Frame`].
+//!
+//! ```
+//! use zpool::{HeapPageSource, ZPool};
+//! use zsmalloc::ZsPool;
+//!
+//! let pool = ZsPool::new(HeapPageSource).expect("pool");
+//! let h = pool.store(&[7u8; 1500]).expect("store");
+//! let mut out = [0u8; 4096];
+//! assert_eq!(pool.read(h, &mut out), Ok(1500));
+//! assert_eq!(pool.read_with(h, &mut out, |bytes| bytes.len()), Ok(1500));
+//! assert_eq!(pool.total_frames(), 1);
+//! pool.free(h).expect("free");
+//! assert_eq!(pool.compact(), 0);
+//! assert_eq!(pool.total_frames(), 0);
+//! ```
 #![no_std]
 #![forbid(unsafe_code)]
 
@@ -108,6 +123,28 @@ impl fmt::Display for CreateError {
     }
 }
 
+/// Where a pool's metadata bytes (outside its frames) go; see [`ZsPool::metadata`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MetadataStats {
+    /// Handle tables: 4 bytes per entry (live or free), plus growth slack.
+    pub handle_tables: usize,
+    /// Zspage descriptors.
+    pub zspage_descriptors: usize,
+    /// Frame lists: 8 bytes per frame held.
+    pub frame_lists: usize,
+    /// Slot bitmaps: one bit per slot, in 64-bit words per zspage.
+    pub bitmaps: usize,
+    /// Fixed: the pool, its class structs and its size lookup table.
+    pub fixed: usize,
+}
+
+impl MetadataStats {
+    /// Sum of all parts ([`PoolStats::metadata_bytes`]).
+    pub fn total(&self) -> usize {
+        self.handle_tables + self.zspage_descriptors + self.frame_lists + self.bitmaps + self.fixed
+    }
+}
+
 /// One row of the per-class table (the kernel's debugfs `classes` file).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ClassStats {
@@ -145,7 +182,7 @@ pub struct ClassStats {
 
 struct Class {
     geo: Geometry,
-    min_len: usize,
+    min_len: u16,
     inner: Mutex<ClassInner>,
 }
 
@@ -160,7 +197,7 @@ pub struct ZsPool<S: PageSource> {
     compacted: AtomicUsize,
 }
 
-/// Picks (frames, objects) for slot size `size`: least waste fraction, fewest frames on
+/// Picks (frames, objects) for slot size `size`: least waste fraction, most frames on
 /// ties, at most `max_chain` frames and `MAX_OBJS` objects.
 fn geometry(size: usize, max_chain: usize) -> Geometry {
     let kmax = max_chain.min((MAX_OBJS * size / PAGE_SIZE).max(1));
@@ -171,17 +208,14 @@ fn geometry(size: usize, max_chain: usize) -> Geometry {
             continue;
         }
         let waste = k * PAGE_SIZE - m * size;
-        // Compare waste / (k * PAGE_SIZE) without floats: w1 * k2 < w2 * k1.
-        if best.0 == usize::MAX || waste * best.1 < best.0 * k {
+        // Compare waste / (k * PAGE_SIZE) without floats: w1 * k2 <= w2 * k1. On a tie
+        // the longer zspage wins: frames are taken lazily, so length costs nothing, and
+        // fewer zspages mean fewer descriptors.
+        if best.0 == usize::MAX || waste * best.1 <= best.0 * k {
             best = (waste, k, m);
         }
     }
-    Geometry {
-        size,
-        frames: best.1,
-        objs: best.2,
-        huge: false,
-    }
+    Geometry::new(size, best.1, best.2, false)
 }
 
 impl<S: PageSource> ZsPool<S> {
@@ -227,12 +261,7 @@ impl<S: PageSource> ZsPool<S> {
         let mut geos: Vec<Geometry> = Vec::new();
         geos.try_reserve(sizes.len() + 1)
             .map_err(|_| CreateError::NoMemory)?;
-        geos.push(Geometry {
-            size: PAGE_SIZE,
-            frames: 1,
-            objs: 1,
-            huge: true,
-        });
+        geos.push(Geometry::new(PAGE_SIZE, 1, 1, true));
         // rep_of_size[i] = index into `geos` (built in descending order).
         let mut rep_desc: Vec<usize> = Vec::new();
         rep_desc
@@ -242,9 +271,9 @@ impl<S: PageSource> ZsPool<S> {
             let g = geometry(size, c.max_chain);
             let last = geos.len() - 1;
             let prev = geos[last];
-            if !prev.huge && prev.frames == g.frames && prev.objs == g.objs {
+            if !prev.huge && prev.frames() == g.frames() && prev.objs() == g.objs() {
                 rep_desc.push(last);
-            } else if g.objs == 1 && g.frames == 1 {
+            } else if g.objs() == 1 && g.frames() == 1 {
                 // One object per frame: the huge class does that without a header.
                 rep_desc.push(0);
             } else {
@@ -292,7 +321,7 @@ impl<S: PageSource> ZsPool<S> {
         // Smallest length per class, for reports.
         for len in (1..=PAGE_SIZE).rev() {
             let cls = lookup[(len + HEADER).div_ceil(8)] as usize;
-            classes[cls].min_len = len;
+            classes[cls].min_len = len as u16;
         }
         Ok(ZsPool {
             source,
@@ -326,7 +355,7 @@ impl<S: PageSource> ZsPool<S> {
             .iter()
             .rev()
             .find(|c| !c.geo.huge)
-            .map_or(1, |c| c.geo.size - HEADER + 1)
+            .map_or(1, |c| c.geo.size() - HEADER + 1)
     }
 
     /// Class index that stores objects of `len` bytes (`None` if `len` is 0 or over
@@ -367,6 +396,24 @@ impl<S: PageSource> ZsPool<S> {
         Ok(f(bytes))
     }
 
+    /// Metadata bytes outside the frames, by kind.
+    pub fn metadata(&self) -> MetadataStats {
+        let mut m = MetadataStats {
+            fixed: core::mem::size_of::<Self>()
+                + self.classes.capacity() * core::mem::size_of::<Class>()
+                + self.lookup.capacity(),
+            ..MetadataStats::default()
+        };
+        for class in &self.classes {
+            let [h, z, f, b] = class.inner.lock().metadata();
+            m.handle_tables += h;
+            m.zspage_descriptors += z;
+            m.frame_lists += f;
+            m.bitmaps += b;
+        }
+        m
+    }
+
     /// Frames [`ZsPool::compact`] could give back now (the kernel's `zs_can_compact`
     /// summed over classes). Takes each class lock briefly; O(classes).
     pub fn freeable(&self) -> usize {
@@ -404,12 +451,12 @@ impl<S: PageSource> ZsPool<S> {
             let inner = class.inner.lock();
             let row = ClassStats {
                 index,
-                size: class.geo.size,
-                min_len: class.min_len,
+                size: class.geo.size(),
+                min_len: usize::from(class.min_len),
                 max_len: if class.geo.huge {
                     PAGE_SIZE
                 } else {
-                    class.geo.size - HEADER
+                    class.geo.size() - HEADER
                 },
                 huge: class.geo.huge,
                 fullness: inner.counts.map(|n| n as usize),
@@ -418,8 +465,8 @@ impl<S: PageSource> ZsPool<S> {
                 bytes: inner.c.bytes,
                 frames: inner.c.frames,
                 zspages: inner.c.zspages as usize,
-                frames_per_zspage: class.geo.frames,
-                objs_per_zspage: class.geo.objs,
+                frames_per_zspage: class.geo.frames(),
+                objs_per_zspage: class.geo.objs(),
                 freeable: inner.freeable(),
                 compacted: inner.c.compacted as usize,
             };
@@ -550,18 +597,14 @@ impl<S: PageSource> ZPool for ZsPool<S> {
     }
 
     fn stats(&self) -> PoolStats {
-        let mut st = PoolStats {
-            metadata_bytes: self.classes.capacity() * core::mem::size_of::<Class>()
-                + self.lookup.capacity(),
-            ..PoolStats::default()
-        };
+        let mut st = PoolStats::default();
         for class in &self.classes {
             let inner = class.inner.lock();
             st.frames += inner.c.frames;
             st.objects += inner.c.used;
             st.bytes += inner.c.bytes;
-            st.metadata_bytes += inner.metadata_bytes();
         }
+        st.metadata_bytes = self.metadata().total();
         st
     }
 

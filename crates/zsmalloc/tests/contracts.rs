@@ -483,3 +483,41 @@ fn concurrent_store_read_free_compact() {
     drop(pool);
     assert_eq!(src.live(), 0);
 }
+
+/// `read_with` passes an object that lies in one frame in place and copies one that
+/// spans two frames through the bounce buffer; both give the object's exact bytes.
+#[test]
+fn read_with_maps_in_place_or_through_the_bounce_buffer() {
+    let pool = ZsPool::new(HeapPageSource).expect("pool");
+    let len = 1500;
+    let hs: Vec<Handle> = (0..8u64)
+        .map(|i| pool.store(&pattern(len, i)).expect("store"))
+        .collect();
+    let mut spanning = 0;
+    for (i, &h) in hs.iter().enumerate() {
+        let mut bounce = vec![0u8; PAGE_SIZE];
+        let got = pool.read_with(h, &mut bounce, |s| s.to_vec()).expect("map");
+        assert_eq!(got, pattern(len, i as u64));
+        // With an empty bounce buffer only in-frame objects can be mapped.
+        match pool.read_with(h, &mut [], |s| s.len()) {
+            Ok(n) => assert_eq!(n, len),
+            Err(e) => {
+                assert_eq!(
+                    e,
+                    ZPoolError::BadLength {
+                        object: len,
+                        buffer: 0
+                    }
+                );
+                spanning += 1;
+            }
+        }
+    }
+    // Slots of 1536 bytes: some of the eight cross a frame boundary.
+    assert!(spanning > 0 && spanning < 8, "{spanning}");
+    pool.free(hs[0]).expect("free");
+    assert_eq!(
+        pool.read_with(hs[0], &mut [0u8; 4096], |s| s.len()),
+        Err(ZPoolError::InvalidHandle)
+    );
+}
