@@ -525,9 +525,12 @@ impl ClassInner {
     }
 
     /// Allocates a slot for `len` bytes; returns (table index, generation).
+    /// With `data` (of length `len`), the object is written before its handle is
+    /// committed.
     pub(crate) fn alloc<S: PageSource + ?Sized>(
         &mut self,
         len: usize,
+        data: Option<&[u8]>,
         source: &S,
     ) -> Result<(u32, u16), ZPoolError> {
         // Reserve the handle entry first: nothing below may fail after frames are taken
@@ -554,7 +557,20 @@ impl ClassInner {
             return Err(e);
         }
         let generation = self.next_gen();
-        if let Err(e) = self.write_header(z, j, len, generation) {
+        let written = self
+            .write_header(z, j, len, generation)
+            .and_then(|()| match data {
+                Some(d) => {
+                    let off = self.data_off(Loc {
+                        zs: z,
+                        slot: j,
+                        len,
+                    });
+                    write_bytes(self.zs_frames_mut(z), off, d)
+                }
+                None => Ok(()),
+            });
+        if let Err(e) = written {
             if fresh {
                 self.release_zspage(z, source);
             }

@@ -507,24 +507,11 @@ impl<S: PageSource> ZsPool<S> {
         let class = &self.classes[cls];
         let mut inner = class.inner.lock();
         let before = inner.c.frames;
-        let (idx, generation) = inner.alloc(len, &self.source)?;
-        if let Some(data) = data {
-            let written = inner
-                .lookup(idx, generation)
-                .and_then(|loc| inner.write(loc, data).map(|()| loc));
-            if let Err(e) = written {
-                if let Ok(loc) = inner.lookup(idx, generation) {
-                    inner.free(idx, loc, &self.source);
-                }
-                let after = inner.c.frames;
-                drop(inner);
-                self.account(before, after);
-                return Err(e);
-            }
-        }
+        let res = inner.alloc(len, data, &self.source);
         let after = inner.c.frames;
         drop(inner);
         self.account(before, after);
+        let (idx, generation) = res?;
         let raw = (u64::from(generation) << 32) | ((cls as u64) << INDEX_BITS) | u64::from(idx);
         Handle::from_raw(raw).ok_or(ZPoolError::NoMemory)
     }
