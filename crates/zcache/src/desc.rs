@@ -1,0 +1,142 @@
+//! The page descriptor zcache files in tmem: one `u64`.
+//!
+//! ```text
+//!  63..61  kind: 1..=4 algorithm id (compressed object), 6 same-filled byte,
+//!                7 same-filled word from the fill table (0 and 5 never occur)
+//!  60      allocator: 0 ephemeral pool's, 1 persistent pool's
+//!  59..48  object length in the allocator (header + compressed bytes, < 4096)
+//!  47..0   allocator handle (zpool::Handle, non-zero, < 2^48)
+//!          or, for same-filled pages, the byte / the fill-table index
+//! ```
+//! Eight bytes with a niche (the kind is never 0), so a tree leaf slot stays 8 bytes.
+
+use core::num::NonZeroU64;
+use zpool::Handle;
+
+/// A zcache page descriptor.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ZDesc(NonZeroU64);
+
+/// What a descriptor names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DescKind {
+    /// A compressed object.
+    Object {
+        /// Algorithm id (zcomp).
+        alg: u8,
+        /// Persistent allocator (true) or ephemeral (false).
+        persistent: bool,
+        /// Object length in the allocator.
+        len: usize,
+        /// Allocator handle.
+        handle: Handle,
+    },
+    /// A page of one repeated byte.
+    SameByte(u8),
+    /// A same-filled page whose word is in the fill table at this index.
+    SameWord(u32),
+}
+
+const KIND_SHIFT: u32 = 61;
+const POOL_BIT: u64 = 1 << 60;
+const LEN_SHIFT: u32 = 48;
+const LEN_MASK: u64 = 0xfff;
+const LOW_MASK: u64 = (1 << 48) - 1;
+const KIND_SAME_BYTE: u64 = 6;
+const KIND_SAME_WORD: u64 = 7;
+
+/// Largest object length a descriptor can carry.
+pub const MAX_OBJECT_LEN: usize = LEN_MASK as usize;
+
+impl ZDesc {
+    /// A compressed object's descriptor; `None` if a field does not fit.
+    pub fn object(alg: u8, persistent: bool, len: usize, handle: Handle) -> Option<ZDesc> {
+        if !(1..=4).contains(&alg) || len > MAX_OBJECT_LEN {
+            return None;
+        }
+        let raw = (u64::from(alg) << KIND_SHIFT)
+            | if persistent { POOL_BIT } else { 0 }
+            | ((len as u64) << LEN_SHIFT)
+            | handle.to_raw();
+        NonZeroU64::new(raw).map(ZDesc)
+    }
+
+    /// A same-filled page of one repeated byte.
+    pub fn same_byte(b: u8) -> ZDesc {
+        ZDesc(NonZeroU64::MIN.saturating_add((KIND_SAME_BYTE << KIND_SHIFT | u64::from(b)) - 1))
+    }
+
+    /// A same-filled page whose word is fill-table entry `index`.
+    pub fn same_word(index: u32) -> ZDesc {
+        ZDesc(NonZeroU64::MIN.saturating_add((KIND_SAME_WORD << KIND_SHIFT | u64::from(index)) - 1))
+    }
+
+    /// The raw bits.
+    pub fn raw(self) -> u64 {
+        self.0.get()
+    }
+
+    /// Decodes the descriptor.
+    pub fn kind(self) -> DescKind {
+        let raw = self.0.get();
+        match raw >> KIND_SHIFT {
+            KIND_SAME_BYTE => DescKind::SameByte(raw as u8),
+            KIND_SAME_WORD => DescKind::SameWord((raw & LOW_MASK) as u32),
+            alg => DescKind::Object {
+                alg: alg as u8,
+                persistent: raw & POOL_BIT != 0,
+                len: ((raw >> LEN_SHIFT) & LEN_MASK) as usize,
+                // The constructor only takes valid handles, so the low bits are one.
+                handle: Handle::from_raw(raw & LOW_MASK)
+                    .unwrap_or(Handle::from_raw(1).expect("1 is a valid handle")),
+            },
+        }
+    }
+}
+
+impl core::fmt::Debug for ZDesc {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "ZDesc({:?})", self.kind())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips() {
+        let h = Handle::from_raw((1 << 48) - 1).unwrap();
+        let d = ZDesc::object(4, true, 4095, h).unwrap();
+        assert_eq!(
+            d.kind(),
+            DescKind::Object {
+                alg: 4,
+                persistent: true,
+                len: 4095,
+                handle: h
+            }
+        );
+        let h = Handle::from_raw(1).unwrap();
+        let d = ZDesc::object(1, false, 0, h).unwrap();
+        assert_eq!(
+            d.kind(),
+            DescKind::Object {
+                alg: 1,
+                persistent: false,
+                len: 0,
+                handle: h
+            }
+        );
+        assert!(ZDesc::object(0, false, 1, h).is_none());
+        assert!(ZDesc::object(5, false, 1, h).is_none());
+        assert!(ZDesc::object(1, false, 4096, h).is_none());
+        assert_eq!(ZDesc::same_byte(0).kind(), DescKind::SameByte(0));
+        assert_eq!(ZDesc::same_byte(0xff).kind(), DescKind::SameByte(0xff));
+        assert_eq!(
+            ZDesc::same_word(u32::MAX).kind(),
+            DescKind::SameWord(u32::MAX)
+        );
+        assert_eq!(core::mem::size_of::<Option<ZDesc>>(), 8);
+    }
+}

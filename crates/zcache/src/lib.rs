@@ -1,0 +1,75 @@
+//! `zcache`: transcendent memory's compressed backend, with cleancache and frontswap
+//! front ends.
+//!
+//! A [`Zcache`] wires `tmem-core` (keys, pools, trees, buckets, coherency) to the
+//! compressed-page allocators (`zbud` for ephemeral pages, `zsmalloc` for persistent
+//! pages by default) and the compressors of `zcomp`, and adds the policy the kernel's
+//! zcache and zswap had:
+//!
+//! * a hard limit on pool frames with accept hysteresis ([`Config::max_frames`],
+//!   [`Config::accept_threshold_percent`]);
+//! * rejection of poorly compressing pages (over 7/8 page, or over 5/8 while the running
+//!   mean is too);
+//! * "eat its own tail": an ephemeral store that finds no frame evicts the least
+//!   recently used ephemeral frame; a persistent store steals ephemeral frames first,
+//!   then writes back its own least recently used pages through the host's
+//!   [`Writeback`]; persistent pages are never simply dropped;
+//! * same-filled pages stored as their word, with no allocation;
+//! * statistics under zswap's and zcache's names, sharded so no counter is shared by
+//!   every store.
+//!
+//! The page journey through the layers, the lock order and the eviction protocol are in
+//! `docs/architecture.md` and `docs/concurrency.md`.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use zcache::{Config, Zcache};
+//!
+//! let z = Zcache::new(Config::default(), Arc::new(zpool::HeapPageSource)).unwrap();
+//! let fs = z.frontswap();
+//! fs.init(0).unwrap();
+//! let mut page = [0u8; 4096];
+//! page[..11].copy_from_slice(b"hello, swap");
+//! fs.store(0, 12345, &page).unwrap();
+//! let mut back = [0u8; 4096];
+//! assert!(fs.load(0, 12345, &mut back).unwrap());
+//! assert_eq!(back, page);
+//! ```
+#![no_std]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+
+mod cleancache;
+mod config;
+mod desc;
+mod frontswap;
+pub mod header;
+mod pam;
+mod source;
+mod stats;
+mod sync;
+pub mod testing;
+mod zcache;
+
+pub use cleancache::{Cleancache, file_key_from_handle, file_key_from_inode};
+pub use config::{AllocatorKind, Config, UnknownAllocator};
+pub use desc::{DescKind, ZDesc};
+pub use frontswap::{FRONTSWAP_TAG, Frontswap, MAX_SWAP_TYPES, swap_key, swap_key_of};
+pub use pam::{ZCtx, ZError, ZPam};
+pub use stats::Counters;
+pub use tmem_core::{Oid, PoolId};
+pub use zcache::{ShrinkOutcome, Stats, Writeback, Zcache, ZcacheError};
+pub use zpool::{PAGE_SIZE, Page};
+
+impl Zcache {
+    /// The cleancache front end.
+    pub fn cleancache(&self) -> Cleancache<'_> {
+        Cleancache { z: self }
+    }
+
+    /// The frontswap front end.
+    pub fn frontswap(&self) -> Frontswap<'_> {
+        Frontswap { z: self }
+    }
+}

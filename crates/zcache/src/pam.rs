@@ -1,0 +1,466 @@
+//! zcache's tmem backend: compression, allocation, same-filled pages, checksummed
+//! objects.
+
+use alloc::boxed::Box;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use hashbrown::HashMap;
+
+use tmem_core::{Key, PamOps, PoolInfo, PoolKind};
+use zcomp::{AnyCompressor, Compressor, MAX_COMPRESSED_LEN, StorePolicy, Verdict};
+use zpool::{PAGE_SIZE, Page, ZPool, ZPoolError};
+
+use crate::desc::{DescKind, MAX_OBJECT_LEN, ZDesc};
+use crate::header::{self, MAX_HEADER};
+use crate::source::LimitedSource;
+use crate::stats::{C, Shards};
+use crate::sync::Mutex;
+
+/// Why zcache's backend refused or failed an operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ZError {
+    /// No frame could be had (frame limit or the host's page source). The front end
+    /// reclaims and retries.
+    NoFrame,
+    /// The page compressed to more than the hard limit.
+    CompressPoor,
+    /// The page compressed to more than the mean limit while the running mean was over
+    /// it too.
+    MeanCompressPoor,
+    /// The object is larger than the allocator stores.
+    TooLarge,
+    /// Metadata memory (fill table, compressor tables) could not be allocated.
+    NoMemory,
+    /// The stored bytes failed their checksum or did not decompress to a page.
+    Corrupt,
+    /// A compressor for the object's algorithm is not available in this build.
+    Unavailable,
+    /// The allocator rejected a handle (never expected: a descriptor outlived its
+    /// object).
+    BadHandle,
+}
+
+impl core::fmt::Display for ZError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            ZError::NoFrame => "no page frame available",
+            ZError::CompressPoor => "page compresses poorly",
+            ZError::MeanCompressPoor => "page compresses poorly and so does the running mean",
+            ZError::TooLarge => "compressed page too large for the allocator",
+            ZError::NoMemory => "out of metadata memory",
+            ZError::Corrupt => "stored page is corrupt",
+            ZError::Unavailable => "compression algorithm unavailable",
+            ZError::BadHandle => "allocator rejected a handle",
+        })
+    }
+}
+
+/// Size of the object buffers in a context.
+pub(crate) const OBJ_BUF: usize = MAX_HEADER + MAX_COMPRESSED_LEN;
+
+enum Prepared {
+    Same(u64),
+    Object { start: usize, end: usize, alg: u8 },
+}
+
+enum Staged {
+    Nothing,
+    Same(u64),
+    Object { len: usize },
+}
+
+/// Scratch space for eviction and writeback, separate from the store path's buffers
+/// (a store evicts while its own prepared object waits in `obj`).
+pub(crate) struct EvictScratch {
+    pub(crate) obj: Box<[u8]>,
+    pub(crate) page: Box<Page>,
+}
+
+/// A compression context, like the kernel's per-CPU crypto contexts: compressor
+/// instances (their tables), scratch buffers, and a statistics shard. Owned by one
+/// caller at a time.
+pub struct ZCtx {
+    pub(crate) shard: usize,
+    comps: [Option<AnyCompressor>; 5],
+    obj: Box<[u8]>,
+    prep: Option<(Key, Prepared)>,
+    load: Box<[u8]>,
+    staged: Staged,
+    /// Running mean (exponentially weighted, 1/16) of persistent compressed sizes.
+    mean: usize,
+    pub(crate) evict: EvictScratch,
+}
+
+fn try_boxed_zeroed(n: usize) -> Result<Box<[u8]>, ZError> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).map_err(|_| ZError::NoMemory)?;
+    v.resize(n, 0);
+    Ok(v.into_boxed_slice())
+}
+
+impl ZCtx {
+    pub(crate) fn new(shard: usize, default: zcomp::Algorithm) -> Result<Self, ZError> {
+        let page: Box<[u8]> = try_boxed_zeroed(PAGE_SIZE)?;
+        let page: Box<Page> = page.try_into().map_err(|_| ZError::NoMemory)?;
+        let mut c = ZCtx {
+            shard,
+            comps: [None, None, None, None, None],
+            obj: try_boxed_zeroed(OBJ_BUF)?,
+            prep: None,
+            load: try_boxed_zeroed(PAGE_SIZE)?,
+            staged: Staged::Nothing,
+            mean: 0,
+            evict: EvictScratch {
+                obj: try_boxed_zeroed(PAGE_SIZE)?,
+                page,
+            },
+        };
+        c.compressor(default.id())?;
+        Ok(c)
+    }
+
+    /// The context's compressor for algorithm `id`, created on first use.
+    pub(crate) fn compressor(&mut self, id: u8) -> Result<&mut AnyCompressor, ZError> {
+        compressor_in(&mut self.comps, id)
+    }
+
+    pub(crate) fn clear_prepared(&mut self) {
+        self.prep = None;
+    }
+
+    /// Splits out what eviction needs: compressors and the eviction scratch.
+    pub(crate) fn evict_parts(&mut self) -> (&mut [Option<AnyCompressor>; 5], &mut EvictScratch) {
+        (&mut self.comps, &mut self.evict)
+    }
+}
+
+pub(crate) fn compressor_in(
+    comps: &mut [Option<AnyCompressor>; 5],
+    id: u8,
+) -> Result<&mut AnyCompressor, ZError> {
+    let alg = zcomp::Algorithm::from_id(id).ok_or(ZError::Corrupt)?;
+    let slot = comps.get_mut(usize::from(id)).ok_or(ZError::Corrupt)?;
+    if slot.is_none() {
+        *slot = Some(AnyCompressor::new(alg).map_err(|e| match e {
+            zcomp::CompressorInitError::Unavailable(_) => ZError::Unavailable,
+            _ => ZError::NoMemory,
+        })?);
+    }
+    slot.as_mut().ok_or(ZError::NoMemory)
+}
+
+/// Same-filled words that are not one repeated byte (rare: < 1% of same-filled swap
+/// pages), interned with reference counts so a descriptor holds a 32-bit index.
+#[derive(Default)]
+struct FillTable {
+    index: HashMap<u64, u32>,
+    words: Vec<(u64, u32)>,
+    free: Vec<u32>,
+}
+
+impl FillTable {
+    fn get(&mut self, word: u64) -> Result<u32, ZError> {
+        if let Some(&i) = self.index.get(&word) {
+            self.words[i as usize].1 += 1;
+            return Ok(i);
+        }
+        self.index.try_reserve(1).map_err(|_| ZError::NoMemory)?;
+        let i = match self.free.pop() {
+            Some(i) => {
+                self.words[i as usize] = (word, 1);
+                i
+            }
+            None => {
+                self.words.try_reserve(1).map_err(|_| ZError::NoMemory)?;
+                self.free.try_reserve(1).map_err(|_| ZError::NoMemory)?;
+                let i = u32::try_from(self.words.len()).map_err(|_| ZError::NoMemory)?;
+                self.words.push((word, 1));
+                i
+            }
+        };
+        self.index.insert(word, i);
+        Ok(i)
+    }
+
+    fn word(&self, i: u32) -> Option<u64> {
+        self.words
+            .get(i as usize)
+            .filter(|(_, r)| *r > 0)
+            .map(|(w, _)| *w)
+    }
+
+    fn put(&mut self, i: u32) {
+        if let Some(e) = self.words.get_mut(i as usize)
+            && e.1 > 0
+        {
+            e.1 -= 1;
+            if e.1 == 0 {
+                self.index.remove(&e.0);
+                // `free` was reserved when the entry was created.
+                self.free.push(i);
+            }
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        self.index.capacity() * 13 + self.words.capacity() * 16 + self.free.capacity() * 4
+    }
+}
+
+/// zcache's [`PamOps`] implementation.
+pub struct ZPam {
+    pub(crate) source: Arc<LimitedSource>,
+    pub(crate) eph: Box<dyn ZPool>,
+    pub(crate) pers: Box<dyn ZPool>,
+    fill: Mutex<FillTable>,
+    pub(crate) stats: Shards,
+    pub(crate) algorithm: zcomp::Algorithm,
+    pub(crate) policy: StorePolicy,
+}
+
+impl ZPam {
+    pub(crate) fn new(
+        source: Arc<LimitedSource>,
+        eph: Box<dyn ZPool>,
+        pers: Box<dyn ZPool>,
+        stats: Shards,
+        algorithm: zcomp::Algorithm,
+        policy: StorePolicy,
+    ) -> Self {
+        ZPam {
+            source,
+            eph,
+            pers,
+            fill: Mutex::new(FillTable::default()),
+            stats,
+            algorithm,
+            policy,
+        }
+    }
+
+    pub(crate) fn pool(&self, persistent: bool) -> &dyn ZPool {
+        if persistent { &*self.pers } else { &*self.eph }
+    }
+
+    pub(crate) fn fill_table_bytes(&self) -> usize {
+        self.fill.lock().bytes()
+    }
+
+    /// Same-filled detection, compression and policy, before any tmem lock: leaves the
+    /// object (header + compressed bytes) ready in the context.
+    pub(crate) fn prepare(
+        &self,
+        ctx: &mut ZCtx,
+        key: &Key,
+        kind: PoolKind,
+        page: &Page,
+    ) -> Result<(), ZError> {
+        ctx.prep = None;
+        if let Some(word) = zcomp::same_filled(page) {
+            ctx.prep = Some((*key, Prepared::Same(word)));
+            return Ok(());
+        }
+        let alg = self.algorithm.id();
+        let mut head = [0u8; MAX_HEADER];
+        let hlen = header::encode_key(&mut head, alg, key);
+        let start = MAX_HEADER - hlen;
+        let clen = {
+            let (comps, obj) = (&mut ctx.comps, &mut ctx.obj);
+            let c = compressor_in(comps, alg)?;
+            c.compress(page, &mut obj[MAX_HEADER..])
+                .map_err(|_| ZError::CompressPoor)?
+        };
+        let mean = if kind == PoolKind::Persistent {
+            ctx.mean
+        } else {
+            0
+        };
+        match self.policy.verdict(clen, mean) {
+            Verdict::Store => {}
+            Verdict::RejectPoor => {
+                self.stats.inc(ctx.shard, C::reject_compress_poor);
+                return Err(ZError::CompressPoor);
+            }
+            Verdict::RejectMeanPoor => {
+                self.stats.inc(ctx.shard, C::reject_mean_compress_poor);
+                return Err(ZError::MeanCompressPoor);
+            }
+        }
+        if kind == PoolKind::Persistent {
+            ctx.mean = if ctx.mean == 0 {
+                clen
+            } else {
+                ctx.mean - ctx.mean / 16 + clen / 16
+            };
+        }
+        let end = MAX_HEADER + clen;
+        if end - start > MAX_OBJECT_LEN {
+            self.stats.inc(ctx.shard, C::reject_compress_poor);
+            return Err(ZError::TooLarge);
+        }
+        ctx.obj[start..MAX_HEADER].copy_from_slice(&head[..hlen]);
+        let sum = header::checksum(&ctx.obj[start + 4..end]);
+        ctx.obj[start..start + 4].copy_from_slice(&sum.to_le_bytes());
+        ctx.prep = Some((*key, Prepared::Object { start, end, alg }));
+        Ok(())
+    }
+
+    fn word_of(&self, kind: DescKind) -> Option<u64> {
+        match kind {
+            DescKind::SameByte(b) => Some(u64::from_ne_bytes([b; 8])),
+            DescKind::SameWord(i) => self.fill.lock().word(i),
+            DescKind::Object { .. } => None,
+        }
+    }
+
+    fn stage(&self, ctx: &mut ZCtx, desc: &ZDesc) -> Result<(), ZError> {
+        ctx.staged = Staged::Nothing;
+        let kind = desc.kind();
+        match kind {
+            DescKind::Object {
+                persistent,
+                len,
+                handle,
+                ..
+            } => {
+                let n = self
+                    .pool(persistent)
+                    .read(handle, &mut ctx.load)
+                    .map_err(|_| ZError::BadHandle)?;
+                if n != len {
+                    return Err(ZError::Corrupt);
+                }
+                ctx.staged = Staged::Object { len };
+            }
+            _ => ctx.staged = Staged::Same(self.word_of(kind).ok_or(ZError::Corrupt)?),
+        }
+        Ok(())
+    }
+
+    fn finish(&self, ctx: &mut ZCtx, page: &mut Page) -> Result<(), ZError> {
+        match core::mem::replace(&mut ctx.staged, Staged::Nothing) {
+            Staged::Nothing => Err(ZError::Corrupt),
+            Staged::Same(w) => {
+                zcomp::fill_page(page, w);
+                Ok(())
+            }
+            Staged::Object { len } => {
+                let r = decode_object(&mut ctx.comps, &ctx.load[..len], page);
+                if r.is_err() {
+                    self.stats.inc(ctx.shard, C::load_corrupt);
+                }
+                r.map(|_| ())
+            }
+        }
+    }
+}
+
+/// Verifies and decompresses one stored object into `page`; returns its header.
+pub(crate) fn decode_object(
+    comps: &mut [Option<AnyCompressor>; 5],
+    object: &[u8],
+    page: &mut Page,
+) -> Result<header::Header, ZError> {
+    let h = header::decode(object).ok_or(ZError::Corrupt)?;
+    let c = compressor_in(comps, h.alg)?;
+    c.decompress(&object[h.len..], page)
+        .map_err(|_| ZError::Corrupt)?;
+    Ok(h)
+}
+
+impl PamOps for ZPam {
+    type Desc = ZDesc;
+    type Ctx = ZCtx;
+    type Error = ZError;
+
+    fn create(
+        &self,
+        ctx: &mut ZCtx,
+        key: &Key,
+        pool: &PoolInfo,
+        page: &Page,
+    ) -> Result<ZDesc, ZError> {
+        if !matches!(&ctx.prep, Some((k, _)) if k == key) {
+            self.prepare(ctx, key, pool.kind, page)?;
+        }
+        let persistent = pool.kind == PoolKind::Persistent;
+        match &ctx.prep {
+            Some((_, Prepared::Same(word))) => {
+                let bytes = word.to_ne_bytes();
+                let d = if bytes.iter().all(|b| *b == bytes[0]) {
+                    ZDesc::same_byte(bytes[0])
+                } else {
+                    ZDesc::same_word(self.fill.lock().get(*word)?)
+                };
+                self.stats.inc(ctx.shard, C::stored_pages);
+                self.stats.inc(ctx.shard, C::same_filled_pages);
+                Ok(d)
+            }
+            Some((_, Prepared::Object { start, end, alg })) => {
+                let (start, end, alg) = (*start, *end, *alg);
+                let zp = self.pool(persistent);
+                let handle = zp.store(&ctx.obj[start..end]).map_err(|e| match e {
+                    ZPoolError::NoMemory => ZError::NoFrame,
+                    ZPoolError::TooLarge { .. } => ZError::TooLarge,
+                    _ => ZError::BadHandle,
+                })?;
+                match ZDesc::object(alg, persistent, end - start, handle) {
+                    Some(d) => {
+                        self.stats.inc(ctx.shard, C::stored_pages);
+                        self.stats.add(ctx.shard, C::zbytes, (end - start) as i64);
+                        Ok(d)
+                    }
+                    None => {
+                        let _ = zp.free(handle);
+                        Err(ZError::TooLarge)
+                    }
+                }
+            }
+            None => Err(ZError::Corrupt),
+        }
+    }
+
+    fn load_stage(&self, ctx: &mut ZCtx, desc: &ZDesc) -> Result<(), ZError> {
+        self.stage(ctx, desc)
+    }
+
+    fn load_finish(&self, ctx: &mut ZCtx, page: &mut Page) -> Result<(), ZError> {
+        self.finish(ctx, page)
+    }
+
+    fn load_and_free(
+        &self,
+        ctx: &mut ZCtx,
+        pool: &PoolInfo,
+        desc: ZDesc,
+        page: &mut Page,
+    ) -> Result<(), ZError> {
+        let staged = self.stage(ctx, &desc);
+        self.free(pool, desc);
+        staged?;
+        self.finish(ctx, page)
+    }
+
+    fn free(&self, _pool: &PoolInfo, desc: ZDesc) {
+        let shard = (desc.raw() >> 4) as usize;
+        self.stats.add(shard, C::stored_pages, -1);
+        match desc.kind() {
+            DescKind::Object {
+                persistent,
+                len,
+                handle,
+                ..
+            } => {
+                self.stats.add(shard, C::zbytes, -(len as i64));
+                if self.pool(persistent).free(handle).is_err() {
+                    self.stats.inc(shard, C::free_errors);
+                }
+            }
+            DescKind::SameByte(_) => self.stats.add(shard, C::same_filled_pages, -1),
+            DescKind::SameWord(i) => {
+                self.stats.add(shard, C::same_filled_pages, -1);
+                self.fill.lock().put(i);
+            }
+        }
+    }
+}

@@ -1,0 +1,131 @@
+//! The frame limit: a [`PageSource`] wrapper that enforces zcache's hard limit on pool
+//! frames with zswap-style accept hysteresis.
+
+use alloc::sync::Arc;
+use zpool::{AllocError, Frame, PageSource};
+
+use crate::sync::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+
+/// Counts and limits the frames both allocators take from the host's page source.
+///
+/// * Held frames may not exceed `max`.
+/// * Once an allocation has been refused at `max` (a *limit hit*), allocations keep
+///   failing until the held count has fallen below `accept` (`max` ×
+///   accept_threshold_percent / 100): the hysteresis that stops a full cache from
+///   thrashing at its limit (zswap's `accept_threshold_percent`).
+///
+/// The held count is one atomic updated per frame allocated or freed (not per stored
+/// page: a frame holds several compressed pages), so it is not on every store's path.
+pub(crate) struct LimitedSource {
+    inner: Arc<dyn PageSource>,
+    max: usize,
+    accept: usize,
+    held: AtomicUsize,
+    peak: AtomicUsize,
+    full: AtomicBool,
+    limit_hits: AtomicU64,
+    host_failures: AtomicU64,
+}
+
+impl LimitedSource {
+    pub(crate) fn new(inner: Arc<dyn PageSource>, max: usize, accept_percent: u8) -> Self {
+        let pct = usize::from(accept_percent.min(100));
+        let accept = max / 100 * pct + (max % 100) * pct / 100;
+        LimitedSource {
+            inner,
+            max,
+            accept,
+            held: AtomicUsize::new(0),
+            peak: AtomicUsize::new(0),
+            full: AtomicBool::new(false),
+            limit_hits: AtomicU64::new(0),
+            host_failures: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn held(&self) -> usize {
+        self.held.load(Ordering::Relaxed)
+    }
+    pub(crate) fn peak(&self) -> usize {
+        self.peak.load(Ordering::Relaxed)
+    }
+    pub(crate) fn reset_peak(&self) {
+        self.peak.store(self.held(), Ordering::Relaxed);
+    }
+    pub(crate) fn is_full(&self) -> bool {
+        self.full.load(Ordering::Relaxed)
+    }
+    pub(crate) fn limit_hits(&self) -> u64 {
+        self.limit_hits.load(Ordering::Relaxed)
+    }
+    pub(crate) fn host_failures(&self) -> u64 {
+        self.host_failures.load(Ordering::Relaxed)
+    }
+}
+
+impl PageSource for LimitedSource {
+    fn alloc_frame(&self) -> Result<Frame, AllocError> {
+        let prev = self.held.fetch_add(1, Ordering::Relaxed);
+        let cap = if self.full.load(Ordering::Relaxed) {
+            self.accept
+        } else {
+            self.max
+        };
+        if prev >= cap {
+            self.held.fetch_sub(1, Ordering::Relaxed);
+            if prev >= self.max {
+                self.full.store(true, Ordering::Relaxed);
+            }
+            self.limit_hits.fetch_add(1, Ordering::Relaxed);
+            return Err(AllocError);
+        }
+        match self.inner.alloc_frame() {
+            Ok(f) => {
+                self.peak.fetch_max(prev + 1, Ordering::Relaxed);
+                Ok(f)
+            }
+            Err(e) => {
+                self.held.fetch_sub(1, Ordering::Relaxed);
+                self.host_failures.fetch_add(1, Ordering::Relaxed);
+                Err(e)
+            }
+        }
+    }
+
+    fn free_frame(&self, frame: Frame) {
+        self.inner.free_frame(frame);
+        let now = self.held.fetch_sub(1, Ordering::Relaxed) - 1;
+        if now < self.accept {
+            self.full.store(false, Ordering::Relaxed);
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use zpool::HeapPageSource;
+
+    #[test]
+    fn limit_and_hysteresis() {
+        let s = LimitedSource::new(Arc::new(HeapPageSource), 10, 80);
+        let mut frames: alloc::vec::Vec<_> = (0..10).map(|_| s.alloc_frame().unwrap()).collect();
+        assert!(s.alloc_frame().is_err());
+        assert!(s.is_full());
+        assert_eq!(s.limit_hits(), 1);
+        // Below max but not below accept (8): still refused.
+        s.free_frame(frames.pop().unwrap());
+        assert!(s.alloc_frame().is_err());
+        s.free_frame(frames.pop().unwrap());
+        assert!(s.alloc_frame().is_err());
+        s.free_frame(frames.pop().unwrap()); // 7 held: below accept
+        assert!(!s.is_full());
+        frames.push(s.alloc_frame().unwrap());
+        assert_eq!(s.held(), 8);
+        assert_eq!(s.peak(), 10);
+        for f in frames {
+            s.free_frame(f);
+        }
+        assert_eq!(s.held(), 0);
+    }
+}

@@ -1,0 +1,521 @@
+//! The model-based operation interpreter for zcache's two front ends, shared by the
+//! property tests (`tests/model.rs`) and the fuzz target (`fuzz/fuzz_targets/zcache_ops.rs`).
+//!
+//! The model knows the contract: an ephemeral (cleancache) page may vanish but never
+//! change, and after a miss it stays missing until the next put; a persistent
+//! (frontswap) page never vanishes unless invalidated or accepted by writeback, in which
+//! case the writeback log must hold exactly that page for that slot.
+
+use alloc::collections::BTreeMap;
+use alloc::format;
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+
+use tmem_core::{Oid, PoolId};
+use zpool::testing::{CountingSource, FailMode, FailingSource};
+use zpool::{HeapPageSource, PAGE_SIZE, Page};
+
+use crate::sync::Mutex;
+use crate::{AllocatorKind, Config, Writeback, Zcache};
+
+/// A test page for `seed`: zero, same-filled, incompressible or compressible (of varying
+/// size), deterministically.
+pub fn test_page(seed: u32) -> Page {
+    let mut p = [0u8; PAGE_SIZE];
+    let mut x = u64::from(seed).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    match seed % 8 {
+        0 => {}
+        1 => zcomp::fill_page(&mut p, next() | 1),
+        2 => p.iter_mut().for_each(|b| *b = next() as u8),
+        k => {
+            // Runs of a few distinct bytes with random literals: sizes vary with k.
+            let distinct = 1 + (k as usize) * 6;
+            let alphabet: Vec<u8> = (0..distinct).map(|_| next() as u8).collect();
+            for (i, b) in p.iter_mut().enumerate() {
+                *b = if i % (4 + k as usize) == 0 {
+                    next() as u8
+                } else {
+                    alphabet[(next() as usize) % distinct]
+                };
+            }
+            p[..4].copy_from_slice(&seed.to_le_bytes());
+        }
+    }
+    p
+}
+
+/// A writeback target that records every page it accepts and refuses slots whose
+/// offset is a multiple of 5.
+pub struct RecordingWriteback {
+    log: Mutex<BTreeMap<(u32, u64), Page>>,
+}
+
+impl Default for RecordingWriteback {
+    fn default() -> Self {
+        RecordingWriteback {
+            log: Mutex::new(BTreeMap::new()),
+        }
+    }
+}
+
+impl RecordingWriteback {
+    /// The page last written for a slot.
+    pub fn written(&self, swap_type: u32, offset: u64) -> Option<Page> {
+        self.log.lock().get(&(swap_type, offset)).copied()
+    }
+    /// Slots written so far.
+    pub fn count(&self) -> usize {
+        self.log.lock().len()
+    }
+    /// Forgets a slot (the host reused it).
+    pub fn forget(&self, swap_type: u32, offset: u64) {
+        self.log.lock().remove(&(swap_type, offset));
+    }
+}
+
+impl Writeback for RecordingWriteback {
+    fn write_page(&self, swap_type: u32, offset: u64, page: &Page) -> bool {
+        if offset.is_multiple_of(5) {
+            return false;
+        }
+        self.log.lock().insert((swap_type, offset), *page);
+        true
+    }
+}
+
+/// One operation. Small integers choose among 3 swap types, 3 file-system slots, 4
+/// files, and offsets/indices.
+#[derive(Clone, Debug)]
+pub enum Op {
+    /// frontswap init.
+    SwapInit {
+        /// Swap type.
+        t: u8,
+    },
+    /// frontswap store of `test_page(seed)`.
+    SwapStore {
+        /// Swap type.
+        t: u8,
+        /// Offset.
+        off: u16,
+        /// Page seed.
+        seed: u32,
+    },
+    /// frontswap load (checked).
+    SwapLoad {
+        /// Swap type.
+        t: u8,
+        /// Offset.
+        off: u16,
+    },
+    /// frontswap invalidate_page.
+    SwapInvalidate {
+        /// Swap type.
+        t: u8,
+        /// Offset.
+        off: u16,
+    },
+    /// frontswap invalidate_area.
+    SwapInvalidateArea {
+        /// Swap type.
+        t: u8,
+    },
+    /// cleancache init_fs (or init_shared_fs for `shared`) into a slot.
+    CcInit {
+        /// File-system slot.
+        fs: u8,
+        /// Shared mount.
+        shared: bool,
+    },
+    /// cleancache put_page.
+    CcPut {
+        /// File-system slot.
+        fs: u8,
+        /// File.
+        file: u8,
+        /// Page index.
+        index: u16,
+        /// Page seed.
+        seed: u32,
+    },
+    /// cleancache get_page (checked).
+    CcGet {
+        /// File-system slot.
+        fs: u8,
+        /// File.
+        file: u8,
+        /// Page index.
+        index: u16,
+    },
+    /// cleancache invalidate_page.
+    CcInvalidatePage {
+        /// File-system slot.
+        fs: u8,
+        /// File.
+        file: u8,
+        /// Page index.
+        index: u16,
+    },
+    /// cleancache invalidate_inode.
+    CcInvalidateInode {
+        /// File-system slot.
+        fs: u8,
+        /// File.
+        file: u8,
+    },
+    /// cleancache invalidate_fs.
+    CcInvalidateFs {
+        /// File-system slot.
+        fs: u8,
+    },
+    /// Host memory pressure: shrink to `target` frames.
+    Shrink {
+        /// Target frames.
+        target: u8,
+    },
+    /// Compact both allocators.
+    Compact,
+    /// Page source failure mode: 0 never, 1 every 3rd, 2 random 30 %, 3 always.
+    FailFrames {
+        /// Mode selector.
+        mode: u8,
+    },
+}
+
+impl Op {
+    /// Decodes operations from raw bytes (8 per op), for fuzzing.
+    pub fn decode(bytes: &[u8]) -> Vec<Op> {
+        bytes
+            .chunks_exact(8)
+            .map(|b| {
+                let t = b[1] % 3;
+                let off = u16::from_le_bytes([b[2], b[3]]) % 512;
+                let seed = u32::from_le_bytes([b[4], b[5], b[6], b[7]]);
+                let (fs, file) = (b[1] % 3, b[2] % 4);
+                let index = u16::from(b[3]) % 128;
+                match b[0] % 16 {
+                    0 => Op::SwapInit { t },
+                    1..=3 => Op::SwapStore { t, off, seed },
+                    4 | 5 => Op::SwapLoad { t, off },
+                    6 => Op::SwapInvalidate { t, off },
+                    7 => Op::SwapInvalidateArea { t },
+                    8 => Op::CcInit {
+                        fs,
+                        shared: b[4] & 1 == 1,
+                    },
+                    9 | 10 => Op::CcPut {
+                        fs,
+                        file,
+                        index,
+                        seed,
+                    },
+                    11 => Op::CcGet { fs, file, index },
+                    12 => Op::CcInvalidatePage { fs, file, index },
+                    13 => Op::CcInvalidateInode { fs, file },
+                    14 => match b[4] % 3 {
+                        0 => Op::Shrink { target: b[5] },
+                        1 => Op::Compact,
+                        _ => Op::CcInvalidateFs { fs },
+                    },
+                    _ => Op::FailFrames { mode: b[4] % 4 },
+                }
+            })
+            .collect()
+    }
+}
+
+/// The zcache configuration the interpreter runs with.
+#[derive(Clone, Copy, Debug)]
+pub struct Setup {
+    /// Allocator for ephemeral pools.
+    pub ephemeral: AllocatorKind,
+    /// Allocator for persistent pools.
+    pub persistent: AllocatorKind,
+    /// Frame limit (small, so eviction and writeback happen).
+    pub max_frames: usize,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Setup {
+            ephemeral: AllocatorKind::Zbud,
+            persistent: AllocatorKind::Zsmalloc,
+            max_frames: 24,
+        }
+    }
+}
+
+type Src = CountingSource<FailingSource<HeapPageSource>>;
+
+/// Runs `ops` against a fresh zcache built per `setup` and the model; returns the first
+/// divergence. At the end everything is invalidated, the zcache dropped, and every frame
+/// must be back.
+pub fn run(setup: Setup, ops: &[Op]) -> Result<(), String> {
+    let src: Arc<Src> = Arc::new(CountingSource::new(FailingSource::new(HeapPageSource)));
+    let wb = Arc::new(RecordingWriteback::default());
+    let cfg = Config {
+        max_frames: setup.max_frames,
+        ephemeral_allocator: setup.ephemeral,
+        persistent_allocator: setup.persistent,
+        contexts: 2,
+        ..Config::default()
+    };
+    let z =
+        Zcache::with_writeback(cfg, src.clone(), wb.clone()).map_err(|e| format!("new: {e}"))?;
+    let result = run_on(&z, &src, &wb, ops);
+    if result.is_ok() {
+        // Teardown: invalidate everything; stored pages must reach zero.
+        for t in 0..3 {
+            let _ = z.frontswap().invalidate_area(t);
+        }
+        // Every mount leaves (a shared pool has one member per mount).
+        for p in z.tmem().pool_ids() {
+            while z.cleancache().invalidate_fs(p).is_ok() {}
+        }
+        let st = z.stats();
+        if st.counters.stored_pages != 0
+            || st.counters.zbytes != 0
+            || st.counters.same_filled_pages != 0
+        {
+            return Err(format!("after teardown: {:?}", st.counters));
+        }
+        if st.eph_zpages != 0 || st.pers_zpages != 0 {
+            return Err(format!("objects left after teardown: {st:?}"));
+        }
+    }
+    drop(z);
+    result?;
+    if src.live() != 0 {
+        return Err(format!("{} frames leaked", src.live()));
+    }
+    Ok(())
+}
+
+fn run_on(z: &Zcache, src: &Src, wb: &RecordingWriteback, ops: &[Op]) -> Result<(), String> {
+    // Frontswap model: slot -> seed. Cleancache model: (slot, file, index) -> seed.
+    let mut swap: [Option<BTreeMap<u64, u32>>; 3] = [None, None, None];
+    let mut fs: [Option<(PoolId, bool)>; 3] = [None, None, None];
+    let mut cc: BTreeMap<(PoolId, u8, u16), u32> = BTreeMap::new();
+    let mut page = [0u8; PAGE_SIZE];
+    let fsw = z.frontswap();
+    let ccf = z.cleancache();
+    let file_oid = |f: u8| Oid::new(u64::from(f) + 1, 0x100, 0);
+
+    for (step, op) in ops.iter().enumerate() {
+        let ctxt = |what: &str| format!("step {step} {op:?}: {what}");
+        match *op {
+            Op::SwapInit { t } => {
+                fsw.init(u32::from(t)).map_err(|e| ctxt(&format!("{e}")))?;
+                swap[t as usize] = Some(BTreeMap::new());
+                for off in 0..512 {
+                    wb.forget(u32::from(t), off);
+                }
+            }
+            Op::SwapStore { t, off, seed } => {
+                let off = u64::from(off);
+                let r = fsw.store(u32::from(t), off, &test_page(seed));
+                match &mut swap[t as usize] {
+                    None => {
+                        if r.is_ok() {
+                            return Err(ctxt("store to an uninitialised type succeeded"));
+                        }
+                    }
+                    Some(m) => {
+                        wb.forget(u32::from(t), off);
+                        if r.is_ok() {
+                            m.insert(off, seed);
+                        } else {
+                            m.remove(&off);
+                        }
+                    }
+                }
+            }
+            Op::SwapLoad { t, off } => {
+                let off = u64::from(off);
+                page.fill(0x5a);
+                let r = fsw.load(u32::from(t), off, &mut page);
+                let Some(m) = &mut swap[t as usize] else {
+                    if r.is_ok() {
+                        return Err(ctxt("load from an uninitialised type succeeded"));
+                    }
+                    continue;
+                };
+                let hit = r.map_err(|e| ctxt(&format!("{e}")))?;
+                match m.get(&off).copied() {
+                    Some(seed) if hit => {
+                        if page != test_page(seed) {
+                            return Err(ctxt("wrong bytes from frontswap"));
+                        }
+                    }
+                    Some(seed) => {
+                        // Only writeback may take a persistent page away.
+                        match wb.written(u32::from(t), off) {
+                            Some(p) if p == test_page(seed) => {
+                                m.remove(&off);
+                            }
+                            Some(_) => return Err(ctxt("written-back page has other bytes")),
+                            None => return Err(ctxt("persistent page lost")),
+                        }
+                    }
+                    None if hit => return Err(ctxt("hit where the model has nothing")),
+                    None => {}
+                }
+            }
+            Op::SwapInvalidate { t, off } => {
+                let r = fsw.invalidate_page(u32::from(t), u64::from(off));
+                if let Some(m) = &mut swap[t as usize] {
+                    r.map_err(|e| ctxt(&format!("{e}")))?;
+                    m.remove(&u64::from(off));
+                    wb.forget(u32::from(t), u64::from(off));
+                }
+            }
+            Op::SwapInvalidateArea { t } => {
+                let r = fsw.invalidate_area(u32::from(t));
+                if swap[t as usize].take().is_some() {
+                    r.map_err(|e| ctxt(&format!("{e}")))?;
+                } else if r.is_ok() {
+                    return Err(ctxt("invalidate_area of an uninitialised type succeeded"));
+                }
+            }
+            Op::CcInit { fs: slot, shared } => {
+                if let Some((old, _)) = fs[slot as usize].take() {
+                    // Replace the mount in this slot: unmount first.
+                    ccf.invalidate_fs(old).map_err(|e| ctxt(&format!("{e}")))?;
+                    if !fs.iter().flatten().any(|(p, _)| *p == old) {
+                        cc.retain(|(p, _, _), _| *p != old);
+                    }
+                }
+                let id = if shared {
+                    ccf.init_shared_fs([7; 16])
+                } else {
+                    ccf.init_fs()
+                }
+                .map_err(|e| ctxt(&format!("{e}")))?;
+                fs[slot as usize] = Some((id, shared));
+            }
+            Op::CcPut {
+                fs: slot,
+                file,
+                index,
+                seed,
+            } => {
+                let Some((id, _)) = fs[slot as usize] else {
+                    continue;
+                };
+                ccf.put_page(id, file_oid(file), u64::from(index), &test_page(seed));
+                cc.insert((id, file, index), seed);
+            }
+            Op::CcGet {
+                fs: slot,
+                file,
+                index,
+            } => {
+                let Some((id, shared)) = fs[slot as usize] else {
+                    continue;
+                };
+                page.fill(0x5a);
+                let hit = ccf.get_page(id, file_oid(file), u64::from(index), &mut page);
+                match cc.get(&(id, file, index)).copied() {
+                    Some(seed) if hit => {
+                        if page != test_page(seed) {
+                            return Err(ctxt("wrong bytes from cleancache"));
+                        }
+                        if !shared {
+                            cc.remove(&(id, file, index));
+                        }
+                    }
+                    Some(_) => {
+                        cc.remove(&(id, file, index));
+                    }
+                    None if hit => return Err(ctxt("cleancache hit after a miss or invalidate")),
+                    None => {
+                        if page.iter().any(|b| *b != 0x5a) {
+                            return Err(ctxt("a miss wrote the page"));
+                        }
+                    }
+                }
+            }
+            Op::CcInvalidatePage {
+                fs: slot,
+                file,
+                index,
+            } => {
+                let Some((id, _)) = fs[slot as usize] else {
+                    continue;
+                };
+                ccf.invalidate_page(id, file_oid(file), u64::from(index));
+                cc.remove(&(id, file, index));
+            }
+            Op::CcInvalidateInode { fs: slot, file } => {
+                let Some((id, _)) = fs[slot as usize] else {
+                    continue;
+                };
+                ccf.invalidate_inode(id, file_oid(file));
+                cc.retain(|(p, f, _), _| !(*p == id && *f == file));
+            }
+            Op::CcInvalidateFs { fs: slot } => {
+                let Some((id, _)) = fs[slot as usize].take() else {
+                    continue;
+                };
+                ccf.invalidate_fs(id).map_err(|e| ctxt(&format!("{e}")))?;
+                if !fs.iter().flatten().any(|(p, _)| *p == id) {
+                    cc.retain(|(p, _, _), _| *p != id);
+                }
+            }
+            Op::Shrink { target } => {
+                z.shrink(usize::from(target));
+            }
+            Op::Compact => {
+                z.compact();
+            }
+            Op::FailFrames { mode } => src.inner().set_mode(match mode {
+                0 => FailMode::Never,
+                1 => FailMode::EveryNth(3),
+                2 => FailMode::Random {
+                    seed: step as u64 + 1,
+                    percent: 30,
+                },
+                _ => FailMode::Always,
+            }),
+        }
+        let st = z.stats();
+        if st.pool_frames > z.config().max_frames {
+            return Err(ctxt(&format!(
+                "{} frames held over the limit",
+                st.pool_frames
+            )));
+        }
+        if st.pool_frames != src.live() {
+            return Err(ctxt(&format!(
+                "zcache counts {} frames, source {}",
+                st.pool_frames,
+                src.live()
+            )));
+        }
+    }
+    // Final sweep: every persistent page of the model is loadable (or written back).
+    src.inner().set_mode(FailMode::Never);
+    for (t, m) in swap.iter().enumerate() {
+        let Some(m) = m else { continue };
+        for (&off, &seed) in m {
+            let hit = fsw
+                .load(t as u32, off, &mut page)
+                .map_err(|e| format!("final load: {e}"))?;
+            if hit {
+                if page != test_page(seed) {
+                    return Err(format!("final: wrong bytes at {t}/{off}"));
+                }
+            } else if wb.written(t as u32, off) != Some(test_page(seed)) {
+                return Err(format!("final: persistent page {t}/{off} lost"));
+            }
+        }
+    }
+    Ok(())
+}

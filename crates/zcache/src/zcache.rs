@@ -1,0 +1,521 @@
+//! The `Zcache` value: tmem over zcache's backend, compression contexts, reclaim,
+//! writeback.
+
+use alloc::boxed::Box;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use crossbeam_utils::CachePadded;
+use hashbrown::HashMap;
+
+use tmem_core::{
+    ClientId, Index, Key, LoadMode, Oid, PoolHandle, PoolId, PoolInfo, PoolKind, StoreOutcome,
+    Tmem, TmemError,
+};
+use zbud::ZBud;
+use zpool::{Page, PageSource, ZPool};
+use zsmalloc::ZsPool;
+
+use crate::config::{AllocatorKind, Config};
+use crate::desc::ZDesc;
+use crate::frontswap::swap_key_of;
+use crate::pam::{ZCtx, ZError, ZPam, decode_object};
+use crate::source::LimitedSource;
+use crate::stats::{C, Counters, Shards};
+use crate::sync::{Mutex, MutexGuard, RwLock, spin_hint};
+
+/// The host's swap device, for writeback of persistent pages.
+pub trait Writeback: Send + Sync {
+    /// Writes one page to swap slot (`swap_type`, `offset`). `true` means the host has
+    /// taken the page (zcache then drops its copy and later loads of that slot miss, so
+    /// the host reads its device); `false` means it refused, and zcache keeps the page
+    /// loadable. Called with no zcache or tmem lock held, possibly from a store (so in
+    /// the store's context: it must not sleep if the store may not).
+    fn write_page(&self, swap_type: u32, offset: u64, page: &Page) -> bool;
+}
+
+/// Why a zcache operation failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ZcacheError {
+    /// The backend refused or failed (see [`ZError`]).
+    Backend(ZError),
+    /// No such pool (never created, or invalidated).
+    UnknownPool,
+    /// The swap type was not initialised (or its area was invalidated).
+    UnknownSwapType,
+    /// The pool was destroyed while the operation was in flight.
+    PoolDestroyed,
+    /// Out of memory for metadata.
+    NoMemory,
+    /// A configuration value is out of range.
+    InvalidConfig(&'static str),
+}
+
+impl core::fmt::Display for ZcacheError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            ZcacheError::Backend(e) => write!(f, "{e}"),
+            ZcacheError::UnknownPool => f.write_str("unknown pool"),
+            ZcacheError::UnknownSwapType => f.write_str("swap type not initialised"),
+            ZcacheError::PoolDestroyed => f.write_str("pool destroyed during the operation"),
+            ZcacheError::NoMemory => f.write_str("out of metadata memory"),
+            ZcacheError::InvalidConfig(w) => write!(f, "invalid configuration: {w}"),
+        }
+    }
+}
+
+impl From<TmemError<ZError>> for ZcacheError {
+    fn from(e: TmemError<ZError>) -> Self {
+        match e {
+            TmemError::Backend(b) => ZcacheError::Backend(b),
+            TmemError::UnknownPool | TmemError::NotAMember | TmemError::UnknownClient => {
+                ZcacheError::UnknownPool
+            }
+            TmemError::PoolDestroyed => ZcacheError::PoolDestroyed,
+            TmemError::NoMemory | TmemError::IdsExhausted => ZcacheError::NoMemory,
+        }
+    }
+}
+
+/// A statistics snapshot.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// The event and gauge counters (zswap / zcache names).
+    pub counters: Counters,
+    /// Frames held by both allocators (zswap's pool_total_size is this × 4096).
+    pub pool_frames: usize,
+    /// Highest `pool_frames` seen (since creation or the last [`Zcache::reset_peak`]).
+    pub pool_frames_peak: usize,
+    /// zswap's pool_total_size, bytes.
+    pub pool_total_size: u64,
+    /// Frames held by the ephemeral allocator.
+    pub eph_frames: usize,
+    /// Frames held by the persistent allocator.
+    pub pers_frames: usize,
+    /// Objects (compressed pages) in the ephemeral allocator.
+    pub eph_zpages: usize,
+    /// Objects in the persistent allocator.
+    pub pers_zpages: usize,
+    /// Allocations refused by the frame limit (zswap: pool_limit_hit).
+    pub pool_limit_hit: u64,
+    /// Allocations the host's page source refused.
+    pub host_alloc_fail: u64,
+    /// Whether the limit's hysteresis is currently refusing frames.
+    pub limit_full: bool,
+}
+
+/// What [`Zcache::shrink`] achieved.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ShrinkOutcome {
+    /// Frames given back to the page source.
+    pub frames_freed: usize,
+    /// Ephemeral pages evicted.
+    pub evicted_pages: usize,
+    /// Persistent pages accepted by writeback.
+    pub written_back_pages: usize,
+}
+
+pub(crate) struct SwapState {
+    pub(crate) pools: Vec<Option<PoolHandle<ZDesc>>>,
+}
+
+/// zcache: tmem + compressed-page allocators + compressors, with a frame limit,
+/// eviction, writeback and statistics. No global state: any number may coexist.
+///
+/// Use it through its front ends, [`Zcache::cleancache`] and [`Zcache::frontswap`], or
+/// through [`Zcache::tmem`] for tmem's own operations (a hypervisor).
+pub struct Zcache {
+    pub(crate) tmem: Tmem<ZPam>,
+    ctxs: Box<[CachePadded<Mutex<ZCtx>>]>,
+    pub(crate) config: Config,
+    writeback: Option<Arc<dyn Writeback>>,
+    /// Cleancache mounts: pool id -> the client created for that mount.
+    pub(crate) mounts: RwLock<HashMap<u32, ClientId>>,
+    pub(crate) swap_client: ClientId,
+    pub(crate) swap: RwLock<SwapState>,
+}
+
+fn make_pool(
+    kind: AllocatorKind,
+    source: Arc<LimitedSource>,
+) -> Result<Box<dyn ZPool>, ZcacheError> {
+    let mut v: Vec<Box<dyn ZPool>> = Vec::new();
+    v.try_reserve_exact(1).map_err(|_| ZcacheError::NoMemory)?;
+    match kind {
+        AllocatorKind::Zbud => v.push(Box::new(ZBud::new(source))),
+        AllocatorKind::Zsmalloc => v.push(Box::new(ZsPool::new(source).map_err(|e| match e {
+            zsmalloc::CreateError::NoMemory => ZcacheError::NoMemory,
+            zsmalloc::CreateError::InvalidConfig(w) => ZcacheError::InvalidConfig(w),
+        })?)),
+    }
+    v.pop().ok_or(ZcacheError::NoMemory)
+}
+
+impl Zcache {
+    /// Builds a zcache over the host's page source.
+    pub fn new(config: Config, source: Arc<dyn PageSource>) -> Result<Zcache, ZcacheError> {
+        Self::build(config, source, None)
+    }
+
+    /// Builds a zcache whose persistent pages can be written back to `writeback`.
+    pub fn with_writeback(
+        config: Config,
+        source: Arc<dyn PageSource>,
+        writeback: Arc<dyn Writeback>,
+    ) -> Result<Zcache, ZcacheError> {
+        Self::build(config, source, Some(writeback))
+    }
+
+    fn build(
+        config: Config,
+        source: Arc<dyn PageSource>,
+        writeback: Option<Arc<dyn Writeback>>,
+    ) -> Result<Zcache, ZcacheError> {
+        if config.contexts == 0 || config.contexts > 1024 {
+            return Err(ZcacheError::InvalidConfig("contexts must be 1..=1024"));
+        }
+        if !config.compressor.is_available() {
+            return Err(ZcacheError::InvalidConfig(
+                "compressor not available in this build",
+            ));
+        }
+        let limited = Arc::new(LimitedSource::new(
+            source,
+            config.max_frames,
+            config.accept_threshold_percent,
+        ));
+        let eph = make_pool(config.ephemeral_allocator, limited.clone())?;
+        let pers = make_pool(config.persistent_allocator, limited.clone())?;
+        let stats = Shards::new(config.contexts).map_err(|_| ZcacheError::NoMemory)?;
+        let pam = ZPam::new(limited, eph, pers, stats, config.compressor, config.policy);
+        let mut ctxs = Vec::new();
+        ctxs.try_reserve_exact(config.contexts)
+            .map_err(|_| ZcacheError::NoMemory)?;
+        for i in 0..config.contexts {
+            let c = ZCtx::new(i, config.compressor).map_err(ZcacheError::Backend)?;
+            ctxs.push(CachePadded::new(Mutex::new(c)));
+        }
+        let tmem = Tmem::new(pam);
+        let swap_client = tmem.new_client()?;
+        Ok(Zcache {
+            tmem,
+            ctxs: ctxs.into_boxed_slice(),
+            config,
+            writeback,
+            mounts: RwLock::new(HashMap::new()),
+            swap_client,
+            swap: RwLock::new(SwapState { pools: Vec::new() }),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The tmem instance (for hosts that use tmem's operations directly).
+    pub fn tmem(&self) -> &Tmem<ZPam> {
+        &self.tmem
+    }
+
+    /// A compression context: the first free one, starting at one picked by `hint` (a
+    /// key hash) so concurrent callers spread over the contexts without a shared
+    /// counter.
+    pub(crate) fn ctx(&self, hint: u64) -> MutexGuard<'_, ZCtx> {
+        let n = self.ctxs.len();
+        let start = (hint as usize) % n;
+        loop {
+            for i in 0..n {
+                if let Some(g) = self.ctxs[(start + i) % n].try_lock() {
+                    return g;
+                }
+            }
+            spin_hint();
+        }
+    }
+
+    /// Stores a page through tmem with zcache's policy: compress first (outside every
+    /// lock), then file it, reclaiming frames (bounded) when none can be had.
+    pub(crate) fn store_page(
+        &self,
+        pool: &PoolHandle<ZDesc>,
+        oid: Oid,
+        index: Index,
+        page: &Page,
+    ) -> Result<StoreOutcome, ZcacheError> {
+        let info = pool.info();
+        let key = Key {
+            pool: info.id,
+            oid,
+            index,
+        };
+        let mut g = self.ctx(oid.hash64() ^ index);
+        let ctx = &mut *g;
+        let pam = self.tmem.pam();
+        if let Err(e) = pam.prepare(ctx, &key, info.kind, page) {
+            // Refused before tmem saw it: still drop any older copy (no stale data).
+            let _ = self.tmem.invalidate_page_in(pool, oid, index);
+            return Err(ZcacheError::Backend(e));
+        }
+        let mut reclaimed = 0;
+        let result = loop {
+            match self.tmem.store_in(ctx, pool, oid, index, page) {
+                Err(TmemError::Backend(ZError::NoFrame)) => {
+                    if reclaimed >= self.config.max_reclaim_per_store
+                        || !self.reclaim_for(ctx, info.kind)
+                    {
+                        pam.stats.inc(ctx.shard, C::reject_alloc_fail);
+                        break Err(ZcacheError::Backend(ZError::NoFrame));
+                    }
+                    reclaimed += 1;
+                }
+                Err(TmemError::NoMemory) => {
+                    pam.stats.inc(ctx.shard, C::reject_no_memory);
+                    break Err(ZcacheError::NoMemory);
+                }
+                Err(e) => break Err(e.into()),
+                Ok(o) => {
+                    if o == StoreOutcome::Replaced {
+                        pam.stats.inc(ctx.shard, C::duplicate_entry);
+                    }
+                    break Ok(o);
+                }
+            }
+        };
+        ctx.clear_prepared();
+        result
+    }
+
+    /// Loads through tmem, counting hits, misses and corrupt pages.
+    pub(crate) fn load_page(
+        &self,
+        pool: &PoolHandle<ZDesc>,
+        oid: Oid,
+        index: Index,
+        page: &mut Page,
+        mode: LoadMode,
+    ) -> Result<bool, ZcacheError> {
+        let mut g = self.ctx(oid.hash64() ^ index);
+        let ctx = &mut *g;
+        let r = self.tmem.load_from(ctx, pool, oid, index, page, mode);
+        let stats = &self.tmem.pam().stats;
+        match r {
+            Ok(true) => stats.inc(ctx.shard, C::load_hits),
+            Ok(false) => stats.inc(ctx.shard, C::load_misses),
+            Err(_) => {}
+        }
+        Ok(r?)
+    }
+
+    /// One round of reclaim for a store of `kind` that found no frame: an ephemeral store
+    /// eats its own tail (the LRU ephemeral frame); a persistent store steals an
+    /// ephemeral frame, or else writes back its own LRU pages. Persistent data is never
+    /// evicted except through writeback. Returns whether a frame was freed.
+    fn reclaim_for(&self, ctx: &mut ZCtx, kind: PoolKind) -> bool {
+        let stats = &self.tmem.pam().stats;
+        let shard = ctx.shard;
+        let freed_eph = self.evict_ephemeral(ctx).frames_freed > 0;
+        match kind {
+            PoolKind::Ephemeral => {
+                stats.inc(
+                    shard,
+                    if freed_eph {
+                        C::eph_ate_tail
+                    } else {
+                        C::eph_ate_tail_failed
+                    },
+                );
+                if !freed_eph {
+                    stats.inc(shard, C::reject_reclaim_fail);
+                }
+                freed_eph
+            }
+            PoolKind::Persistent => {
+                stats.inc(
+                    shard,
+                    if freed_eph {
+                        C::pers_ate_eph
+                    } else {
+                        C::pers_ate_eph_failed
+                    },
+                );
+                if freed_eph {
+                    return true;
+                }
+                let ok = self.writeback_lru(ctx).frames_freed > 0;
+                if !ok {
+                    stats.inc(shard, C::reject_reclaim_fail);
+                }
+                ok
+            }
+        }
+    }
+
+    /// Evicts the least recently used ephemeral frame (up to a few tries).
+    fn evict_ephemeral(&self, ctx: &mut ZCtx) -> ShrinkOutcome {
+        let pam = self.tmem.pam();
+        let shard = ctx.shard;
+        let (comps, scratch) = ctx.evict_parts();
+        let _ = comps;
+        let mut evicted = 0usize;
+        let r = pam.eph.evict_lru(4, &mut |h| {
+            let Ok(n) = pam.eph.read(h, &mut scratch.obj) else {
+                return;
+            };
+            let Some(hdr) = crate::header::decode(&scratch.obj[..n]) else {
+                pam.stats.inc(shard, C::evict_corrupt);
+                return;
+            };
+            let Some(desc) = ZDesc::object(hdr.alg, false, n, h) else {
+                return;
+            };
+            if self
+                .tmem
+                .compare_and_invalidate(hdr.key.pool, hdr.key.oid, hdr.key.index, &desc)
+                == Ok(true)
+            {
+                evicted += 1;
+            }
+        });
+        let frames = r.map(|o| o.frames_freed).unwrap_or(0);
+        pam.stats.add(shard, C::evicted_eph_pages, evicted as i64);
+        pam.stats.add(shard, C::evicted_eph_frames, frames as i64);
+        ShrinkOutcome {
+            frames_freed: frames,
+            evicted_pages: evicted,
+            written_back_pages: 0,
+        }
+    }
+
+    /// Writes back the least recently used persistent frame's pages (up to a few tries):
+    /// each is decompressed and offered to the host; accepted pages are dropped, refused
+    /// ones stay loadable (their frame goes back on the LRU).
+    fn writeback_lru(&self, ctx: &mut ZCtx) -> ShrinkOutcome {
+        let Some(wb) = &self.writeback else {
+            return ShrinkOutcome::default();
+        };
+        let pam = self.tmem.pam();
+        let shard = ctx.shard;
+        let (comps, scratch) = ctx.evict_parts();
+        let mut written = 0usize;
+        let r = pam.pers.evict_lru(4, &mut |h| {
+            let Ok(n) = pam.pers.read(h, &mut scratch.obj) else {
+                return;
+            };
+            let hdr = match decode_object(comps, &scratch.obj[..n], &mut scratch.page) {
+                Ok(hdr) => hdr,
+                Err(_) => {
+                    pam.stats.inc(shard, C::evict_corrupt);
+                    return;
+                }
+            };
+            let Some(desc) = ZDesc::object(hdr.alg, true, n, h) else {
+                return;
+            };
+            let Some((swap_type, offset)) = swap_key_of(&hdr.key) else {
+                return;
+            };
+            if !wb.write_page(swap_type, offset, &scratch.page) {
+                pam.stats.inc(shard, C::writeback_refused);
+                return;
+            }
+            if self
+                .tmem
+                .compare_and_invalidate(hdr.key.pool, hdr.key.oid, hdr.key.index, &desc)
+                == Ok(true)
+            {
+                written += 1;
+            }
+        });
+        let frames = r.map(|o| o.frames_freed).unwrap_or(0);
+        pam.stats.add(shard, C::written_back_pages, written as i64);
+        ShrinkOutcome {
+            frames_freed: frames,
+            evicted_pages: 0,
+            written_back_pages: written,
+        }
+    }
+
+    /// The host's memory-pressure hook: give frames back until at most `target_frames`
+    /// are held, evicting ephemeral frames first, then writing back persistent pages
+    /// (when a [`Writeback`] was configured). Bounded: stops when a round frees nothing.
+    pub fn shrink(&self, target_frames: usize) -> ShrinkOutcome {
+        let mut out = ShrinkOutcome::default();
+        let mut g = self.ctx(0);
+        let ctx = &mut *g;
+        let src = &self.tmem.pam().source;
+        while src.held() > target_frames {
+            let e = self.evict_ephemeral(ctx);
+            out.frames_freed += e.frames_freed;
+            out.evicted_pages += e.evicted_pages;
+            if e.frames_freed > 0 {
+                continue;
+            }
+            let w = self.writeback_lru(ctx);
+            out.frames_freed += w.frames_freed;
+            out.written_back_pages += w.written_back_pages;
+            if w.frames_freed == 0 {
+                break;
+            }
+        }
+        out
+    }
+
+    /// Runs both allocators' compaction; returns frames freed.
+    pub fn compact(&self) -> usize {
+        let pam = self.tmem.pam();
+        pam.eph.compact() + pam.pers.compact()
+    }
+
+    /// A statistics snapshot (no lock is held across the read; figures from different
+    /// shards may be a few operations apart).
+    pub fn stats(&self) -> Stats {
+        let pam = self.tmem.pam();
+        let (e, p) = (pam.eph.stats(), pam.pers.stats());
+        let frames = pam.source.held();
+        Stats {
+            counters: pam.stats.snapshot(),
+            pool_frames: frames,
+            pool_frames_peak: pam.source.peak(),
+            pool_total_size: frames as u64 * 4096,
+            eph_frames: e.frames,
+            pers_frames: p.frames,
+            eph_zpages: e.objects,
+            pers_zpages: p.objects,
+            pool_limit_hit: pam.source.limit_hits(),
+            host_alloc_fail: pam.source.host_failures(),
+            limit_full: pam.source.is_full(),
+        }
+    }
+
+    /// Pages currently stored (a cheap read of one gauge).
+    pub fn stored_pages(&self) -> i64 {
+        self.tmem.pam().stats.get(C::stored_pages)
+    }
+
+    /// Restarts the peak-frames measurement from the current count.
+    pub fn reset_peak(&self) {
+        self.tmem.pam().source.reset_peak();
+    }
+
+    /// Heap bytes of metadata outside the pool frames: tmem's trees, buckets and object
+    /// maps for every pool, the allocators' handle tables and frame descriptors, and the
+    /// fill-word table. (Compression contexts are a fixed cost, not per page, and are
+    /// not included.)
+    pub fn metadata_bytes(&self) -> usize {
+        let pam = self.tmem.pam();
+        let mut n = pam.eph.stats().metadata_bytes
+            + pam.pers.stats().metadata_bytes
+            + pam.fill_table_bytes();
+        for p in self.tmem.pool_ids() {
+            if let Ok(c) = self.tmem.counts(p) {
+                n += c.metadata_bytes as usize;
+            }
+        }
+        n
+    }
+
+    /// The pool description of a pool id.
+    pub fn pool_info(&self, pool: PoolId) -> Result<PoolInfo, ZcacheError> {
+        Ok(self.tmem.pool_info(pool)?)
+    }
+}
