@@ -8,6 +8,8 @@
 //! * `lz4_flex/decompress_page`: `decompress_into` of one compressed page;
 //! * `zsmalloc/store_free`: `store` of one compressed page (from a buffer just written,
 //!   as a compressor's output is) then `free` of it: a store's cost plus its free;
+//! * `zsmalloc/malloc_free`: `malloc` of one compressed page's length then `free`: the
+//!   bookkeeping alone, without copying the bytes in;
 //! * `zsmalloc/load`: `read` of one stored compressed page into a buffer (a copy);
 //! * `zsmalloc/map`: `read_with` of one stored page, the closure touching nothing (the
 //!   allocator's own cost of a zero-copy load: lock, handle check, location);
@@ -97,6 +99,14 @@ fn bench(c: &mut Criterion) {
             },
             BatchSize::SmallInput,
         )
+    });
+    g.bench_function("zsmalloc/malloc_free", |b| {
+        b.iter(|| {
+            let len = compressed[cycle[i % cycle.len()]].len();
+            i += 1;
+            let h = pool.malloc(black_box(len)).expect("malloc");
+            pool.free(black_box(h)).expect("free");
+        })
     });
     let mut out = vec![0u8; 4096];
     g.bench_function("zsmalloc/load", |b| {

@@ -233,6 +233,12 @@ fn main() {
         pool.for_each_class(|c| z += c.zspages);
         z
     });
+    println!();
+    println!("write_class_table, dev stored once (default config):");
+    let mut text = String::new();
+    pool.write_class_table(&mut text).expect("fmt");
+    print!("{text}");
+    println!();
     println!("per-class table, dev stored once (default config):");
     println!(
         "| class | size | lens | frames/zspage | objs/zspage | objs allocated | objs used | frames | freeable |"

@@ -484,6 +484,57 @@ impl<S: PageSource> ZsPool<S> {
         }
     }
 
+    /// Writes the per-class table in the layout of the kernel's debugfs
+    /// `zsmalloc/<pool>/classes` file (one line per class holding frames, then a total
+    /// line). Columns: class, slot size, zspages per fullness group (`10%` = in use
+    /// under 10 %, ..., `100%` = 90-99 %, `full`), `obj_allocated`, `obj_used`,
+    /// `pages_used`, `pages_per_zspage`, `freeable`.
+    pub fn write_class_table(&self, w: &mut impl fmt::Write) -> fmt::Result {
+        write!(w, "{:>5} {:>5}", "class", "size")?;
+        for g in 1..FULLNESS_GROUPS - 1 {
+            write!(w, " {:>3}%", g * 10)?;
+        }
+        writeln!(
+            w,
+            " {:>4} {:>13} {:>8} {:>10} {:>16} {:>8}",
+            "full", "obj_allocated", "obj_used", "pages_used", "pages_per_zspage", "freeable"
+        )?;
+        let mut total = ClassStats::default();
+        let mut result = Ok(());
+        self.for_each_class(|c| {
+            if c.frames == 0 || result.is_err() {
+                return;
+            }
+            result = (|| {
+                write!(w, "{:>5} {:>5}", c.index, c.size)?;
+                for g in 1..FULLNESS_GROUPS {
+                    write!(w, " {:>4}", c.fullness[g])?;
+                }
+                writeln!(
+                    w,
+                    " {:>13} {:>8} {:>10} {:>16} {:>8}",
+                    c.objs_allocated, c.objs_used, c.frames, c.frames_per_zspage, c.freeable
+                )
+            })();
+            total.objs_allocated += c.objs_allocated;
+            total.objs_used += c.objs_used;
+            total.frames += c.frames;
+            total.freeable += c.freeable;
+        });
+        result?;
+        writeln!(
+            w,
+            "{:<width$} {:>13} {:>8} {:>10} {:>16} {:>8}",
+            "Total",
+            total.objs_allocated,
+            total.objs_used,
+            total.frames,
+            "",
+            total.freeable,
+            width = 11 + 5 * (FULLNESS_GROUPS - 1),
+        )
+    }
+
     fn split(&self, handle: Handle) -> Result<(&Class, u32, u16), ZPoolError> {
         let raw = handle.to_raw();
         let idx = (raw & ((1 << INDEX_BITS) - 1)) as u32;

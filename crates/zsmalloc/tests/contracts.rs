@@ -521,3 +521,34 @@ fn read_with_maps_in_place_or_through_the_bounce_buffer() {
         Err(ZPoolError::InvalidHandle)
     );
 }
+
+#[test]
+fn class_table_text_lists_used_classes_and_totals() {
+    let pool = ZsPool::new(HeapPageSource).expect("pool");
+    let hs: Vec<Handle> = (0..40u64)
+        .map(|i| pool.store(&pattern(700 + i as usize, i)).expect("store"))
+        .collect();
+    for h in hs.iter().step_by(3) {
+        pool.free(*h).expect("free");
+    }
+    let mut text = String::new();
+    pool.write_class_table(&mut text).expect("fmt");
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[0].starts_with("class  size") && lines[0].ends_with("freeable"),
+        "{text}"
+    );
+    let used = classes(&pool).iter().filter(|c| c.frames > 0).count();
+    assert_eq!(lines.len(), used + 2, "{text}");
+    let total = lines.last().expect("total line");
+    assert!(total.starts_with("Total"));
+    let nums: Vec<usize> = total
+        .split_whitespace()
+        .skip(1)
+        .map(|x| x.parse().expect("number"))
+        .collect();
+    let st = pool.stats();
+    assert_eq!(nums[1], st.objects, "{text}");
+    assert_eq!(nums[2], st.frames, "{text}");
+    assert_eq!(nums[3], pool.freeable(), "{text}");
+}
