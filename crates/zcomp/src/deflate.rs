@@ -2,9 +2,8 @@
 
 use alloc::boxed::Box;
 
-use miniz_oxide::deflate::core::{
-    CompressorOxide, TDEFLFlush, TDEFLStatus, compress, create_comp_flags_from_zip_params,
-};
+use miniz_oxide::DataFormat;
+use miniz_oxide::deflate::core::{CompressorOxide, TDEFLFlush, TDEFLStatus, compress};
 use miniz_oxide::inflate::TINFLStatus;
 use miniz_oxide::inflate::core::{
     DecompressorOxide, decompress, inflate_flags::TINFL_FLAG_USING_NON_WRAPPING_OUTPUT_BUF,
@@ -22,18 +21,27 @@ use crate::{
 pub(crate) const MAX_LEN: usize = PAGE_SIZE + 64;
 
 /// The compression level: level 1 is miniz's fast greedy path (one hash probe).
-pub const DEFLATE_LEVEL: i32 = 1;
+pub const DEFLATE_LEVEL: u8 = 1;
 
-/// Heap bytes miniz_oxide's compressor allocates (its dictionary, hash chains, LZ code
-/// buffer and output buffer), used for the pre-flight check in [`Deflate::new`].
-const MINIZ_STATE_BYTES: usize = 320 << 10;
+/// Heap bytes miniz_oxide's compressor allocates itself (dictionary 33 KiB, hash chains
+/// 2 x 64 KiB, output buffer 83 KiB, Huffman tables 5 KiB: about 250 KiB; rounded up),
+/// used for the pre-flight check in [`Deflate::new`].
+const MINIZ_STATE_BYTES: usize = 256 << 10;
 
 /// Raw deflate (RFC 1951: no zlib header or checksum) through miniz_oxide, level 1.
 ///
-/// Owns one miniz compressor state (about 320 KiB, reset for every page) and one inflate
+/// Owns one miniz compressor state (about 320 KiB, reset for every page; the reset
+/// zeroes about 85 KiB, a fixed cost per page) and one inflate
 /// state (about 11 KiB), both on the heap and reused.
+///
+/// Not kernel-stack-friendly: miniz_oxide's compressor keeps a 64 KiB LZ code buffer
+/// inline and builds it by value, so [`Deflate::new`] uses about 64 KiB of stack once
+/// (measured in the release build: a 65 744-byte frame); compressing uses a few KiB
+/// (miniz's Huffman table builder takes 4 KiB). Fine in user space (the CLI, benches);
+/// a host with small stacks should use lz4 or lzo, whose constructors and calls use
+/// well under 1 KiB.
 pub struct Deflate {
-    comp: CompressorOxide,
+    comp: Box<CompressorOxide>,
     decomp: Box<[DecompressorOxide; 1]>,
 }
 
@@ -46,13 +54,16 @@ impl Deflate {
     /// (a check, not a reservation: a concurrent allocation can still win the race).
     pub fn new() -> Result<Deflate, CompressorInitError> {
         let decomp = try_box(DecompressorOxide::new(), Algorithm::Deflate)?;
-        preflight(MINIZ_STATE_BYTES, Algorithm::Deflate)?;
-        // Negative window bits: raw deflate. Strategy 0: default.
-        let flags = create_comp_flags_from_zip_params(DEFLATE_LEVEL, -15, 0);
-        Ok(Deflate {
-            comp: CompressorOxide::new(flags),
-            decomp,
-        })
+        preflight(
+            MINIZ_STATE_BYTES + core::mem::size_of::<CompressorOxide>(),
+            Algorithm::Deflate,
+        )?;
+        // Infallible allocation (miniz offers no other): the pre-flight check covers it.
+        // `Box::default` copies the 64 KiB state once where `try_box(new())` copied it
+        // twice (128 KiB of stack in the release build).
+        let mut comp: Box<CompressorOxide> = Box::default();
+        comp.set_format_and_level(DataFormat::Raw, DEFLATE_LEVEL);
+        Ok(Deflate { comp, decomp })
     }
 }
 
@@ -68,8 +79,9 @@ impl Compressor for Deflate {
                 got: dst.len(),
             });
         }
-        self.comp.reset();
-        match compress(&mut self.comp, page, dst, TDEFLFlush::Finish) {
+        let comp = &mut *self.comp;
+        comp.reset();
+        match compress(comp, page, dst, TDEFLFlush::Finish) {
             (TDEFLStatus::Done, PAGE_SIZE, len) => Ok(len),
             _ => Err(CompressError::Failed(Algorithm::Deflate)),
         }
@@ -81,13 +93,17 @@ impl Compressor for Deflate {
         state.init();
         // No TINFL_FLAG_HAS_MORE_INPUT: `src` is the whole stream, so running out of input
         // is an error, not a request for more. The whole page is the (non-wrapping) window.
-        let (status, consumed, len) =
-            decompress(state, src, page, 0, TINFL_FLAG_USING_NON_WRAPPING_OUTPUT_BUF);
+        let (status, consumed, len) = decompress(
+            state,
+            src,
+            page,
+            0,
+            TINFL_FLAG_USING_NON_WRAPPING_OUTPUT_BUF,
+        );
         match status {
-            TINFLStatus::Done if len != PAGE_SIZE => Err(DecompressError::ShortPage {
-                algorithm: A,
-                len,
-            }),
+            TINFLStatus::Done if len != PAGE_SIZE => {
+                Err(DecompressError::ShortPage { algorithm: A, len })
+            }
             TINFLStatus::Done if consumed != src.len() => Err(DecompressError::TrailingData(A)),
             TINFLStatus::Done => Ok(()),
             TINFLStatus::HasMoreOutput => Err(DecompressError::Overlong(A)),

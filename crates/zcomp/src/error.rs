@@ -79,7 +79,10 @@ impl fmt::Display for DecompressError {
                 "{algorithm} data decompresses to {len} bytes, not a {PAGE_SIZE}-byte page"
             ),
             DecompressError::Overlong(a) => {
-                write!(f, "{a} data decompresses to more than a {PAGE_SIZE}-byte page")
+                write!(
+                    f,
+                    "{a} data decompresses to more than a {PAGE_SIZE}-byte page"
+                )
             }
             DecompressError::TrailingData(a) => {
                 write!(f, "{a} data has bytes after the end of the page's stream")

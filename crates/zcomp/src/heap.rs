@@ -10,7 +10,10 @@ use crate::{Algorithm, CompressorInitError};
 ///
 /// The result is a one-element array so that the conversion from the `Vec` needs no
 /// `unsafe`; index it with `[0]` (a constant index into an array: no run-time check).
-pub(crate) fn try_box<T>(value: T, algorithm: Algorithm) -> Result<Box<[T; 1]>, CompressorInitError> {
+pub(crate) fn try_box<T>(
+    value: T,
+    algorithm: Algorithm,
+) -> Result<Box<[T; 1]>, CompressorInitError> {
     let oom = CompressorInitError::OutOfMemory {
         algorithm,
         bytes: core::mem::size_of::<T>(),

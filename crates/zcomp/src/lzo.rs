@@ -44,7 +44,8 @@ impl Compressor for Lzo {
                 got: dst.len(),
             });
         }
-        compress_no_alloc(page, dst, &mut self.dict).map_err(|_| CompressError::Failed(Algorithm::Lzo))
+        compress_no_alloc(page, dst, &mut self.dict)
+            .map_err(|_| CompressError::Failed(Algorithm::Lzo))
     }
 
     fn decompress(&mut self, src: &[u8], page: &mut Page) -> Result<(), DecompressError> {

@@ -3,7 +3,7 @@
 
 use zcache_testdata::Corpus;
 use zcomp::{
-    AnyCompressor, Algorithm, Compressor, MAX_COMPRESSED_LEN, PAGE_SIZE, fill_page, same_filled,
+    Algorithm, AnyCompressor, Compressor, MAX_COMPRESSED_LEN, PAGE_SIZE, fill_page, same_filled,
 };
 
 #[test]
