@@ -1,4 +1,3 @@
-#![cfg(loom)]
 //! loom models of the eviction protocol: allocation and free on one thread racing
 //! `evict_lru` on another.
 //!
@@ -9,6 +8,8 @@
 //! never held while the callback runs, so the order is never pool, then owner.
 //!
 //! Run: `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test --release -p zbud --test loom`
+
+#![cfg(loom)]
 
 use std::sync::Arc;
 
