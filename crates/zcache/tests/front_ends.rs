@@ -1,0 +1,317 @@
+//! Directed tests of the front ends on real pages: every page of the 1024-page sample
+//! through both front ends and every allocator pairing, eviction and "eat its own
+//! tail", ephemeral stealing, writeback (accepted and refused), corrupt pool bytes,
+//! fault injection and leak accounting.
+
+use std::sync::Arc;
+
+use zcache::testing::RecordingWriteback;
+use zcache::{AllocatorKind, Config, Writeback, ZError, Zcache, ZcacheError};
+use zcache_testdata::Corpus;
+use zpool::testing::{CorruptingSource, CountingSource, FailMode, FailingSource};
+use zpool::{HeapPageSource, Page};
+
+fn cfg(eph: AllocatorKind, pers: AllocatorKind, max_frames: usize) -> Config {
+    Config {
+        ephemeral_allocator: eph,
+        persistent_allocator: pers,
+        max_frames,
+        contexts: 2,
+        ..Config::default()
+    }
+}
+
+#[test]
+fn sample_through_both_front_ends_byte_exact() {
+    let corpus = Corpus::sample();
+    for eph in AllocatorKind::ALL {
+        for pers in AllocatorKind::ALL {
+            let src = Arc::new(CountingSource::new(HeapPageSource));
+            let z = Zcache::new(cfg(eph, pers, usize::MAX), src.clone()).unwrap();
+            let fs = z.frontswap();
+            fs.init(1).unwrap();
+            let cc = z.cleancache();
+            let pool = cc.init_fs().unwrap();
+            let mut stored = 0i64;
+            for (i, p) in corpus.pages().iter().enumerate() {
+                if fs.store(1, i as u64, p).is_ok() {
+                    stored += 1;
+                }
+            }
+            // Only the compression policy may refuse a page (no limit is set).
+            let c = z.stats().counters;
+            assert_eq!(
+                stored + c.reject_compress_poor + c.reject_mean_compress_poor,
+                corpus.len() as i64,
+                "{eph:?}/{pers:?}: {c:?}"
+            );
+            assert!(stored > 900);
+            for (r, p) in corpus.iter() {
+                cc.put_page(
+                    pool,
+                    zcache::file_key_from_inode(u64::from(r.object_id)),
+                    r.page_index,
+                    p,
+                );
+            }
+            let mut out: Page = [0; 4096];
+            for (i, p) in corpus.pages().iter().enumerate() {
+                if fs.load(1, i as u64, &mut out).unwrap() {
+                    assert_eq!(&out, p, "frontswap page {i}");
+                }
+                let r = corpus.records()[i];
+                let key = zcache::file_key_from_inode(u64::from(r.object_id));
+                if cc.get_page(pool, key, r.page_index, &mut out) {
+                    // Duplicate keys in the corpus: the last put of the key wins.
+                    let last = corpus
+                        .records()
+                        .iter()
+                        .rposition(|q| q.object_id == r.object_id && q.page_index == r.page_index)
+                        .unwrap();
+                    assert_eq!(&out, &corpus.pages()[last], "cleancache page {i}");
+                }
+            }
+            let st = z.stats();
+            assert!(
+                st.counters.same_filled_pages > 0
+                    || corpus.records().iter().all(|r| !r.same_filled())
+            );
+            fs.invalidate_area(1).unwrap();
+            cc.invalidate_fs(pool).unwrap();
+            let st = z.stats();
+            assert_eq!(st.counters.stored_pages, 0, "{st:?}");
+            drop(z);
+            assert_eq!(src.live(), 0, "frames leaked");
+        }
+    }
+}
+
+#[test]
+fn ephemeral_store_eats_its_own_tail_at_the_limit() {
+    let corpus = Corpus::sample();
+    let z = Zcache::new(
+        cfg(AllocatorKind::Zbud, AllocatorKind::Zsmalloc, 100),
+        Arc::new(HeapPageSource),
+    )
+    .unwrap();
+    let cc = z.cleancache();
+    let pool = cc.init_fs().unwrap();
+    for (i, p) in corpus.pages().iter().enumerate() {
+        cc.put_page(pool, zcache::file_key_from_inode(7), i as u64, p);
+        assert!(z.stats().pool_frames <= 100);
+    }
+    let st = z.stats();
+    assert!(st.counters.eph_ate_tail > 0, "{st:?}");
+    assert!(st.counters.evicted_eph_pages > 0);
+    // Recent pages are mostly still there; every hit is exact.
+    let mut out = [0u8; 4096];
+    let mut hits = 0;
+    for (i, p) in corpus.pages().iter().enumerate() {
+        if cc.get_page(pool, zcache::file_key_from_inode(7), i as u64, &mut out) {
+            assert_eq!(&out, p);
+            hits += 1;
+        }
+    }
+    assert!(hits > 100 && hits < corpus.len(), "hits {hits}");
+}
+
+#[test]
+fn persistent_store_steals_ephemeral_frames_never_persistent_pages() {
+    let corpus = Corpus::sample();
+    let z = Zcache::new(
+        cfg(AllocatorKind::Zbud, AllocatorKind::Zsmalloc, 200),
+        Arc::new(HeapPageSource),
+    )
+    .unwrap();
+    let cc = z.cleancache();
+    let pool = cc.init_fs().unwrap();
+    for (i, p) in corpus.pages().iter().enumerate().take(400) {
+        cc.put_page(pool, zcache::file_key_from_inode(1), i as u64, p);
+    }
+    let eph_before = z.stats().eph_frames;
+    assert!(eph_before > 50);
+    let fs = z.frontswap();
+    fs.init(0).unwrap();
+    let mut ok = Vec::new();
+    for (i, p) in corpus.pages().iter().enumerate() {
+        match fs.store(0, i as u64, p) {
+            Ok(()) => ok.push(i),
+            Err(ZcacheError::Backend(
+                ZError::NoFrame | ZError::CompressPoor | ZError::MeanCompressPoor,
+            )) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let st = z.stats();
+    assert!(st.counters.pers_ate_eph > 0, "{st:?}");
+    assert!(st.eph_frames < eph_before);
+    // Without writeback, persistent pages stay: every accepted store loads back exact.
+    let mut out = [0u8; 4096];
+    for i in ok {
+        assert!(
+            fs.load(0, i as u64, &mut out).unwrap(),
+            "persistent page {i} lost"
+        );
+        assert_eq!(&out, &corpus.pages()[i]);
+    }
+    assert!(
+        st.counters.reject_alloc_fail > 0,
+        "the limit must eventually refuse stores"
+    );
+}
+
+#[test]
+fn writeback_takes_lru_persistent_pages_and_refused_ones_stay() {
+    let corpus = Corpus::sample();
+    for pers in AllocatorKind::ALL {
+        let wb = Arc::new(RecordingWriteback::default());
+        let z = Zcache::with_writeback(
+            cfg(AllocatorKind::Zbud, pers, 120),
+            Arc::new(HeapPageSource),
+            wb.clone() as Arc<dyn Writeback>,
+        )
+        .unwrap();
+        let fs = z.frontswap();
+        fs.init(2).unwrap();
+        let mut ok = Vec::new();
+        for (i, p) in corpus.pages().iter().enumerate() {
+            if fs.store(2, i as u64, p).is_ok() {
+                ok.push(i);
+            }
+        }
+        let st = z.stats();
+        if pers == AllocatorKind::Zbud || st.counters.written_back_pages > 0 {
+            assert!(st.counters.written_back_pages > 0, "{pers:?}: {st:?}");
+        }
+        let out = &mut [0u8; 4096];
+        let mut from_wb = 0;
+        for i in ok {
+            if fs.load(2, i as u64, out).unwrap() {
+                assert_eq!(&out[..], &corpus.pages()[i][..]);
+            } else {
+                assert_eq!(
+                    wb.written(2, i as u64).as_ref(),
+                    Some(&corpus.pages()[i]),
+                    "page {i} lost"
+                );
+                assert!(i % 5 != 0, "a refused page was dropped");
+                from_wb += 1;
+            }
+        }
+        assert_eq!(from_wb as i64, z.stats().counters.written_back_pages);
+        // shrink() from the host's memory-pressure hook.
+        let before = z.stats().pool_frames;
+        let out = z.shrink(before / 2);
+        assert!(z.stats().pool_frames <= before, "{out:?}");
+    }
+}
+
+#[test]
+fn corrupt_pool_bytes_fail_that_page_only() {
+    let corpus = Corpus::sample();
+    for pers in AllocatorKind::ALL {
+        let src = Arc::new(CorruptingSource::new(HeapPageSource));
+        let z = Zcache::new(cfg(AllocatorKind::Zbud, pers, usize::MAX), src.clone()).unwrap();
+        let fs = z.frontswap();
+        fs.init(0).unwrap();
+        let pages: Vec<usize> = (0..300)
+            .filter(|&i| !corpus.records()[i].same_filled())
+            .collect();
+        for &i in &pages {
+            fs.store(0, i as u64, &corpus.pages()[i]).unwrap_or(());
+        }
+        // Flip one bit in the middle of frame 3.
+        // SAFETY: single-threaded test; no zcache call is in progress.
+        assert!(unsafe { src.flip_bits(3, 2048 + 17, 0x10) });
+        let mut out = [0u8; 4096];
+        let mut errors = 0;
+        for &i in &pages {
+            match fs.load(0, i as u64, &mut out) {
+                Ok(true) => assert_eq!(
+                    &out,
+                    &corpus.pages()[i],
+                    "undetected corruption in page {i}"
+                ),
+                Ok(false) => {}
+                Err(ZcacheError::Backend(ZError::Corrupt | ZError::BadHandle)) => errors += 1,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert!((1..=2).contains(&errors), "{pers:?}: {errors} pages failed");
+        assert!(z.stats().counters.load_corrupt >= 1);
+    }
+}
+
+#[test]
+fn page_source_failures_lose_nothing_and_leak_nothing() {
+    let corpus = Corpus::sample();
+    for mode in [
+        FailMode::EveryNth(3),
+        FailMode::Random {
+            seed: 7,
+            percent: 40,
+        },
+        FailMode::AfterN(20),
+    ] {
+        let src = Arc::new(CountingSource::new(FailingSource::with_mode(
+            HeapPageSource,
+            mode,
+        )));
+        let z = Zcache::new(
+            cfg(AllocatorKind::Zbud, AllocatorKind::Zsmalloc, usize::MAX),
+            src.clone(),
+        )
+        .unwrap();
+        let fs = z.frontswap();
+        fs.init(0).unwrap();
+        let cc = z.cleancache();
+        let pool = cc.init_fs().unwrap();
+        let mut ok = Vec::new();
+        for (i, p) in corpus.pages().iter().enumerate().take(500) {
+            if fs.store(0, i as u64, p).is_ok() {
+                ok.push(i);
+            }
+            cc.put_page(pool, zcache::file_key_from_inode(3), i as u64, p);
+        }
+        let mut out = [0u8; 4096];
+        for &i in &ok {
+            assert!(fs.load(0, i as u64, &mut out).unwrap());
+            assert_eq!(&out, &corpus.pages()[i]);
+        }
+        fs.invalidate_area(0).unwrap();
+        cc.invalidate_fs(pool).unwrap();
+        drop(z);
+        assert_eq!(src.live(), 0, "{mode:?}: frames leaked");
+    }
+}
+
+#[test]
+fn duplicate_store_replaces_and_refused_duplicate_drops_the_old_copy() {
+    let z = Zcache::new(Config::default(), Arc::new(HeapPageSource)).unwrap();
+    let fs = z.frontswap();
+    fs.init(0).unwrap();
+    let corpus = Corpus::sample();
+    let good = &corpus.pages()[10];
+    let mut random = [0u8; 4096];
+    let mut x = 1u64;
+    for b in random.iter_mut() {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        *b = (x >> 33) as u8;
+    }
+    fs.store(0, 5, good).unwrap();
+    fs.store(0, 5, &corpus.pages()[11]).unwrap();
+    assert_eq!(z.stats().counters.duplicate_entry, 1);
+    let mut out = [0u8; 4096];
+    assert!(fs.load(0, 5, &mut out).unwrap());
+    assert_eq!(out, corpus.pages()[11]);
+    // Incompressible: refused, and the older copy must not survive.
+    assert_eq!(
+        fs.store(0, 5, &random),
+        Err(ZcacheError::Backend(ZError::CompressPoor))
+    );
+    assert!(!fs.load(0, 5, &mut out).unwrap());
+    assert_eq!(z.stats().counters.stored_pages, 0);
+    assert_eq!(fs.store(7, 0, good), Err(ZcacheError::UnknownSwapType));
+}
