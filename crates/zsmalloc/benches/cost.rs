@@ -16,11 +16,16 @@
 //! * `zsmalloc/map_and_decompress`: `read_with` with lz4 decompression from the pool's
 //!   frames (compare with `lz4_flex/decompress_page`).
 //!
+//! After the criterion runs, an interleaved summary times every kind of operation back to
+//! back in 40 rounds and prints the ratios (steadier on a shared machine).
+//!
 //! Run: `cargo bench -p zsmalloc --bench cost`
 
 use std::hint::black_box;
 
-use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use std::time::Instant;
+
+use criterion::{BatchSize, Criterion, criterion_group};
 use zcache_testdata::Corpus;
 use zpool::{HeapPageSource, ZPool};
 use zsmalloc::ZsPool;
@@ -138,5 +143,134 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
+/// Interleaved rounds: each round times 1024 operations of every kind back to back, and
+/// the minimum per-operation time over the rounds is kept. On a shared machine this ratio
+/// is steadier than one made of separate criterion runs minutes apart. "In context"
+/// compares a compression followed by a store with the compression alone, and a
+/// decompression straight from the pool's frames (`read_with`) with one from a heap
+/// buffer: the allocator's cost as a store or load sees it, with the first touch of the
+/// object's bytes charged to whichever step makes it.
+fn interleaved_summary() {
+    let corpus = Corpus::dev();
+    let pages: Vec<&[u8; 4096]> = corpus
+        .iter()
+        .filter(|(r, _)| !r.same_filled())
+        .map(|(_, p)| p)
+        .collect();
+    let mut scratch = vec![0u8; 4525];
+    let compressed: Vec<Vec<u8>> = pages
+        .iter()
+        .map(|p| {
+            let n = lz4_flex::block::compress_into(&p[..], &mut scratch).expect("scratch");
+            if n > 4096 {
+                p.to_vec()
+            } else {
+                scratch[..n].to_vec()
+            }
+        })
+        .collect();
+    let cycle: Vec<usize> = (0..pages.len())
+        .step_by(pages.len() / 1024)
+        .filter(|&i| compressed[i].len() < 4096)
+        .take(1024)
+        .collect();
+    let pool = ZsPool::new(HeapPageSource).expect("pool");
+    let handles: Vec<_> = compressed
+        .iter()
+        .map(|o| pool.store(o).expect("store"))
+        .collect();
+    let mut page = vec![0u8; 4096];
+    let mut out = vec![0u8; 4096];
+    let mut bounce = vec![0u8; 4096];
+    let names = [
+        "lz4_flex compress",
+        "lz4_flex compress + zsmalloc store + free",
+        "lz4_flex decompress (from a heap buffer)",
+        "zsmalloc map + lz4_flex decompress (from frames)",
+        "zsmalloc malloc + free (bookkeeping only)",
+        "zsmalloc read (copy out)",
+        "zsmalloc map alone (read_with, no copy)",
+    ];
+    let mut best = [f64::INFINITY; 7];
+    for _ in 0..40 {
+        let mut times = [0f64; 7];
+        let t = Instant::now();
+        for &i in &cycle {
+            black_box(lz4_flex::block::compress_into(&pages[i][..], &mut scratch).expect("c"));
+        }
+        times[0] = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        for &i in &cycle {
+            let n = lz4_flex::block::compress_into(&pages[i][..], &mut scratch).expect("c");
+            let h = pool.store(black_box(&scratch[..n])).expect("store");
+            pool.free(h).expect("free");
+        }
+        times[1] = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        for &i in &cycle {
+            black_box(lz4_flex::block::decompress_into(&compressed[i], &mut page).expect("d"));
+        }
+        times[2] = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        for &i in &cycle {
+            pool.read_with(handles[i], &mut bounce, |s| {
+                black_box(lz4_flex::block::decompress_into(s, &mut page).expect("d"))
+            })
+            .expect("map");
+        }
+        times[3] = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        for &i in &cycle {
+            let h = pool.malloc(compressed[i].len()).expect("malloc");
+            pool.free(black_box(h)).expect("free");
+        }
+        times[4] = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        for &i in &cycle {
+            black_box(pool.read(handles[i], &mut out).expect("read"));
+        }
+        times[5] = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        for &i in &cycle {
+            black_box(
+                pool.read_with(handles[i], &mut bounce, |s| s.len())
+                    .expect("map"),
+            );
+        }
+        times[6] = t.elapsed().as_secs_f64();
+        for (b, t) in best.iter_mut().zip(times) {
+            *b = b.min(t / cycle.len() as f64);
+        }
+    }
+    println!();
+    println!(
+        "interleaved rounds (min of 40 rounds of {} pages), per page:",
+        cycle.len()
+    );
+    for (n, b) in names.iter().zip(best) {
+        println!("  {n:<50} {:>9.1} ns", b * 1e9);
+    }
+    let pct = |a: f64, b: f64| 100.0 * a / b;
+    println!(
+        "  store in context: (compress+store+free - compress) / compress = {:.2} %",
+        pct(best[1] - best[0], best[0])
+    );
+    println!(
+        "  load in context: (map+decompress - decompress) / decompress = {:.2} %",
+        pct(best[3] - best[2], best[2])
+    );
+    println!(
+        "  alone: malloc+free / compress = {:.2} %, read / decompress = {:.2} %, map / decompress = {:.2} %",
+        pct(best[4], best[0]),
+        pct(best[5], best[2]),
+        pct(best[6], best[2])
+    );
+}
+
 criterion_group!(benches, bench);
-criterion_main!(benches);
+
+fn main() {
+    benches();
+    interleaved_summary();
+    Criterion::default().configure_from_args().final_summary();
+}
