@@ -36,10 +36,9 @@ const MINIZ_STATE_BYTES: usize = 256 << 10;
 ///
 /// Not kernel-stack-friendly: miniz_oxide's compressor keeps a 64 KiB LZ code buffer
 /// inline and builds it by value, so [`Deflate::new`] uses about 64 KiB of stack once
-/// (measured in the release build: a 65 744-byte frame); compressing uses a few KiB
-/// (miniz's Huffman table builder takes 4 KiB). Fine in user space (the CLI, benches);
-/// a host with small stacks should use lz4 or lzo, whose constructors and calls use
-/// well under 1 KiB.
+/// (measured in the release build: a 65 744-byte frame); compressing and decompressing
+/// use a few hundred bytes per frame. Fine in user space (the CLI, benches); a host with
+/// small stacks should use lz4 or lzo.
 pub struct Deflate {
     comp: Box<CompressorOxide>,
     decomp: Box<[DecompressorOxide; 1]>,
