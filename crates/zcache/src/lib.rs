@@ -45,6 +45,7 @@ mod config;
 mod desc;
 mod frontswap;
 pub mod header;
+mod host;
 mod pam;
 mod source;
 mod stats;

@@ -35,15 +35,17 @@ pub fn test_page(seed: u32) -> Page {
         1 => zcomp::fill_page(&mut p, next() | 1),
         2 => p.iter_mut().for_each(|b| *b = next() as u8),
         k => {
-            // Runs of a few distinct bytes with random literals: sizes vary with k.
-            let distinct = 1 + (k as usize) * 6;
+            // Runs of bytes from a small alphabet: longer runs for larger k, so the
+            // compressed size varies from about half a page down to a few hundred bytes.
+            let distinct = 4 + (k as usize) * 4;
             let alphabet: Vec<u8> = (0..distinct).map(|_| next() as u8).collect();
-            for (i, b) in p.iter_mut().enumerate() {
-                *b = if i % (4 + k as usize) == 0 {
-                    next() as u8
-                } else {
-                    alphabet[(next() as usize) % distinct]
-                };
+            let mut i = 0;
+            while i < PAGE_SIZE {
+                let run = 1 + (next() as usize) % (2 * k as usize * k as usize);
+                let b = alphabet[(next() as usize) % distinct];
+                let end = (i + run).min(PAGE_SIZE);
+                p[i..end].fill(b);
+                i = end;
             }
             p[..4].copy_from_slice(&seed.to_le_bytes());
         }
@@ -518,4 +520,32 @@ fn run_on(z: &Zcache, src: &Src, wb: &RecordingWriteback, ops: &[Op]) -> Result<
         }
     }
     Ok(())
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use zcomp::{AnyCompressor, Compressor, MAX_COMPRESSED_LEN};
+
+    #[test]
+    fn test_pages_cover_every_kind() {
+        let mut c = AnyCompressor::new(zcomp::Algorithm::Lz4).unwrap();
+        let mut buf = alloc::vec![0u8; MAX_COMPRESSED_LEN];
+        let mut sizes = Vec::new();
+        for seed in 0..64u32 {
+            let p = test_page(seed);
+            match seed % 8 {
+                0 | 1 => assert!(zcomp::same_filled(&p).is_some()),
+                2 => assert!(c.compress(&p, &mut buf).unwrap() > 3584),
+                _ => {
+                    assert!(zcomp::same_filled(&p).is_none());
+                    let n = c.compress(&p, &mut buf).unwrap();
+                    assert!(n < 2560, "seed {seed}: {n} bytes");
+                    sizes.push(n);
+                }
+            }
+        }
+        sizes.sort();
+        assert!(sizes[sizes.len() - 1] > 2 * sizes[0], "{sizes:?}");
+    }
 }
