@@ -158,6 +158,10 @@ proptest! {
             prop_assert!(out == page);
         }
     }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1024))]
 
     #[test]
     fn garbage_gives_errors_or_pages_never_panics(
