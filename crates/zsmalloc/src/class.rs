@@ -217,6 +217,34 @@ fn write_bytes(frames: &mut [Frame], off: usize, data: &[u8]) -> Result<(), ZPoo
     Ok(())
 }
 
+/// Most zspages one compaction pass works on (half sources, half destinations).
+pub(crate) const PASS_ZSPAGES: usize = 64;
+
+/// What one compaction pass did.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PassOutcome {
+    /// Net frames given back to the source.
+    pub freed: usize,
+    /// Another pass may free more.
+    pub more: bool,
+}
+
+/// Slot -> handle index map over a compaction pass's zspages.
+struct RevMap<'a> {
+    /// The pass's zspage ids, sorted.
+    set: &'a [u32],
+    /// `rev[pos * m + slot]`: handle index of the object in that slot, or `NONE`.
+    rev: &'a mut [u32],
+    m: usize,
+}
+
+impl RevMap<'_> {
+    fn index(&self, (z, slot): (usize, usize)) -> Option<usize> {
+        let pos = self.set.binary_search(&(z as u32)).ok()?;
+        Some(pos * self.m + slot)
+    }
+}
+
 /// Fallible growth by at least `additional`, by an eighth of the length (not the usual
 /// doubling): metadata slack stays near 12 %, pushes stay amortised O(1).
 fn reserve<T>(v: &mut Vec<T>, additional: usize) -> Result<(), ZPoolError> {
@@ -346,21 +374,31 @@ impl ClassInner {
             .map(|h| h as usize)
     }
 
-    /// The emptiest listed non-full zspage other than `not`.
-    fn emptiest_nonfull_except(&self, not: usize) -> Option<usize> {
-        for g in 1..FULL {
-            let mut z = self.heads[g];
-            while z != NONE {
-                if z as usize != not {
-                    return Some(z as usize);
-                }
-                z = self.zspages[z as usize].next;
-            }
+    // ---- bitmaps ----
+
+    /// Used slots of zspage `z` with bytes in its last frame.
+    fn touching_last_frame(&self, z: usize) -> usize {
+        let f = self.zspages[z].frames.len();
+        if f == 0 {
+            return 0;
         }
-        None
+        let start = (f - 1) * PAGE_SIZE;
+        // Slot j reaches into the last frame when (j + 1) * size > start.
+        let first = start / self.geo.size();
+        (first..self.geo.objs())
+            .filter(|&j| self.is_used(z, j))
+            .count()
     }
 
-    // ---- bitmaps ----
+    /// Free slots of zspage `z` that `nframes` frames back.
+    fn free_backed(&self, z: usize, nframes: usize) -> usize {
+        let backed = self.geo.backed_slots(nframes);
+        (0..backed).filter(|&j| !self.is_used(z, j)).count()
+    }
+
+    fn is_used(&self, z: usize, j: usize) -> bool {
+        self.bitmap[z * self.words() + j / 64] & (1 << (j % 64)) != 0
+    }
 
     fn lowest_free(&self, z: usize) -> Option<usize> {
         let words = &self.bitmap[z * self.words()..(z + 1) * self.words()];
@@ -500,7 +538,6 @@ impl ClassInner {
                 source.free_frame(f);
             }
         }
-        self.zspages[z].frames.shrink_to_fit();
         self.c.frames -= have - need;
     }
 
@@ -725,11 +762,13 @@ impl ClassInner {
         &mut self,
         from: (usize, usize),
         to: (usize, usize),
-        rev: &mut [u32],
+        map: &mut RevMap<'_>,
     ) -> Result<(), ZPoolError> {
-        let m = self.geo.objs();
         let size = self.geo.size();
-        let idx = rev[from.0 * m + from.1];
+        let (Some(rf), Some(rt)) = (map.index(from), map.index(to)) else {
+            return Err(ZPoolError::InvalidHandle);
+        };
+        let idx = map.rev[rf];
         if idx == NONE {
             return Err(ZPoolError::InvalidHandle);
         }
@@ -753,57 +792,130 @@ impl ClassInner {
         self.set_bit(to.0, to.1, true);
         self.zspages[from.0].inuse -= 1;
         self.zspages[to.0].inuse += 1;
-        rev[from.0 * m + from.1] = NONE;
-        rev[to.0 * m + to.1] = idx;
+        map.rev[rf] = NONE;
+        map.rev[rt] = idx;
         self.handles[idx as usize] = ((to.0 as u32) << SLOT_BITS) | to.1 as u32;
         Ok(())
     }
 
-    /// Moves objects from the emptiest zspages into the fullest, frees the emptied
-    /// zspages, packs the last partly used zspage and trims its unused frames. Returns
-    /// the net number of frames given back to the source (`self.c.frames` is exact in
-    /// every case, also when a frame for a destination could not be had).
-    pub(crate) fn compact<S: PageSource + ?Sized>(&mut self, source: &S) -> usize {
+    /// One compaction pass over at most [`PASS_ZSPAGES`] partly used zspages of this
+    /// class: the emptiest half are sources, the fullest half destinations. Objects move
+    /// from the emptiest source into the fullest destination until one empties or the
+    /// other fills; emptied zspages are freed; the partly used zspages left are packed
+    /// downwards and their unused frames trimmed. The caller repeats passes (dropping
+    /// the class lock in between) while [`PassOutcome::more`] says so.
+    ///
+    /// Memory: a temporary list of the pass's zspages and a slot -> handle map for them
+    /// (`PASS_ZSPAGES * objs * 4` bytes at most), both fallible: if they cannot be had
+    /// the pass does nothing. Work: one pass over the class's handle table plus the
+    /// moves.
+    pub(crate) fn compact_pass<S: PageSource + ?Sized>(&mut self, source: &S) -> PassOutcome {
+        let stop = PassOutcome {
+            freed: 0,
+            more: false,
+        };
         if self.geo.huge || self.freeable() == 0 {
-            return 0;
+            return stop;
         }
         let m = self.geo.objs();
         let frames_before = self.c.frames;
-        // Reverse map slot -> handle index, built once per compaction (temporary, so the
-        // steady state pays no per-object back pointer).
-        let nslots = self.zspages.len() * m;
-        let mut rev: Vec<u32> = Vec::new();
-        if rev.try_reserve_exact(nslots).is_err() {
-            return 0;
+        // The partly used zspages, emptiest first.
+        let partly: usize = self.counts[1..FULL].iter().map(|&n| n as usize).sum();
+        let mut all: Vec<u32> = Vec::new();
+        if all.try_reserve_exact(partly).is_err() {
+            return stop;
         }
-        rev.resize(nslots, NONE);
-        for (i, &e) in self.handles.iter().enumerate() {
-            if e & FREE_BIT == 0 {
-                let z = (e >> SLOT_BITS) as usize;
-                let j = (e & (MAX_OBJS as u32 - 1)) as usize;
-                if let Some(r) = rev.get_mut(z * m + j) {
-                    *r = i as u32;
-                }
+        for g in 1..FULL {
+            let mut z = self.heads[g];
+            while z != NONE {
+                all.push(z);
+                z = self.zspages[z as usize].next;
             }
         }
-        'outer: while let Some(dst) = self.fullest_nonfull() {
-            let Some(src) = self.emptiest_nonfull_except(dst) else {
+        all.sort_unstable_by_key(|&z| (self.zspages[z as usize].inuse, z));
+        // The pass's set: the emptiest and the fullest, sorted by id for lookups.
+        let mut set: Vec<u32> = Vec::new();
+        if set.try_reserve_exact(all.len().min(PASS_ZSPAGES)).is_err() {
+            return stop;
+        }
+        if all.len() <= PASS_ZSPAGES {
+            set.extend_from_slice(&all);
+        } else {
+            set.extend_from_slice(&all[..PASS_ZSPAGES / 2]);
+            set.extend_from_slice(&all[all.len() - PASS_ZSPAGES / 2..]);
+        }
+        drop(all);
+        set.sort_unstable();
+        // Slot -> handle index for the set's zspages.
+        let mut rev: Vec<u32> = Vec::new();
+        if rev.try_reserve_exact(set.len() * m).is_err() {
+            return stop;
+        }
+        rev.resize(set.len() * m, NONE);
+        for (i, &e) in self.handles.iter().enumerate() {
+            if e & FREE_BIT == 0
+                && let Ok(pos) = set.binary_search(&(e >> SLOT_BITS))
+            {
+                rev[pos * m + (e & (MAX_OBJS as u32 - 1)) as usize] = i as u32;
+            }
+        }
+        let mut map = RevMap {
+            set: &set,
+            rev: &mut rev,
+            m,
+        };
+        let mut failed = false;
+        let mut stalled = false;
+        let mut moved = 0usize;
+        // Local choice of source and destination among the set's partly used zspages.
+        let pick = |this: &ClassInner, fullest: bool, not: Option<u32>| {
+            let cands = set.iter().copied().filter(|&z| {
+                let zs = &this.zspages[z as usize];
+                Some(z) != not && !zs.frames.is_empty() && zs.inuse > 0 && (zs.inuse as usize) < m
+            });
+            if fullest {
+                cands.max_by_key(|&z| (this.zspages[z as usize].inuse, z))
+            } else {
+                cands.min_by_key(|&z| (this.zspages[z as usize].inuse, z))
+            }
+        };
+        while let Some(dst) = pick(self, true, None) {
+            let Some(src) = pick(self, false, Some(dst)) else {
                 break;
             };
+            let (dst, src) = (dst as usize, src as usize);
             self.unlink(dst);
             self.unlink(src);
             while self.zspages[src].inuse > 0 && (self.zspages[dst].inuse as usize) < m {
                 let (Some(from), Some(to)) = (self.highest_used(src), self.lowest_free(dst)) else {
+                    failed = true;
                     break;
                 };
-                if self
-                    .grow(dst, self.geo.frames_for_slot(to), source)
-                    .is_err()
-                    || self.move_object((src, from), (dst, to), &mut rev).is_err()
-                {
-                    self.link(dst);
-                    self.link(src);
-                    break 'outer;
+                let need = self.geo.frames_for_slot(to);
+                if need > self.zspages[dst].frames.len() {
+                    // Growing the destination by a frame is worth it only if the objects
+                    // touching the source's last frame then fit, so that frame is
+                    // freed by the moves that follow: the pool never ends a step with
+                    // more frames than it started with, even if a later frame cannot
+                    // be had.
+                    if need > self.zspages[dst].frames.len() + 1
+                        || self.touching_last_frame(src) > self.free_backed(dst, need)
+                    {
+                        stalled = true;
+                        break;
+                    }
+                    if self.grow(dst, need, source).is_err() {
+                        failed = true;
+                        break;
+                    }
+                }
+                if self.move_object((src, from), (dst, to), &mut map).is_err() {
+                    failed = true;
+                    break;
+                }
+                moved += 1;
+                if self.zspages[src].inuse > 0 {
+                    self.trim(src, source);
                 }
             }
             self.link(dst);
@@ -812,26 +924,34 @@ impl ClassInner {
             } else {
                 self.link(src);
             }
+            if failed || stalled {
+                break;
+            }
         }
-        // Pack the partly used zspages left (one unless a frame could not be had) and
-        // give back the frames past their last object.
-        for g in 1..FULL {
-            let mut z = self.heads[g];
-            while z != NONE {
+        // Pack the set's partly used zspages downwards and trim their unused frames.
+        if !failed {
+            for &z in &set {
                 let zu = z as usize;
+                if self.zspages[zu].frames.is_empty() {
+                    continue;
+                }
                 while let (Some(lo), Some(hi)) = (self.lowest_free(zu), self.highest_used(zu)) {
-                    if lo > hi || self.move_object((zu, hi), (zu, lo), &mut rev).is_err() {
+                    if lo > hi || self.move_object((zu, hi), (zu, lo), &mut map).is_err() {
                         break;
                     }
                 }
                 self.trim(zu, source);
-                z = self.zspages[zu].next;
             }
         }
         // Net: a destination may have grown by a frame before its sources emptied.
         let freed = frames_before.saturating_sub(self.c.frames);
         self.c.compacted = self.c.compacted.saturating_add(freed as u32);
-        freed
+        PassOutcome {
+            freed,
+            // Each move goes from a zspage with no more objects than its destination, so
+            // the sum of squared in-use counts grows with every move: passes end.
+            more: !failed && !stalled && (freed > 0 || moved > 0) && self.freeable() > 0,
+        }
     }
 
     /// Gives every frame back (pool teardown).

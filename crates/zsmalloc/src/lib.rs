@@ -435,14 +435,22 @@ impl<S: PageSource> ZsPool<S> {
         let Some(class) = self.classes.get(index) else {
             return 0;
         };
-        let mut inner = class.inner.lock();
-        let before = inner.c.frames;
-        let freed = inner.compact(&self.source);
-        let after = inner.c.frames;
-        drop(inner);
-        self.account(before, after);
-        self.compacted.fetch_add(freed, Ordering::Relaxed);
-        freed
+        let mut total = 0;
+        loop {
+            // One bounded pass per lock hold: stores, loads and frees of the class get
+            // the lock between passes.
+            let mut inner = class.inner.lock();
+            let before = inner.c.frames;
+            let pass = inner.compact_pass(&self.source);
+            let after = inner.c.frames;
+            drop(inner);
+            self.account(before, after);
+            self.compacted.fetch_add(pass.freed, Ordering::Relaxed);
+            total += pass.freed;
+            if !pass.more {
+                return total;
+            }
+        }
     }
 
     /// The per-class table: calls `f` once per class, smallest first, huge class last.
