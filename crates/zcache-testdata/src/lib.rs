@@ -93,7 +93,10 @@ impl Corpus {
         let n = pages_bin.len() / PAGE_SIZE;
         let m = pages_idx.len() / 16;
         if n != m {
-            return Err(CorpusError::CountMismatch { pages: n, records: m });
+            return Err(CorpusError::CountMismatch {
+                pages: n,
+                records: m,
+            });
         }
         if n == 0 {
             return Err(CorpusError::Empty);
@@ -192,8 +195,14 @@ mod tests {
         ));
         assert!(matches!(
             Corpus::from_bytes(&[0; 8192], &[0; 16]),
-            Err(CorpusError::CountMismatch { pages: 2, records: 1 })
+            Err(CorpusError::CountMismatch {
+                pages: 2,
+                records: 1
+            })
         ));
-        assert!(matches!(Corpus::from_bytes(&[], &[]), Err(CorpusError::Empty)));
+        assert!(matches!(
+            Corpus::from_bytes(&[], &[]),
+            Err(CorpusError::Empty)
+        ));
     }
 }
