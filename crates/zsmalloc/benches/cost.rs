@@ -143,8 +143,8 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-/// Interleaved rounds: each round times 1024 operations of every kind back to back, and
-/// the minimum per-operation time over the rounds is kept. On a shared machine this ratio
+/// Interleaved rounds: for each chunk of 64 pages, every kind of operation is timed back to
+/// back, 40 times, and the minimum per chunk and kind is kept. On a shared machine this ratio
 /// is steadier than one made of separate criterion runs minutes apart. "In context"
 /// compares a compression followed by a store with the compression alone, and a
 /// decompression straight from the pool's frames (`read_with`) with one from a heap
@@ -184,67 +184,88 @@ fn interleaved_summary() {
     let mut bounce = vec![0u8; 4096];
     let names = [
         "lz4_flex compress",
-        "lz4_flex compress + zsmalloc store + free",
+        "lz4_flex compress + zsmalloc store",
         "lz4_flex decompress (from a heap buffer)",
         "zsmalloc map + lz4_flex decompress (from frames)",
         "zsmalloc malloc + free (bookkeeping only)",
         "zsmalloc read (copy out)",
         "zsmalloc map alone (read_with, no copy)",
+        "zsmalloc free",
     ];
-    let mut best = [f64::INFINITY; 7];
-    for _ in 0..40 {
-        let mut times = [0f64; 7];
-        let t = Instant::now();
-        for &i in &cycle {
-            black_box(lz4_flex::block::compress_into(&pages[i][..], &mut scratch).expect("c"));
+    // 16 chunks of 64 pages; per chunk and kind the minimum over 40 repetitions (a chunk
+    // takes about a millisecond, short enough to often run undisturbed on a busy
+    // machine); per kind the sum over chunks, divided by the pages.
+    let full_cycle = cycle.clone();
+    let mut sum = [0f64; 8];
+    for chunk in full_cycle.chunks(64) {
+        let cycle: Vec<usize> = chunk.to_vec();
+        let mut best = [f64::INFINITY; 8];
+        let mut stored = vec![None; cycle.len()];
+        for _ in 0..40 {
+            let mut times = [0f64; 8];
+            let t = Instant::now();
+            for &i in &cycle {
+                black_box(lz4_flex::block::compress_into(&pages[i][..], &mut scratch).expect("c"));
+            }
+            times[0] = t.elapsed().as_secs_f64();
+            let t = Instant::now();
+            for (k, &i) in cycle.iter().enumerate() {
+                let n = lz4_flex::block::compress_into(&pages[i][..], &mut scratch).expect("c");
+                stored[k] = Some(pool.store(black_box(&scratch[..n])).expect("store"));
+            }
+            times[1] = t.elapsed().as_secs_f64();
+            let t = Instant::now();
+            for h in stored.iter_mut() {
+                if let Some(h) = h.take() {
+                    pool.free(h).expect("free");
+                }
+            }
+            times[7] = t.elapsed().as_secs_f64();
+            let t = Instant::now();
+            for &i in &cycle {
+                black_box(lz4_flex::block::decompress_into(&compressed[i], &mut page).expect("d"));
+            }
+            times[2] = t.elapsed().as_secs_f64();
+            let t = Instant::now();
+            for &i in &cycle {
+                pool.read_with(handles[i], &mut bounce, |s| {
+                    black_box(lz4_flex::block::decompress_into(s, &mut page).expect("d"))
+                })
+                .expect("map");
+            }
+            times[3] = t.elapsed().as_secs_f64();
+            let t = Instant::now();
+            for &i in &cycle {
+                let h = pool.malloc(compressed[i].len()).expect("malloc");
+                pool.free(black_box(h)).expect("free");
+            }
+            times[4] = t.elapsed().as_secs_f64();
+            let t = Instant::now();
+            for &i in &cycle {
+                black_box(pool.read(handles[i], &mut out).expect("read"));
+            }
+            times[5] = t.elapsed().as_secs_f64();
+            let t = Instant::now();
+            for &i in &cycle {
+                black_box(
+                    pool.read_with(handles[i], &mut bounce, |s| s.len())
+                        .expect("map"),
+                );
+            }
+            times[6] = t.elapsed().as_secs_f64();
+            for (b, t) in best.iter_mut().zip(times) {
+                *b = b.min(t);
+            }
         }
-        times[0] = t.elapsed().as_secs_f64();
-        let t = Instant::now();
-        for &i in &cycle {
-            let n = lz4_flex::block::compress_into(&pages[i][..], &mut scratch).expect("c");
-            let h = pool.store(black_box(&scratch[..n])).expect("store");
-            pool.free(h).expect("free");
-        }
-        times[1] = t.elapsed().as_secs_f64();
-        let t = Instant::now();
-        for &i in &cycle {
-            black_box(lz4_flex::block::decompress_into(&compressed[i], &mut page).expect("d"));
-        }
-        times[2] = t.elapsed().as_secs_f64();
-        let t = Instant::now();
-        for &i in &cycle {
-            pool.read_with(handles[i], &mut bounce, |s| {
-                black_box(lz4_flex::block::decompress_into(s, &mut page).expect("d"))
-            })
-            .expect("map");
-        }
-        times[3] = t.elapsed().as_secs_f64();
-        let t = Instant::now();
-        for &i in &cycle {
-            let h = pool.malloc(compressed[i].len()).expect("malloc");
-            pool.free(black_box(h)).expect("free");
-        }
-        times[4] = t.elapsed().as_secs_f64();
-        let t = Instant::now();
-        for &i in &cycle {
-            black_box(pool.read(handles[i], &mut out).expect("read"));
-        }
-        times[5] = t.elapsed().as_secs_f64();
-        let t = Instant::now();
-        for &i in &cycle {
-            black_box(
-                pool.read_with(handles[i], &mut bounce, |s| s.len())
-                    .expect("map"),
-            );
-        }
-        times[6] = t.elapsed().as_secs_f64();
-        for (b, t) in best.iter_mut().zip(times) {
-            *b = b.min(t / cycle.len() as f64);
+        for (s, b) in sum.iter_mut().zip(best) {
+            *s += b;
         }
     }
+    let best = sum.map(|t| t / full_cycle.len() as f64);
+    let cycle = &full_cycle;
     println!();
     println!(
-        "interleaved rounds (min of 40 rounds of {} pages), per page:",
+        "interleaved rounds ({} pages in chunks of 64, min of 40 runs per chunk), per page:",
         cycle.len()
     );
     for (n, b) in names.iter().zip(best) {
@@ -252,8 +273,9 @@ fn interleaved_summary() {
     }
     let pct = |a: f64, b: f64| 100.0 * a / b;
     println!(
-        "  store in context: (compress+store+free - compress) / compress = {:.2} %",
-        pct(best[1] - best[0], best[0])
+        "  store in context: (compress+store - compress) / compress = {:.2} %, free / compress = {:.2} %",
+        pct(best[1] - best[0], best[0]),
+        pct(best[7], best[0])
     );
     println!(
         "  load in context: (map+decompress - decompress) / decompress = {:.2} %",
