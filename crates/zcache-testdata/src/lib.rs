@@ -84,10 +84,10 @@ pub struct Corpus {
 impl Corpus {
     /// Parses a corpus from the bytes of `pages.bin` and `pages.idx`.
     pub fn from_bytes(pages_bin: &[u8], pages_idx: &[u8]) -> Result<Corpus, CorpusError> {
-        if pages_bin.len() % PAGE_SIZE != 0 {
+        if !pages_bin.len().is_multiple_of(PAGE_SIZE) {
             return Err(CorpusError::PagesNotAligned(pages_bin.len()));
         }
-        if pages_idx.len() % 16 != 0 {
+        if !pages_idx.len().is_multiple_of(16) {
             return Err(CorpusError::IndexNotAligned(pages_idx.len()));
         }
         let n = pages_bin.len() / PAGE_SIZE;
