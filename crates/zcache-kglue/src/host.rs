@@ -1,0 +1,299 @@
+//! The host's side: the configuration struct, its callbacks, and their Rust wrappers
+//! (a `PageSource` over the host's frame allocator, a `Writeback` over the host's swap
+//! device).
+
+use alloc::sync::Arc;
+use core::ffi::{c_int, c_void};
+use core::ptr::NonNull;
+
+use zcache::{AllocatorKind, Config, Writeback, Zcache};
+use zpool::{AllocError, Frame, Page, PageSource};
+
+use crate::errno::{ZCACHE_EINVAL, errno_of};
+
+/// The only page size zcache works in.
+pub const ZCACHE_PAGE_SIZE: u32 = 4096;
+
+/// `flags`: frontswap loads remove the page from zcache (the kernel's
+/// `frontswap_tmem_exclusive_gets`); without it a load keeps the page until
+/// invalidated.
+pub const ZCACHE_FLAG_FRONTSWAP_EXCLUSIVE_LOADS: u32 = 1;
+
+/// `compressor`: the default (lz4).
+pub const ZCACHE_COMP_DEFAULT: u32 = 0;
+/// `compressor`: lz4.
+pub const ZCACHE_COMP_LZ4: u32 = 1;
+/// `compressor`: raw deflate.
+pub const ZCACHE_COMP_DEFLATE: u32 = 2;
+/// `compressor`: lzo1x.
+pub const ZCACHE_COMP_LZO: u32 = 3;
+
+/// `ephemeral_allocator` / `persistent_allocator`: the default (zbud for ephemeral
+/// pages, zsmalloc for persistent pages).
+pub const ZCACHE_ALLOC_DEFAULT: u32 = 0;
+/// Allocator: zbud (two compressed pages per frame, cheap LRU eviction).
+pub const ZCACHE_ALLOC_ZBUD: u32 = 1;
+/// Allocator: zsmalloc (size classes, densest).
+pub const ZCACHE_ALLOC_ZSMALLOC: u32 = 2;
+
+/// Hands out one 4096-byte page frame, mapped and writable, or `NULL` at once when none
+/// is available. Must not sleep: it is called from stores, which may run with
+/// interrupts disabled (a kernel uses `alloc_page(GFP_NOWAIT | __GFP_NOWARN)` and
+/// `page_address`). The frame belongs to zcache until it is given to `free_frame`.
+/// Must be callable from any CPU concurrently, and must not call into zcache.
+pub type ZcacheAllocFrameFn = Option<unsafe extern "C" fn(host: *mut c_void) -> *mut c_void>;
+
+/// Takes back a frame `alloc_frame` handed out. Must not sleep; may be called from any
+/// CPU concurrently, and from teardown (or from the last call in flight when teardown
+/// was deferred). Must not call into zcache.
+pub type ZcacheFreeFrameFn = Option<unsafe extern "C" fn(host: *mut c_void, frame: *mut c_void)>;
+
+/// Writes one swap page back to the swap device: `page` (4096 bytes, valid for the
+/// call only) is the content of slot (`swap_type`, `offset`). Return 0 if the host has
+/// taken the page (zcache drops its copy; later loads of the slot miss, so the host
+/// reads its device), non-zero to refuse (zcache keeps the page loadable). Called with
+/// no zcache lock held, in the context of the store or shrink that needed the frame:
+/// it must not sleep when stores may not. Must not call into zcache.
+pub type ZcacheWritebackFn = Option<
+    unsafe extern "C" fn(
+        host: *mut c_void,
+        swap_type: u32,
+        offset: u64,
+        page: *const c_void,
+    ) -> c_int,
+>;
+
+/// Called once when the instance's memory is finally gone: at the end of
+/// `zcache_teardown`, or, when teardown was deferred, when the last call in flight
+/// returns. After it, zcache will not call any of the host's callbacks again.
+pub type ZcacheReleaseFn = Option<unsafe extern "C" fn(host: *mut c_void)>;
+
+/// How `zcache_setup` builds an instance. Zero means "the default" for every numeric
+/// field, so a host fills `size`, `page_size` and the two frame callbacks and leaves
+/// the rest zeroed.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ZcacheConfig {
+    /// `sizeof(struct zcache_config)`: lets the ABI grow without breaking old hosts.
+    pub size: u32,
+    /// The host's page size: must be 4096 ([`ZCACHE_PAGE_SIZE`]).
+    pub page_size: u32,
+    /// `ZCACHE_FLAG_*` bits; unknown bits are an error.
+    pub flags: u32,
+    /// `ZCACHE_COMP_*`.
+    pub compressor: u32,
+    /// Passed unchanged to every callback.
+    pub host: *mut c_void,
+    /// Required.
+    pub alloc_frame: ZcacheAllocFrameFn,
+    /// Required.
+    pub free_frame: ZcacheFreeFrameFn,
+    /// Optional (`NULL`: persistent pages are never written back; when the frame limit
+    /// is reached, frontswap stores fail and the kernel writes the page to swap itself).
+    pub writeback_page: ZcacheWritebackFn,
+    /// Optional.
+    pub release: ZcacheReleaseFn,
+    /// Hard limit on page frames held (0: no limit beyond the host allocator's).
+    pub max_frames: u64,
+    /// After the limit is hit, frames are refused until fewer than this percentage of
+    /// `max_frames` are held (0: 90; at most 100).
+    pub accept_threshold_percent: u32,
+    /// Compression contexts: at least the number of CPUs that call in at once
+    /// (0: 4; at most 1024).
+    pub contexts: u32,
+    /// Frames one store may reclaim (evict or write back) before it gives up: the bound
+    /// on the work of a store (0: 4).
+    pub max_reclaim_per_store: u32,
+    /// `ZCACHE_ALLOC_*` for cleancache (ephemeral) pages.
+    pub ephemeral_allocator: u32,
+    /// `ZCACHE_ALLOC_*` for frontswap (persistent) pages.
+    pub persistent_allocator: u32,
+    /// Must be 0.
+    pub reserved: u32,
+}
+
+/// The host's frame allocator as a [`PageSource`].
+struct HostSource {
+    alloc: unsafe extern "C" fn(*mut c_void) -> *mut c_void,
+    free: unsafe extern "C" fn(*mut c_void, *mut c_void),
+    host: *mut c_void,
+}
+
+// SAFETY: `HostSource` only holds the host's callbacks and its opaque pointer. The
+// configuration contract (header and docs/kernel-integration.md) requires the callbacks
+// to be callable from any CPU, concurrently, with this `host` pointer: exactly what
+// `Send + Sync` promises the `PageSource` users.
+unsafe impl Send for HostSource {}
+// SAFETY: see `Send`.
+unsafe impl Sync for HostSource {}
+
+impl PageSource for HostSource {
+    fn alloc_frame(&self) -> Result<Frame, AllocError> {
+        // SAFETY: the host gave this callback for this purpose with this `host` pointer;
+        // it takes no Rust references and may be called from any context (contract).
+        let p = unsafe { (self.alloc)(self.host) };
+        let Some(nn) = NonNull::new(p.cast::<Page>()) else {
+            return Err(AllocError);
+        };
+        if !p.cast::<u64>().is_aligned() {
+            // A misaligned frame breaks `Frame`'s contract: give it back, report none.
+            // SAFETY: `p` came from `alloc` just now and was never used.
+            unsafe { (self.free)(self.host, p) };
+            return Err(AllocError);
+        }
+        // SAFETY: the host's contract for `alloc_frame`: `p` points to 4096 mapped,
+        // writable bytes (any contents), not referenced by anyone else until zcache
+        // gives it back through `free_frame`; it is at least 8-byte aligned (checked).
+        Ok(unsafe { Frame::from_raw(nn) })
+    }
+
+    fn free_frame(&self, frame: Frame) {
+        let p = frame.into_raw();
+        // SAFETY: every `Frame` this source sees came from its `alloc_frame`, hence from
+        // the host's `alloc`; `into_raw` ended zcache's ownership of it.
+        unsafe { (self.free)(self.host, p.as_ptr().cast::<c_void>()) }
+    }
+}
+
+/// The host's swap device as a [`Writeback`].
+struct HostWriteback {
+    write: unsafe extern "C" fn(*mut c_void, u32, u64, *const c_void) -> c_int,
+    host: *mut c_void,
+}
+
+// SAFETY: as for `HostSource`: the contract makes the callback callable from any CPU
+// concurrently with this `host` pointer.
+unsafe impl Send for HostWriteback {}
+// SAFETY: see `Send`.
+unsafe impl Sync for HostWriteback {}
+
+impl Writeback for HostWriteback {
+    fn write_page(&self, swap_type: u32, offset: u64, page: &Page) -> bool {
+        // SAFETY: `page` is 4096 readable bytes borrowed for the duration of the call,
+        // which is all the callback is promised; the callback's own contract (no sleep
+        // where stores may not, no call into zcache) is the host's.
+        unsafe { (self.write)(self.host, swap_type, offset, page.as_ptr().cast()) == 0 }
+    }
+}
+
+/// Calls the host's `release` when dropped (after the zcache it follows in
+/// [`Instance`] has been dropped and every frame given back).
+struct ReleaseHook {
+    release: ZcacheReleaseFn,
+    host: *mut c_void,
+}
+
+// SAFETY: the hook holds the host's callback and opaque pointer; the contract lets the
+// release callback run on whichever CPU drops the last reference.
+unsafe impl Send for ReleaseHook {}
+// SAFETY: `&ReleaseHook` gives no access to anything; see `Send`.
+unsafe impl Sync for ReleaseHook {}
+
+impl Drop for ReleaseHook {
+    fn drop(&mut self) {
+        if let Some(f) = self.release {
+            // SAFETY: the host's optional callback, called exactly once, after the last
+            // use of every other callback (fields of `Instance` drop in order).
+            unsafe { f(self.host) }
+        }
+    }
+}
+
+/// One zcache instance behind a handle.
+pub(crate) struct Instance {
+    /// Declared first so it drops first: every frame goes back before `release` runs.
+    pub(crate) z: Zcache,
+    release: ReleaseHook,
+}
+
+impl Instance {
+    /// Drops the instance without calling the host's `release` (a setup that fails
+    /// after building it: the host never got a handle, so it expects no callback).
+    pub(crate) fn discard(mut self) {
+        self.release.release = None;
+    }
+}
+
+/// The zcache configuration for a C configuration, or the negative errno.
+fn translate(cfg: &ZcacheConfig) -> Result<Config, c_int> {
+    let bad = -ZCACHE_EINVAL;
+    if cfg.page_size != ZCACHE_PAGE_SIZE
+        || cfg.flags & !ZCACHE_FLAG_FRONTSWAP_EXCLUSIVE_LOADS != 0
+        || cfg.reserved != 0
+        || cfg.accept_threshold_percent > 100
+        || cfg.contexts > 1024
+    {
+        return Err(bad);
+    }
+    let alloc_kind = |v: u32, default: AllocatorKind| match v {
+        ZCACHE_ALLOC_DEFAULT => Ok(default),
+        ZCACHE_ALLOC_ZBUD => Ok(AllocatorKind::Zbud),
+        ZCACHE_ALLOC_ZSMALLOC => Ok(AllocatorKind::Zsmalloc),
+        _ => Err(bad),
+    };
+    let compressor = match cfg.compressor {
+        ZCACHE_COMP_DEFAULT => zcomp::Algorithm::Lz4,
+        ZCACHE_COMP_LZ4 | ZCACHE_COMP_DEFLATE | ZCACHE_COMP_LZO => u8::try_from(cfg.compressor)
+            .ok()
+            .and_then(zcomp::Algorithm::from_id)
+            .ok_or(bad)?,
+        _ => return Err(bad),
+    };
+    let d = Config::default();
+    let or_default = |v: u32, default: usize| {
+        if v == 0 {
+            default
+        } else {
+            usize::try_from(v).unwrap_or(default)
+        }
+    };
+    Ok(Config {
+        max_frames: match cfg.max_frames {
+            0 => usize::MAX,
+            n => usize::try_from(n).unwrap_or(usize::MAX),
+        },
+        accept_threshold_percent: match cfg.accept_threshold_percent {
+            0 => d.accept_threshold_percent,
+            p => u8::try_from(p).map_err(|_| bad)?,
+        },
+        ephemeral_allocator: alloc_kind(cfg.ephemeral_allocator, d.ephemeral_allocator)?,
+        persistent_allocator: alloc_kind(cfg.persistent_allocator, d.persistent_allocator)?,
+        compressor,
+        policy: d.policy,
+        frontswap_exclusive_loads: cfg.flags & ZCACHE_FLAG_FRONTSWAP_EXCLUSIVE_LOADS != 0,
+        contexts: or_default(cfg.contexts, d.contexts),
+        max_reclaim_per_store: or_default(cfg.max_reclaim_per_store, d.max_reclaim_per_store),
+    })
+}
+
+/// Builds an instance from a validated-by-type configuration.
+pub(crate) fn build(cfg: &ZcacheConfig) -> Result<Instance, c_int> {
+    let config = translate(cfg)?;
+    let (Some(alloc), Some(free)) = (cfg.alloc_frame, cfg.free_frame) else {
+        return Err(-ZCACHE_EINVAL);
+    };
+    let source = Arc::new(HostSource {
+        alloc,
+        free,
+        host: cfg.host,
+    });
+    let z = match cfg.writeback_page {
+        Some(write) => Zcache::with_writeback(
+            config,
+            source,
+            Arc::new(HostWriteback {
+                write,
+                host: cfg.host,
+            }),
+        ),
+        None => Zcache::new(config, source),
+    }
+    .map_err(errno_of)?;
+    Ok(Instance {
+        z,
+        release: ReleaseHook {
+            release: cfg.release,
+            host: cfg.host,
+        },
+    })
+}

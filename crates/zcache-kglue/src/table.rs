@@ -1,0 +1,141 @@
+//! The instance table: a fixed array of slots, each with a generation number, so a
+//! handle is checked by comparing numbers and a stale or forged handle never touches
+//! freed memory.
+
+use alloc::sync::Arc;
+use core::ffi::c_int;
+
+use spin::RwLock;
+
+use crate::errno::{ZCACHE_ENODEV, ZCACHE_ENOSPC};
+use crate::host::Instance;
+
+/// An instance handle: `generation << 8 | (slot + 1)`. `0` is never a valid handle.
+pub type ZcacheHandle = u64;
+
+/// Instances that can exist at once (each is a whole zcache with its own clients and
+/// pools, which have no cap; a kernel typically needs one).
+pub const ZCACHE_MAX_INSTANCES: usize = 64;
+
+/// `zcache_teardown`'s return when calls on the handle were still in flight: the handle
+/// is dead at once, and the last call in flight frees the instance (and calls the
+/// host's `release`) when it returns.
+pub const ZCACHE_TEARDOWN_DEFERRED: c_int = 1;
+
+const SLOT_BITS: u32 = 8;
+const GEN_MASK: u64 = (1 << (64 - SLOT_BITS)) - 1;
+
+// Every slot index + 1 fits the handle's slot field.
+const _: () = assert!(ZCACHE_MAX_INSTANCES < (1 << SLOT_BITS));
+
+struct SlotState {
+    /// Bumped by every setup that takes the slot (56 bits; wraps to 1, never 0).
+    generation: u64,
+    instance: Option<Arc<Instance>>,
+}
+
+struct Slot {
+    /// Read-locked by every call for as long as it takes to compare the generation and
+    /// clone the `Arc`; write-locked by setup and teardown just as briefly.
+    state: RwLock<SlotState>,
+}
+
+static TABLE: [Slot; ZCACHE_MAX_INSTANCES] = [const {
+    Slot {
+        state: RwLock::new(SlotState {
+            generation: 0,
+            instance: None,
+        }),
+    }
+}; ZCACHE_MAX_INSTANCES];
+
+fn encode(slot: usize, generation: u64) -> ZcacheHandle {
+    (generation << SLOT_BITS) | (slot as u64 + 1)
+}
+
+fn decode(h: ZcacheHandle) -> Option<(&'static Slot, u64)> {
+    let idx = usize::try_from(h & ((1 << SLOT_BITS) - 1)).ok()?;
+    let slot = TABLE.get(idx.checked_sub(1)?)?;
+    Some((slot, h >> SLOT_BITS))
+}
+
+/// The live instance of a handle (a counted reference: teardown cannot free it while
+/// the caller holds it), or `-ZCACHE_ENODEV`.
+pub(crate) fn get(h: ZcacheHandle) -> Result<Arc<Instance>, c_int> {
+    let (slot, generation) = decode(h).ok_or(-ZCACHE_ENODEV)?;
+    let s = slot.state.read();
+    match &s.instance {
+        Some(i) if s.generation == generation => Ok(i.clone()),
+        _ => Err(-ZCACHE_ENODEV),
+    }
+}
+
+/// Puts an instance in the first free slot and returns its handle, or
+/// `-ZCACHE_ENOSPC` when every slot is taken (the instance is discarded without
+/// calling the host's `release`).
+pub(crate) fn insert(inst: Instance) -> Result<ZcacheHandle, c_int> {
+    // Allocate before taking any lock.
+    let arc = Arc::new(inst);
+    for (i, slot) in TABLE.iter().enumerate() {
+        let mut s = slot.state.write();
+        if s.instance.is_none() {
+            let mut g = s.generation.wrapping_add(1) & GEN_MASK;
+            if g == 0 {
+                g = 1;
+            }
+            s.generation = g;
+            s.instance = Some(arc);
+            return Ok(encode(i, g));
+        }
+    }
+    // Nobody else has seen `arc`: this is its only reference.
+    if let Ok(inst) = Arc::try_unwrap(arc) {
+        inst.discard();
+    }
+    Err(-ZCACHE_ENOSPC)
+}
+
+/// Kills a handle: `Ok(0)` if the instance was freed here, `Ok(DEFERRED)` if calls in
+/// flight still hold it, `Err(-ZCACHE_ENODEV)` for a handle that names no live
+/// instance. Never waits.
+pub(crate) fn remove(h: ZcacheHandle) -> Result<c_int, c_int> {
+    let (slot, generation) = decode(h).ok_or(-ZCACHE_ENODEV)?;
+    let arc = {
+        let mut s = slot.state.write();
+        if s.generation != generation {
+            return Err(-ZCACHE_ENODEV);
+        }
+        s.instance.take().ok_or(-ZCACHE_ENODEV)?
+    };
+    // Outside the slot lock: freeing gives every frame back through the host.
+    match Arc::try_unwrap(arc) {
+        Ok(inst) => {
+            drop(inst);
+            Ok(0)
+        }
+        Err(_) => Ok(ZCACHE_TEARDOWN_DEFERRED),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handles_round_trip_and_reject_garbage() {
+        for (slot, generation) in [(0usize, 1u64), (63, GEN_MASK), (5, 12345)] {
+            let h = encode(slot, generation);
+            assert_ne!(h, 0);
+            let (s, g) = decode(h).unwrap();
+            assert!(core::ptr::eq(s, &TABLE[slot]));
+            assert_eq!(g, generation);
+        }
+        // Slot field 0, or past the table: not a handle.
+        assert!(decode(0).is_none());
+        assert!(decode(1 << SLOT_BITS).is_none());
+        assert!(decode(ZCACHE_MAX_INSTANCES as u64 + 1).is_none());
+        assert!(decode(u64::MAX).is_none());
+        // A slot that was never set up has generation 0, which no handle carries.
+        assert_eq!(get(encode(ZCACHE_MAX_INSTANCES - 1, 0)).err(), Some(-19));
+    }
+}
