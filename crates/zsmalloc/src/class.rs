@@ -556,9 +556,19 @@ impl ClassInner {
             zs.hgen = generation;
             return Ok(());
         }
-        let h = (len as u32 & LEN_MASK) | MAGIC | (u32::from(generation) << 16);
+        let h = ((len as u32 & LEN_MASK) | MAGIC | (u32::from(generation) << 16)).to_le_bytes();
         let off = j * self.geo.size();
-        write_bytes(self.zs_frames_mut(z), off, &h.to_le_bytes())
+        let within = off % PAGE_SIZE;
+        if within + HEADER <= PAGE_SIZE {
+            // Fast path: the header lies in one frame.
+            let f = self.zspages[z]
+                .frames
+                .get_mut(off / PAGE_SIZE)
+                .ok_or(ZPoolError::InvalidHandle)?;
+            f.as_page_mut()[within..within + HEADER].copy_from_slice(&h);
+            return Ok(());
+        }
+        write_bytes(self.zs_frames_mut(z), off, &h)
     }
 
     /// Allocates a slot for `len` bytes; returns (table index, generation).
