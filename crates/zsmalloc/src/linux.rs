@@ -41,9 +41,10 @@ pub struct LinuxLayout {
 }
 
 impl LinuxLayout {
-    /// The table for `CONFIG_ZSMALLOC_CHAIN_SIZE = chain` (8 since 6.3; 4 before).
+    /// The table for `CONFIG_ZSMALLOC_CHAIN_SIZE = chain` (8 since 6.3; 4 before; the
+    /// kernel accepts 4..=16, this model clamps to 1..=64).
     pub fn new(chain: usize) -> LinuxLayout {
-        let chain = chain.max(1);
+        let chain = chain.clamp(1, 64);
         let mut classes = [LinuxClass::default(); NR_CLASSES];
         for (i, c) in classes.iter_mut().enumerate() {
             let size = (MIN_CLASS + CLASS_DELTA * i).min(PAGE);
@@ -114,9 +115,10 @@ impl LinuxLayout {
         self.largest_non_huge_class() - (HANDLE_SIZE - 1)
     }
 
-    /// The (merged) class index an object of `len` bytes goes to (`len` in 1..=4096).
+    /// The (merged) class index an object of `len` bytes goes to (`len` in 1..=4096;
+    /// longer lengths map to the last class).
     pub fn class_index(&self, len: usize) -> usize {
-        let size = len + HANDLE_SIZE;
+        let size = len.saturating_add(HANDLE_SIZE);
         let i = if size <= MIN_CLASS {
             0
         } else {
