@@ -3,8 +3,9 @@
 //!   pages (zcomp's Lz4, the compressor zcache uses);
 //! * two threads against one on a mixed store/load/invalidate workload;
 //! * metadata bytes per stored page, measured with a counting global allocator;
-//! * the baseline a user would write instead: `Mutex<HashMap<key, Vec<u8>>>` of
-//!   lz4_flex output on the global allocator (bytes per page and pages/s).
+//! * the baseline a user would write instead: `Mutex<HashMap<key, Vec<u8>>>` of lz4
+//!   output (the same lz4_flex build, through zcomp) on the global allocator (bytes per
+//!   page and pages/s).
 //!
 //! Run: `cargo bench -p zcache --bench zcache` (prints a summary table at the end).
 
@@ -214,45 +215,154 @@ fn bench(c: &mut Criterion) {
         });
     }
 
-    // --- baseline: Mutex<HashMap<key, Vec<u8>>> of lz4_flex output ---
-    let map: Mutex<HashMap<(u32, u64), Vec<u8>>> = Mutex::new(HashMap::new());
+    // --- baseline: Mutex<HashMap<key, Vec<u8>>> of lz4 output ---
+    let base_store = |comp: &mut AnyCompressor, buf: &mut [u8]| {
+        let m: Mutex<HashMap<(u32, u64), Vec<u8>>> = Mutex::new(HashMap::new());
+        for (i, p) in pages.iter().enumerate() {
+            let l = comp.compress(p, buf).unwrap();
+            m.lock().unwrap().insert((0, i as u64), buf[..l].to_vec());
+        }
+        m
+    };
     let base_before = heap();
-    for (i, p) in pages.iter().enumerate() {
-        map.lock()
-            .unwrap()
-            .insert((0, i as u64), lz4_flex::block::compress(p));
-    }
+    let map = base_store(&mut comp, &mut buf);
     let base_bytes = heap() - base_before;
     g.bench_function("baseline_hashmap_store_corpus", |b| {
-        b.iter(|| {
-            let m: Mutex<HashMap<(u32, u64), Vec<u8>>> = Mutex::new(HashMap::new());
-            for (i, p) in pages.iter().enumerate() {
-                m.lock()
-                    .unwrap()
-                    .insert((0, i as u64), lz4_flex::block::compress(p));
-            }
-            black_box(m);
-        })
+        b.iter(|| black_box(base_store(&mut comp, &mut buf)))
     });
+    let base_load = |comp: &mut AnyCompressor, out: &mut [u8; 4096]| {
+        for i in 0..n {
+            let m = map.lock().unwrap();
+            let v = m.get(&(0, i as u64)).unwrap();
+            comp.decompress(v, out).unwrap();
+            black_box(&out);
+        }
+    };
     g.bench_function("baseline_hashmap_load_corpus", |b| {
-        b.iter(|| {
-            for i in 0..n {
-                let m = map.lock().unwrap();
-                let v = m.get(&(0, i as u64)).unwrap();
-                lz4_flex::block::decompress_into(v, &mut out).unwrap();
-                black_box(&out);
+        b.iter(|| base_load(&mut comp, &mut out))
+    });
+    g.finish();
+
+    // --- one summary table from interleaved timed passes (median of 7) ---
+    let median = |mut f: Box<dyn FnMut() -> Duration + '_>| {
+        let mut v: Vec<Duration> = (0..7).map(|_| f()).collect();
+        v.sort();
+        v[3]
+    };
+    let timed = |f: &mut dyn FnMut()| {
+        let t = Instant::now();
+        f();
+        t.elapsed()
+    };
+    let mut comp2 = AnyCompressor::new(Algorithm::Lz4).unwrap();
+    let mut buf2 = vec![0u8; MAX_COMPRESSED_LEN];
+    let mut out2 = [0u8; 4096];
+    let bare_c = median(Box::new(|| {
+        timed(&mut || {
+            for p in pages {
+                black_box(comp2.compress(p, &mut buf2).unwrap());
             }
         })
-    });
-    summary.lines.lock().unwrap().push(format!(
-        "baseline HashMap<_, Vec<u8>> dev: {base_bytes} heap bytes = {:.1} B/page",
+    }));
+    let bare_d = median(Box::new(|| {
+        timed(&mut || {
+            for cz in &compressed {
+                comp2.decompress(cz, &mut out2).unwrap();
+                black_box(&out2);
+            }
+        })
+    }));
+    let zstore = median(Box::new(|| {
+        let z = zcache();
+        let f = z.frontswap();
+        f.init(0).unwrap();
+        timed(&mut || {
+            for (i, p) in pages.iter().enumerate() {
+                let _ = f.store(0, i as u64, p);
+            }
+        })
+    }));
+    let z = zcache();
+    let f = z.frontswap();
+    f.init(0).unwrap();
+    for (i, p) in pages.iter().enumerate() {
+        let _ = f.store(0, i as u64, p);
+    }
+    let zload = median(Box::new(|| {
+        timed(&mut || {
+            for i in 0..n {
+                black_box(f.load(0, i as u64, &mut out2).unwrap());
+            }
+        })
+    }));
+    let bstore = median(Box::new(|| {
+        timed(&mut || drop(black_box(base_store(&mut comp2, &mut buf2))))
+    }));
+    let bload = median(Box::new(|| timed(&mut || base_load(&mut comp2, &mut out2))));
+    let mixed = |threads: usize| {
+        median(Box::new(move || {
+            let z = zcache();
+            for t in 0..threads as u32 {
+                z.frontswap().init(t).unwrap();
+            }
+            let barrier = Barrier::new(threads);
+            std::thread::scope(|s| {
+                let hs: Vec<_> = (0..threads)
+                    .map(|tid| {
+                        let (z, barrier) = (&z, &barrier);
+                        s.spawn(move || {
+                            let f = z.frontswap();
+                            let mut out = [0u8; 4096];
+                            barrier.wait();
+                            let t = Instant::now();
+                            // The whole corpus per thread: store, load, invalidate half.
+                            for (i, p) in pages.iter().enumerate() {
+                                let _ = f.store(tid as u32, i as u64, p);
+                                black_box(f.load(tid as u32, i as u64, &mut out).unwrap());
+                                if i % 2 == 0 {
+                                    f.invalidate_page(tid as u32, i as u64).unwrap();
+                                }
+                            }
+                            t.elapsed()
+                        })
+                    })
+                    .collect();
+                hs.into_iter().map(|h| h.join().unwrap()).max().unwrap()
+            })
+        }))
+    };
+    let m1 = mixed(1);
+    let m2 = mixed(2);
+    let ps = |d: Duration| per_sec(n, d);
+    let mut lines = summary.lines.lock().unwrap();
+    lines.push(format!(
+        "store: zcache {:.0} pages/s vs bare lz4 compress {:.0} pages/s = {:.3}x",
+        ps(zstore),
+        ps(bare_c),
+        bare_c.as_secs_f64() / zstore.as_secs_f64()
+    ));
+    lines.push(format!(
+        "load:  zcache {:.0} pages/s vs bare lz4 decompress {:.0} pages/s = {:.3}x",
+        ps(zload),
+        ps(bare_d),
+        bare_d.as_secs_f64() / zload.as_secs_f64()
+    ));
+    lines.push(format!(
+        "baseline HashMap: store {:.0} pages/s, load {:.0} pages/s; {base_bytes} heap bytes = {:.1} B/page",
+        ps(bstore),
+        ps(bload),
         base_bytes as f64 / n as f64
     ));
-    g.finish();
-    for l in summary.lines.lock().unwrap().iter() {
+    lines.push(format!(
+        "mixed store/load/invalidate: 1 thread {:.0} pages/s, 2 threads {:.0} pages/s = {:.2}x",
+        ps(m1),
+        2.0 * ps(m2),
+        2.0 * m1.as_secs_f64() / m2.as_secs_f64()
+    ));
+    println!();
+    for l in lines.iter() {
         println!("{l}");
     }
-    let _ = per_sec;
 }
 
 criterion_group!(benches, bench);
