@@ -98,7 +98,7 @@
 
 /*
  `ephemeral_allocator` / `persistent_allocator`: the default (zbud for ephemeral
- pages, zsmalloc for persistent pages).
+ pages; zsmalloc for persistent pages, or zbud when a writeback callback is set).
  */
 #define ZCACHE_ALLOC_DEFAULT 0
 
@@ -229,7 +229,10 @@ struct zcache_config {
    */
   uint32_t ephemeral_allocator;
   /*
-   `ZCACHE_ALLOC_*` for frontswap (persistent) pages.
+   `ZCACHE_ALLOC_*` for frontswap (persistent) pages. The default is zsmalloc, or
+   zbud when `writeback_page` is set: writeback starts from the allocator's frame
+   LRU, which only zbud keeps (with zsmalloc chosen explicitly, nothing is ever
+   written back and stores over the limit fail instead).
    */
   uint32_t persistent_allocator;
   /*
