@@ -37,7 +37,7 @@ use clap::error::ErrorKind;
 use cli::{BenchArgs, Cli, Command, RunArgs, SourceArgs};
 use error::{CliError, EXIT_INPUT, EXIT_RUNTIME};
 use input::PageSet;
-use measure::Keys;
+use measure::{Budget, Keys};
 use progress::Progress;
 use report::Report;
 
@@ -173,24 +173,32 @@ fn replay(set: &PageSet, run: &RunArgs, progress: &Progress) -> Result<(), CliEr
     let allocs = run.allocators();
     let workloads = run.workloads();
     let keys = Keys::new(&set.records, run.swap_offsets);
+    let budget = Budget {
+        clock: run.clock,
+        min_time: run.min_time,
+    };
     let steps = algs.len() + 1 + workloads.len() * allocs.len() * algs.len();
     let bar = progress.bar(steps as u64, "bare compression");
     let mut bares = Vec::new();
     for &alg in &algs {
         bar.set_message(format!("bare {alg}"));
-        bares.push(measure::bare(&set.pages, alg, run.min_time)?);
+        bares.push(measure::bare(&set.pages, alg, budget)?);
         bar.inc(1);
     }
     bar.set_message("baseline HashMap + lz4");
-    let baseline = measure::baseline(&set.pages, &keys, run.min_time)?;
+    let baseline = measure::baseline(&set.pages, &keys, budget)?;
     bar.inc(1);
     let mut rows = Vec::new();
     for &w in &workloads {
         for &a in &allocs {
             for (&alg, b) in algs.iter().zip(&bares) {
                 bar.set_message(format!("{} {} {}", w.name(), a.name(), alg));
-                let o = workload::run(w, a, alg, &set.pages, &keys, b, run.min_time)?;
-                rows.push(report::row(w, a, alg, &o, b, &baseline, keys.swap_offsets));
+                let o = workload::run(w, a, alg, &set.pages, &keys, b, budget)?;
+                let how = report::How {
+                    swap_offsets: keys.swap_offsets,
+                    clock: run.clock,
+                };
+                rows.push(report::row(w, a, alg, &o, &baseline, how));
                 bar.inc(1);
             }
         }
@@ -211,6 +219,7 @@ fn replay(set: &PageSet, run: &RunArgs, progress: &Progress) -> Result<(), CliEr
             bare: &bares,
             baseline: &baseline,
             min_time: run.min_time,
+            clock: run.clock,
         }
         .render();
         if let Some(p) = &run.plot {

@@ -5,7 +5,7 @@ use serde::Serialize;
 use crate::cli::{AllocatorArg, SwapOffsets, WorkloadArg};
 use crate::input::PAGE_SIZE;
 use crate::linux;
-use crate::measure::{Bare, Baseline};
+use crate::measure::{Bare, Baseline, Clock};
 use crate::workload::Outcome;
 use zcomp::Algorithm;
 
@@ -35,9 +35,11 @@ pub struct Row {
     pub store_pages_per_sec: f64,
     /// Loads per second (one thread).
     pub load_pages_per_sec: f64,
-    /// Bare compression of the same pages, per second.
+    /// Bare compression of the same pages, per second (passes interleaved with the
+    /// store passes).
     pub bare_compress_pages_per_sec: f64,
-    /// Bare decompression of the same pages, per second.
+    /// Bare decompression of the same pages, per second (passes interleaved with the
+    /// load passes).
     pub bare_decompress_pages_per_sec: f64,
     /// Loads that returned the right bytes.
     pub verified_pages: u64,
@@ -92,6 +94,8 @@ pub struct Row {
     pub passes: u32,
     /// How frontswap offsets were made (`sequential` or `index`).
     pub swap_offsets: &'static str,
+    /// The clock of the timings (`cpu`: the thread's CPU time, or `wall`).
+    pub clock: &'static str,
     /// zcache's counters after the stores.
     pub counters: serde_json::Map<String, serde_json::Value>,
 }
@@ -104,15 +108,23 @@ fn ratio(a: f64, b: f64) -> f64 {
     if b > 0.0 { a / b } else { 0.0 }
 }
 
+/// How the run was made.
+#[derive(Clone, Copy, Debug)]
+pub struct How {
+    /// Frontswap offsets.
+    pub swap_offsets: SwapOffsets,
+    /// Clock.
+    pub clock: Clock,
+}
+
 /// Builds a row.
 pub fn row(
     workload: WorkloadArg,
     allocator: AllocatorArg,
     alg: Algorithm,
     o: &Outcome,
-    bare: &Bare,
     base: &Baseline,
-    swap_offsets: SwapOffsets,
+    how: How,
 ) -> Row {
     let compressed_bytes: u64 = o.held_lens.iter().map(|&l| u64::from(l)).sum();
     let capped: u64 = o
@@ -129,8 +141,9 @@ pub fn row(
     };
     let store = o.store.per_sec();
     let load = o.load.per_sec();
-    let bc = bare.compress.per_sec();
-    let bd = bare.decompress.per_sec();
+    // Bare passes interleaved with this run's stores and loads.
+    let bc = o.bare_compress.per_sec();
+    let bd = o.bare_decompress.per_sec();
     Row {
         workload: workload.name(),
         allocator: allocator.name(),
@@ -170,7 +183,11 @@ pub fn row(
         load_vs_bare: ratio(load, bd),
         baseline_malloc_bytes: base.malloc_bytes,
         passes: o.store.passes,
-        swap_offsets: match swap_offsets {
+        clock: match how.clock {
+            Clock::Cpu => "cpu",
+            Clock::Wall => "wall",
+        },
+        swap_offsets: match how.swap_offsets {
             SwapOffsets::Sequential => "sequential",
             SwapOffsets::Index => "index",
         },
@@ -273,6 +290,8 @@ pub struct Report<'a> {
     pub baseline: &'a Baseline,
     /// `--min-time`.
     pub min_time: f64,
+    /// The clock.
+    pub clock: Clock,
 }
 
 impl Report<'_> {
@@ -286,7 +305,8 @@ impl Report<'_> {
             mib(self.pages * PAGE_SIZE as u64)
         ));
         s.push_str(&format!(
-            "one thread; each timed pass repeated to >= {} s; keys: {}\n\n",
+            "one thread, timed by {}; each timed pass repeated to >= {} s; keys: {}\n\n",
+            self.clock.name(),
             self.min_time,
             match self.swap_offsets {
                 SwapOffsets::Index => {

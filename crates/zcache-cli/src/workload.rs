@@ -7,12 +7,12 @@
 //!   own tail", happens), then get every page: a get must return the right bytes or
 //!   miss, never other bytes. Then unmount (invalidate_fs).
 //!
-//! Stores and loads are timed over whole passes (`Instant` around the loop, nothing else
-//! inside it); each pass starts from a fresh `Zcache`, and passes repeat until stores and
-//! loads together have run `min_time` seconds. Statistics are those of the first pass.
+//! Stores and loads are timed over whole passes (the clock read around the loop, nothing
+//! else inside it); each pass starts from a fresh `Zcache`, and passes repeat until
+//! stores and loads together have run `--min-time` seconds. Statistics are those of the
+//! first pass.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use zcache::{AllocatorKind, Config, Zcache, file_key_from_inode};
 use zcomp::Algorithm;
@@ -21,7 +21,7 @@ use zpool::HeapPageSource;
 use crate::cli::{AllocatorArg, WorkloadArg};
 use crate::error::CliError;
 use crate::input::{PAGE_SIZE, Page};
-use crate::measure::{Bare, Keys, Timing};
+use crate::measure::{Bare, BareRunner, Budget, Keys, Timing};
 
 /// The swap type the frontswap workload uses.
 const SWAP_TYPE: u32 = 0;
@@ -53,6 +53,10 @@ pub struct Outcome {
     pub metadata_bytes: u64,
     /// The frame limit (cleancache).
     pub frame_limit: Option<u64>,
+    /// Bare compression passes, interleaved with the store passes.
+    pub bare_compress: Timing,
+    /// Bare decompression passes, interleaved with the load passes.
+    pub bare_decompress: Timing,
     /// Timed stores.
     pub store: Timing,
     /// Timed loads.
@@ -92,7 +96,7 @@ pub fn run(
     pages: &[Page],
     keys: &Keys,
     bare: &Bare,
-    min_time: f64,
+    budget: Budget,
 ) -> Result<Outcome, CliError> {
     let mut config = Config {
         compressor: alg,
@@ -122,6 +126,11 @@ pub fn run(
     let mut hit = vec![false; loads.len()];
     let mut stored_ok = vec![false; pages.len()];
     let name = format!("{} {} {}", workload.name(), allocator.name(), alg);
+    // Bare passes run right before each store and load pass, so that both see the same
+    // machine (caches, clock speed, other load) and their ratio is fair.
+    let mut runner = BareRunner::new(bare)?;
+    out.bare_compress.items = pages.len() as u64;
+    out.bare_decompress.items = pages.len() as u64;
     loop {
         let first = out.store.passes == 0;
         let z = Zcache::new(config, Arc::new(HeapPageSource)).map_err(zerr(&name))?;
@@ -130,15 +139,21 @@ pub fn run(
             WorkloadArg::Frontswap => {
                 let fs = z.frontswap();
                 fs.init(SWAP_TYPE).map_err(zerr(&name))?;
-                let start = Instant::now();
+                let start = budget.clock.now();
+                runner.compress_pass(pages)?;
+                out.bare_compress.add(budget.clock.now() - start);
+                let start = budget.clock.now();
                 for ((p, &off), ok) in pages.iter().zip(&keys.offsets).zip(stored_ok.iter_mut()) {
                     *ok = fs.store(SWAP_TYPE, off, p).is_ok();
                 }
-                out.store.add(start.elapsed().as_secs_f64());
+                out.store.add(budget.clock.now() - start);
                 if first {
                     snapshot(&z, &mut out);
                 }
-                let start = Instant::now();
+                let start = budget.clock.now();
+                runner.decompress_pass()?;
+                out.bare_decompress.add(budget.clock.now() - start);
+                let start = budget.clock.now();
                 for ((&i, buf), h) in loads.iter().zip(loaded.iter_mut()).zip(hit.iter_mut()) {
                     *h = match fs.load(SWAP_TYPE, keys.offsets[i], buf) {
                         Ok(h) => h,
@@ -148,26 +163,32 @@ pub fn run(
                         }
                     };
                 }
-                out.load.add(start.elapsed().as_secs_f64());
-                let start = Instant::now();
+                out.load.add(budget.clock.now() - start);
+                let start = budget.clock.now();
                 for &i in &loads {
                     fs.invalidate_page(SWAP_TYPE, keys.offsets[i])
                         .map_err(zerr(&name))?;
                 }
-                out.invalidate.add(start.elapsed().as_secs_f64());
+                out.invalidate.add(budget.clock.now() - start);
             }
             WorkloadArg::Cleancache => {
                 let cc = z.cleancache();
                 let pool = cc.init_fs().map_err(zerr(&name))?;
-                let start = Instant::now();
+                let start = budget.clock.now();
+                runner.compress_pass(pages)?;
+                out.bare_compress.add(budget.clock.now() - start);
+                let start = budget.clock.now();
                 for (p, &(obj, index)) in pages.iter().zip(&keys.file_keys) {
                     cc.put_page(pool, file_key_from_inode(obj), index, p);
                 }
-                out.store.add(start.elapsed().as_secs_f64());
+                out.store.add(budget.clock.now() - start);
                 if first {
                     snapshot(&z, &mut out);
                 }
-                let start = Instant::now();
+                let start = budget.clock.now();
+                runner.decompress_pass()?;
+                out.bare_decompress.add(budget.clock.now() - start);
+                let start = budget.clock.now();
                 for ((&i, buf), h) in loads.iter().zip(loaded.iter_mut()).zip(hit.iter_mut()) {
                     let (obj, index) = keys.file_keys[i];
                     *h = match cc.try_get_page(pool, file_key_from_inode(obj), index, buf) {
@@ -178,10 +199,10 @@ pub fn run(
                         }
                     };
                 }
-                out.load.add(start.elapsed().as_secs_f64());
-                let start = Instant::now();
+                out.load.add(budget.clock.now() - start);
+                let start = budget.clock.now();
                 cc.invalidate_fs(pool).map_err(zerr(&name))?;
-                out.invalidate.add(start.elapsed().as_secs_f64());
+                out.invalidate.add(budget.clock.now() - start);
             }
         }
         if first {
@@ -227,7 +248,7 @@ pub fn run(
             }
         }
         drop(z);
-        if out.store.secs + out.load.secs >= min_time {
+        if out.store.secs + out.load.secs >= budget.min_time {
             return Ok(out);
         }
     }
