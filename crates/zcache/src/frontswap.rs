@@ -58,11 +58,13 @@ pub struct Frontswap<'a> {
 
 impl Frontswap<'_> {
     fn pool(&self, swap_type: u32) -> Result<tmem_core::PoolHandle<crate::ZDesc>, ZcacheError> {
-        let s = self.z.swap.read();
-        s.pools
+        let slot = self
+            .z
+            .swap
             .get(swap_type as usize)
-            .and_then(|p| p.clone())
-            .ok_or(ZcacheError::UnknownSwapType)
+            .ok_or(ZcacheError::UnknownSwapType)?;
+        let p = slot.read().clone();
+        p.ok_or(ZcacheError::UnknownSwapType)
     }
 
     /// swapon: prepares `swap_type` (empty). Calling it again empties the area.
@@ -79,16 +81,14 @@ impl Frontswap<'_> {
             .tmem
             .new_pool(self.z.swap_client, PoolKind::Persistent)?;
         let handle = self.z.tmem.pool(id)?;
-        let mut s = self.z.swap.write();
-        let need = swap_type as usize + 1;
-        let have = s.pools.len();
-        if have < need {
-            s.pools
-                .try_reserve(need - have)
-                .map_err(|_| ZcacheError::NoMemory)?;
-            s.pools.resize(need, None);
+        let mut slot = self.z.swap[swap_type as usize].write();
+        if slot.is_some() {
+            // A concurrent init of the same type won: keep its pool, drop ours.
+            drop(slot);
+            self.z.tmem.destroy_pool(self.z.swap_client, id)?;
+            return Ok(());
         }
-        s.pools[swap_type as usize] = Some(handle);
+        *slot = Some(handle);
         Ok(())
     }
 
@@ -124,13 +124,12 @@ impl Frontswap<'_> {
     /// swapoff: drops every page of `swap_type` and refuses further stores until the
     /// next `init`. Returns the pages dropped.
     pub fn invalidate_area(&self, swap_type: u32) -> Result<u64, ZcacheError> {
-        let p = {
-            let mut s = self.z.swap.write();
-            s.pools
-                .get_mut(swap_type as usize)
-                .and_then(|p| p.take())
-                .ok_or(ZcacheError::UnknownSwapType)?
-        };
+        let slot = self
+            .z
+            .swap
+            .get(swap_type as usize)
+            .ok_or(ZcacheError::UnknownSwapType)?;
+        let p = slot.write().take().ok_or(ZcacheError::UnknownSwapType)?;
         let id = p.info().id;
         let n = self.z.tmem.invalidate_pool(id)?;
         self.z.tmem.destroy_pool(self.z.swap_client, id)?;
@@ -150,7 +149,7 @@ mod tests {
             (3, 63),
             (3, 64),
             (31, u64::MAX),
-            (1023, 1 << 40),
+            (31, 1 << 40),
         ] {
             let (oid, index) = swap_key(t, off);
             assert!(index < 64);

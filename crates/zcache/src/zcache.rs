@@ -114,9 +114,9 @@ pub struct ShrinkOutcome {
     pub written_back_pages: usize,
 }
 
-pub(crate) struct SwapState {
-    pub(crate) pools: Vec<Option<PoolHandle<ZDesc>>>,
-}
+/// One swap type's pool, in its own cache line: stores to different swap devices never
+/// touch a shared lock word.
+pub(crate) type SwapSlot = CachePadded<RwLock<Option<PoolHandle<ZDesc>>>>;
 
 /// zcache: tmem + compressed-page allocators + compressors, with a frame limit,
 /// eviction, writeback and statistics. No global state: any number may coexist.
@@ -131,7 +131,7 @@ pub struct Zcache {
     /// Cleancache mounts: pool id -> the client created for that mount.
     pub(crate) mounts: RwLock<HashMap<u32, ClientId>>,
     pub(crate) swap_client: ClientId,
-    pub(crate) swap: RwLock<SwapState>,
+    pub(crate) swap: Box<[SwapSlot]>,
 }
 
 fn make_pool(
@@ -196,6 +196,12 @@ impl Zcache {
         }
         let tmem = Tmem::new(pam);
         let swap_client = tmem.new_client()?;
+        let mut swap = Vec::new();
+        swap.try_reserve_exact(crate::frontswap::MAX_SWAP_TYPES as usize)
+            .map_err(|_| ZcacheError::NoMemory)?;
+        for _ in 0..crate::frontswap::MAX_SWAP_TYPES {
+            swap.push(CachePadded::new(RwLock::new(None)));
+        }
         Ok(Zcache {
             tmem,
             ctxs: ctxs.into_boxed_slice(),
@@ -203,7 +209,7 @@ impl Zcache {
             writeback,
             mounts: RwLock::new(HashMap::new()),
             swap_client,
-            swap: RwLock::new(SwapState { pools: Vec::new() }),
+            swap: swap.into_boxed_slice(),
         })
     }
 
