@@ -699,6 +699,29 @@ int zc_test_cleancache(void)
 	CHECK_EQ(s.pool_frames, 0);
 	CHECK_EQ(atomic_load(&h.outstanding), 0);
 	CHECK_EQ(zcache_cleancache_invalidate_fs(zc, other), 0);
+
+	/* No client cap (the old zcache had 16): 200 mounts at once, each its own pool. */
+	enum { MOUNTS = 200 };
+	static int mounts[MOUNTS];
+	int distinct = 1;
+	for (int m = 0; m < MOUNTS; m++) {
+		mounts[m] = zcache_cleancache_init_fs(zc, PAGE);
+		CHECK(mounts[m] >= 0, "mount %d: %d", m, mounts[m]);
+		for (int j = 0; j < m; j++)
+			distinct &= mounts[j] != mounts[m];
+		make_page(p, T1 + 0);
+		memcpy(p + 8, &m, sizeof(m));
+		CHECK_EQ(zcache_cleancache_put_page(zc, mounts[m], inode_key(1), 0, p), 0);
+	}
+	CHECK(distinct, "two mounts got the same pool id");
+	for (int m = 0; m < MOUNTS; m++) {
+		int got = -1;
+		CHECK_EQ(zcache_cleancache_get_page(zc, mounts[m], inode_key(1), 0, q), 0);
+		memcpy(&got, q + 8, sizeof(got));
+		CHECK_EQ(got, m);
+		CHECK_EQ(zcache_cleancache_invalidate_fs(zc, mounts[m]), 0);
+	}
+	note("cleancache: %d mounts at once, each with its own pool id\n", MOUNTS);
 	teardown_and_check(zc, &h);
 	host_destroy(&h);
 	return end();
