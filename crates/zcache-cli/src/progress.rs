@@ -33,7 +33,7 @@ impl Progress {
         };
         let bar = ProgressBar::with_draw_target(Some(len), target);
         let style = ProgressStyle::with_template(
-            "{spinner} {msg:32!} [{bar:30}] {pos}/{len} {elapsed_precise} (eta {eta})",
+            "{spinner} {msg:28!} [{wide_bar}] {pos}/{len} eta {eta}",
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> ");
