@@ -32,11 +32,10 @@ impl Progress {
             ProgressDrawTarget::hidden()
         };
         let bar = ProgressBar::with_draw_target(Some(len), target);
-        let style = ProgressStyle::with_template(
-            "{spinner} {msg:28!} [{wide_bar}] {pos}/{len} eta {eta}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> ");
+        let style =
+            ProgressStyle::with_template("{spinner} {msg:28!} [{wide_bar}] {pos}/{len} eta {eta}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> ");
         bar.set_style(style);
         bar.set_message(message.to_string());
         bar
