@@ -540,9 +540,9 @@ int zcache_cleancache_invalidate_fs(zcache_handle_t zc,
                                     int pool_id);
 
 /*
- frontswap `init` (swapon): prepares swap type `swap_type` (< 1024), empty; calling
- it again empties the area. Returns 0, or `-ZCACHE_EINVAL` (type too large),
- `-ZCACHE_ENOMEM`, `-ZCACHE_ENODEV`.
+ frontswap `init` (swapon): prepares swap type `swap_type` (below zcache's
+ `MAX_SWAP_TYPES`, 1024 today), empty; calling it again empties the area. Returns 0,
+ or `-ZCACHE_EINVAL` (type too large), `-ZCACHE_ENOMEM`, `-ZCACHE_ENODEV`.
  */
 int zcache_frontswap_init(zcache_handle_t zc,
                           uint32_t swap_type);

@@ -315,9 +315,9 @@ pub extern "C" fn zcache_cleancache_invalidate_fs(zc: ZcacheHandle, pool_id: c_i
     }
 }
 
-/// frontswap `init` (swapon): prepares swap type `swap_type` (< 1024), empty; calling
-/// it again empties the area. Returns 0, or `-ZCACHE_EINVAL` (type too large),
-/// `-ZCACHE_ENOMEM`, `-ZCACHE_ENODEV`.
+/// frontswap `init` (swapon): prepares swap type `swap_type` (below zcache's
+/// `MAX_SWAP_TYPES`, 1024 today), empty; calling it again empties the area. Returns 0,
+/// or `-ZCACHE_EINVAL` (type too large), `-ZCACHE_ENOMEM`, `-ZCACHE_ENODEV`.
 #[unsafe(no_mangle)]
 pub extern "C" fn zcache_frontswap_init(zc: ZcacheHandle, swap_type: u32) -> c_int {
     let inst = instance!(zc);
