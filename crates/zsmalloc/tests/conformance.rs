@@ -21,7 +21,7 @@ const SETTINGS: Settings = Settings {
 fn conformance_default_layout() {
     check_zpool_with(
         pool(PoolConfig::DEFAULT),
-        Expect::NO_LRU,
+        Expect::LRU,
         Settings {
             cases: 256,
             ..SETTINGS
@@ -33,7 +33,7 @@ fn conformance_default_layout() {
 fn conformance_default_layout_failing_source() {
     check_zpool_with(
         pool(PoolConfig::DEFAULT),
-        Expect::NO_LRU,
+        Expect::LRU,
         Settings {
             cases: 256,
             failing: true,
@@ -54,14 +54,14 @@ const COARSE: PoolConfig = PoolConfig {
 
 #[test]
 fn conformance_coarse_classes() {
-    check_zpool_with(pool(COARSE), Expect::NO_LRU, SETTINGS);
+    check_zpool_with(pool(COARSE), Expect::LRU, SETTINGS);
 }
 
 #[test]
 fn conformance_coarse_classes_failing_source() {
     check_zpool_with(
         pool(COARSE),
-        Expect::NO_LRU,
+        Expect::LRU,
         Settings {
             failing: true,
             ..SETTINGS
@@ -77,7 +77,7 @@ fn conformance_fine_classes_short_chains() {
     };
     check_zpool_with(
         pool(config),
-        Expect::NO_LRU,
+        Expect::LRU,
         Settings {
             failing: true,
             ..SETTINGS
