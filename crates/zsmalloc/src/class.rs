@@ -483,7 +483,12 @@ impl ClassInner {
     /// found and advances the cursor. One forward scan over all batches visits every
     /// object of `z` exactly once: while `z` is dying no entry is made to point into it
     /// (allocation and compaction skip it), entries only leave it (frees).
-    pub(crate) fn dying_batch(&self, z: usize, cursor: &mut usize, out: &mut [(u32, u16)]) -> usize {
+    pub(crate) fn dying_batch(
+        &self,
+        z: usize,
+        cursor: &mut usize,
+        out: &mut [(u32, u16)],
+    ) -> usize {
         let mut n = 0;
         if self.zspages.get(z).is_none_or(|zs| zs.inuse == 0) {
             *cursor = usize::MAX;

@@ -1,4 +1,7 @@
-//! loom model: compaction racing free and read of objects in the same class.
+//! loom models: compaction racing free and read of objects in the same class, and LRU
+//! eviction racing a free and reads in the same class.
+//!
+//! Compaction model:
 //!
 //! Setup (single-threaded): a class of four 1 KiB slots per one-frame zspage; two
 //! zspages, A holding one object (`moving`) and B holding two (`stay`, `other`), so
@@ -67,5 +70,95 @@ fn compaction_races_free_and_read_in_one_class() {
             let n = pool.read(h, &mut out).expect("read after");
             assert_eq!(&out[..n], &fill(b)[..]);
         }
+    });
+}
+
+/// Eviction racing a free and reads in the same class.
+///
+/// Setup: zspage A (oldest) holds `victim` and `racer`, zspage B (younger) holds `stay`;
+/// an owner map (zcache's tmem in miniature) holds all three. In parallel: the evictor
+/// runs `evict_lru(1, ..)` with a callback that removes a handle from the owner map
+/// (compare-and-remove) and, if it was still there, reads and frees it; the freer removes
+/// `racer` from the owner map and frees it if it won; the main thread reads `stay` and
+/// `victim` (the latter may already be gone). Every interleaving: only A's objects are
+/// handed, each object is freed exactly once (by whoever removed it from the map), A's
+/// frame goes back exactly once whether the freer's free came before A was marked dying,
+/// while it was dying (the free must not release a dying zspage) or after A was relisted,
+/// `stay` is intact and the frame count equals the source's.
+#[test]
+fn eviction_races_free_and_read_in_one_class() {
+    loom::model(|| {
+        let src = Arc::new(CountingSource::new(HeapPageSource));
+        let pool = Arc::new(ZsPool::with_config(src.clone(), ONE_K).expect("pool"));
+        let len = 1000;
+        let fill = |b: u8| vec![b; len];
+        // A: objects 0..4, B: objects 4..8; keep 0, 1 in A and 4 in B.
+        let hs: Vec<_> = (0..8u8)
+            .map(|i| pool.store(&fill(i)).expect("store"))
+            .collect();
+        for &i in &[2usize, 3, 5, 6, 7] {
+            pool.free(hs[i]).expect("free");
+        }
+        let (victim, racer, stay) = (hs[0], hs[1], hs[4]);
+        assert_eq!(src.live(), 2);
+        let owner = Arc::new(loom::sync::Mutex::new(vec![victim, racer, stay]));
+        let take = |owner: &loom::sync::Mutex<Vec<zpool::Handle>>, h| {
+            let mut o = owner.lock().expect("owner");
+            let pos = o.iter().position(|&x| x == h);
+            pos.map(|p| o.swap_remove(p)).is_some()
+        };
+
+        let (p1, o1) = (pool.clone(), owner.clone());
+        let evictor = loom::thread::spawn(move || {
+            let mut freed = 0;
+            let r = p1.evict_lru(1, &mut |h| {
+                assert!(h == victim || h == racer, "only A's objects are handed");
+                if take(&o1, h) {
+                    let mut out = vec![0u8; 4096];
+                    let n = p1.read(h, &mut out).expect("read in callback");
+                    assert_eq!(out[0], if h == victim { 0 } else { 1 });
+                    assert_eq!(n, len);
+                    p1.free(h).expect("free in callback");
+                    freed += 1;
+                }
+            });
+            (r, freed)
+        });
+        let (p2, o2) = (pool.clone(), owner.clone());
+        let freer = loom::thread::spawn(move || {
+            if take(&o2, racer) {
+                p2.free(racer).expect("freer");
+                true
+            } else {
+                false
+            }
+        });
+
+        let mut out = vec![0u8; 4096];
+        let n = pool.read(stay, &mut out).expect("read stay");
+        assert_eq!(&out[..n], &fill(4)[..]);
+        match pool.read(victim, &mut out) {
+            Ok(n) => assert_eq!(&out[..n], &fill(0)[..]),
+            Err(e) => assert_eq!(e, zpool::ZPoolError::InvalidHandle),
+        }
+
+        let (r, by_evictor) = evictor.join().expect("evictor");
+        let by_freer = freer.join().expect("freer");
+        assert_eq!(by_evictor + usize::from(by_freer), 2, "each freed once");
+        let o = r.expect("A evicted");
+        // A's frame goes back through the evictor, or, when the freer had taken `racer`
+        // from the map but not yet freed it as the evictor finished (A relisted), through
+        // that free.
+        assert!(
+            o.frames_freed == 1 || (o.frames_freed == 0 && by_freer),
+            "{o:?}"
+        );
+        assert!(o.objects_evicted >= by_evictor && o.objects_evicted <= 2);
+        assert_eq!(pool.total_frames(), 1);
+        assert_eq!(src.live(), 1);
+        assert_eq!(pool.stats().objects, 1);
+        assert!(pool.free(victim).is_err() && pool.free(racer).is_err());
+        let n = pool.read(stay, &mut out).expect("read after");
+        assert_eq!(&out[..n], &fill(4)[..]);
     });
 }
