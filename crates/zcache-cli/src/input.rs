@@ -2,7 +2,8 @@
 //! page-cache pages. (Process capture is in `procfs`.)
 
 use std::fs::{self, File};
-use std::io::{self, Read};
+use std::io;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use zcache_testdata::{Corpus, Record};
@@ -199,20 +200,28 @@ pub fn files(
     let mut global = 0u64;
     let mut files_used = 0u32;
     for f in &found {
-        let object_id = files_used;
-        let mut got_any = false;
-        let mut file = match File::open(&f.path) {
+        // Pages are counted from the listing: a file that grew since is read up to its
+        // listed size, one that shrank up to its end.
+        let first = global;
+        global += f.pages;
+        let wanted: Vec<u64> = (0..f.pages)
+            .filter(|&k| selected(first + k, total, max_pages))
+            .collect();
+        if wanted.is_empty() {
+            continue;
+        }
+        let file = match File::open(&f.path) {
             Ok(file) => file,
             Err(_) => {
                 skipped += 1;
-                global += f.pages;
                 continue;
             }
         };
-        let mut index = 0u64;
-        loop {
+        let object_id = files_used;
+        let mut got_any = false;
+        for k in wanted {
             let mut page = [0u8; PAGE_SIZE];
-            let n = match read_full(&mut file, &mut page) {
+            let n = match read_page_at(&file, &mut page, k * PAGE_SIZE as u64) {
                 Ok(n) => n,
                 Err(_) => {
                     skipped += 1;
@@ -222,23 +231,15 @@ pub fn files(
             if n == 0 {
                 break;
             }
-            // The file may have grown since it was listed: keep the selection in range.
-            if selected(global, total.max(global + 1), max_pages) {
-                set.records.push(Record {
-                    source_id: SOURCE_FILES,
-                    flags: flags_of(&page),
-                    object_id,
-                    page_index: index,
-                });
-                set.pages.push(page);
-                got_any = true;
-                bar.inc(1);
-            }
-            global += 1;
-            index += 1;
-            if n < PAGE_SIZE {
-                break;
-            }
+            set.records.push(Record {
+                source_id: SOURCE_FILES,
+                flags: flags_of(&page),
+                object_id,
+                page_index: k,
+            });
+            set.pages.push(page);
+            got_any = true;
+            bar.inc(1);
         }
         if got_any {
             set.objects.push(ObjectName {
@@ -296,11 +297,12 @@ fn walk(dir: &Path, found: &mut Vec<FoundFile>, skipped: &mut u64) {
     }
 }
 
-/// Reads until `buf` is full or the end of the file; returns the bytes read.
-fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+/// Reads the page at `offset` until `buf` is full or the end of the file; returns the
+/// bytes read (the rest of `buf` keeps its zeros).
+fn read_page_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
     let mut n = 0;
     while n < buf.len() {
-        match r.read(&mut buf[n..]) {
+        match file.read_at(&mut buf[n..], offset + n as u64) {
             Ok(0) => break,
             Ok(k) => n += k,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
