@@ -10,6 +10,7 @@
 //! the object. Huge classes (one object per frame) keep length and generation in the
 //! zspage descriptor instead, so a whole 4096-byte object fits.
 
+use alloc::boxed::Box;
 use alloc::vec::Vec;
 use zpool::{Frame, PAGE_SIZE, PageSource, ZPoolError};
 
@@ -116,11 +117,12 @@ impl Geometry {
     }
 }
 
-/// A zspage descriptor: its frames (grown one at a time, exact capacity) and list links.
+/// A zspage descriptor: its frames (grown one at a time) and list links. 48 bytes.
 #[derive(Debug)]
 struct ZsPage {
-    /// Frames held (none for a free descriptor).
-    frames: Vec<Frame>,
+    /// Frames held (none for a free descriptor). A boxed slice, not a `Vec`: its length
+    /// is its capacity, which saves the 8-byte capacity field.
+    frames: Box<[Frame]>,
     /// Live objects.
     inuse: u16,
     /// Fullness group it is listed in (0: not listed).
@@ -143,20 +145,27 @@ struct ZsPage {
     hgen: u16,
 }
 
+// The descriptor's size is part of the metadata budget (README, "Metadata").
+#[cfg(target_pointer_width = "64")]
+const _: () = assert!(core::mem::size_of::<ZsPage>() == 48);
+
 impl ZsPage {
-    const EMPTY: ZsPage = ZsPage {
-        frames: Vec::new(),
-        inuse: 0,
-        group: 0,
-        dying: false,
-        stamp: 0,
-        lru_prev: NONE,
-        lru_next: NONE,
-        prev: NONE,
-        next: NONE,
-        hlen: 0,
-        hgen: 0,
-    };
+    /// A descriptor without frames (an empty boxed slice does not allocate).
+    fn empty() -> ZsPage {
+        ZsPage {
+            frames: Box::default(),
+            inuse: 0,
+            group: 0,
+            dying: false,
+            stamp: 0,
+            lru_prev: NONE,
+            lru_next: NONE,
+            prev: NONE,
+            next: NONE,
+            hlen: 0,
+            hgen: 0,
+        }
+    }
 }
 
 /// Per-class counters reported by [`crate::ClassStats`].
@@ -312,7 +321,7 @@ impl ClassInner {
             self.zspages.capacity() * core::mem::size_of::<ZsPage>(),
             self.zspages
                 .iter()
-                .map(|z| z.frames.capacity() * core::mem::size_of::<Frame>())
+                .map(|z| z.frames.len() * core::mem::size_of::<Frame>())
                 .sum::<usize>(),
             self.bitmap.capacity() * core::mem::size_of::<u64>(),
         ]
@@ -613,7 +622,7 @@ impl ClassInner {
         if self.free_zs != NONE {
             let z = self.free_zs as usize;
             self.free_zs = self.zspages[z].next;
-            self.zspages[z] = ZsPage::EMPTY;
+            self.zspages[z] = ZsPage::empty();
             return Ok(z);
         }
         let z = self.zspages.len();
@@ -623,7 +632,7 @@ impl ClassInner {
         reserve(&mut self.zspages, 1)?;
         let words = self.words();
         reserve(&mut self.bitmap, words)?;
-        self.zspages.push(ZsPage::EMPTY);
+        self.zspages.push(ZsPage::empty());
         self.bitmap.extend((0..self.words()).map(|_| 0));
         Ok(z)
     }
@@ -634,7 +643,7 @@ impl ClassInner {
         self.lru_unlink(z);
         let frames = core::mem::take(&mut self.zspages[z].frames);
         let n = frames.len();
-        for frame in frames {
+        for frame in frames.into_vec() {
             source.free_frame(frame);
         }
         if n > 0 {
@@ -647,7 +656,7 @@ impl ClassInner {
         }
         self.zspages[z] = ZsPage {
             next: self.free_zs,
-            ..ZsPage::EMPTY
+            ..ZsPage::empty()
         };
         self.free_zs = z as u32;
         n
@@ -666,24 +675,27 @@ impl ClassInner {
         if need <= before {
             return Ok(());
         }
-        // Exact capacity: a zspage's frame list costs 8 bytes per frame it holds.
-        self.zspages[z]
-            .frames
-            .try_reserve_exact(need - before)
+        // The new list, reserved exactly (its length will be its capacity, so turning it
+        // into a boxed slice does not reallocate); the new frames first, then the old
+        // ones moved in front of them. Nothing changes until every step has succeeded.
+        let mut v: Vec<Frame> = Vec::new();
+        v.try_reserve_exact(need)
             .map_err(|_| ZPoolError::NoMemory)?;
-        while self.zspages[z].frames.len() < need {
+        while v.len() < need - before {
             match source.alloc_frame() {
-                Ok(f) => self.zspages[z].frames.push(f),
+                Ok(f) => v.push(f),
                 Err(_) => {
-                    while self.zspages[z].frames.len() > before {
-                        if let Some(f) = self.zspages[z].frames.pop() {
-                            source.free_frame(f);
-                        }
+                    for f in v {
+                        source.free_frame(f);
                     }
                     return Err(ZPoolError::NoMemory);
                 }
             }
         }
+        let added = v.len();
+        v.extend(core::mem::take(&mut self.zspages[z].frames).into_vec());
+        v.rotate_left(added);
+        self.zspages[z].frames = v.into_boxed_slice();
         if before == 0 {
             self.c.zspages += 1;
         }
@@ -701,11 +713,19 @@ impl ClassInner {
         if have <= need {
             return;
         }
-        while self.zspages[z].frames.len() > need {
-            if let Some(f) = self.zspages[z].frames.pop() {
-                source.free_frame(f);
-            }
+        // A new exact list for the frames kept; without memory for it, nothing is trimmed.
+        let mut v: Vec<Frame> = Vec::new();
+        if v.try_reserve_exact(need).is_err() {
+            return;
         }
+        let mut old = core::mem::take(&mut self.zspages[z].frames)
+            .into_vec()
+            .into_iter();
+        v.extend(old.by_ref().take(need));
+        for f in old {
+            source.free_frame(f);
+        }
+        self.zspages[z].frames = v.into_boxed_slice();
         self.c.frames -= have - need;
     }
 
@@ -1141,7 +1161,7 @@ impl ClassInner {
     /// Gives every frame back (pool teardown).
     pub(crate) fn release_all<S: PageSource + ?Sized>(&mut self, source: &S) {
         for z in self.zspages.iter_mut() {
-            for frame in core::mem::take(&mut z.frames) {
+            for frame in core::mem::take(&mut z.frames).into_vec() {
                 source.free_frame(frame);
             }
         }

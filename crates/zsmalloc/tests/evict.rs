@@ -244,13 +244,13 @@ fn callback_frees_stores_and_compacts_around_the_dying_zspage() {
         assert_eq!(pool.free(h), Err(ZPoolError::InvalidHandle));
         // Free an object further on in the same zspage before it is handed.
         let j = m - 1 - i;
-        if j > i && j % 3 == 0 && freed_early.borrow_mut().insert(hs[j]) {
+        if j > i && j.is_multiple_of(3) && freed_early.borrow_mut().insert(hs[j]) {
             pool.free(hs[j]).expect("early free");
         }
         // A store of the same class goes elsewhere.
         let s = pool.store(&pattern(len, 5000 + i as u64)).expect("store");
         stored.borrow_mut().push((s, 5000 + i as u64));
-        if i % 16 == 0 {
+        if i.is_multiple_of(16) {
             pool.compact();
         }
     });
