@@ -234,6 +234,12 @@ fn replay(set: &PageSet, run: &RunArgs, progress: &Progress) -> Result<(), CliEr
             "{bad} load(s) returned wrong bytes or lost a stored page"
         )));
     }
+    let leaked: u64 = rows.iter().map(|r| r.frames_after_invalidate).sum();
+    if leaked > 0 {
+        return Err(CliError::runtime(format!(
+            "{leaked} frame(s) still held after every page was invalidated"
+        )));
+    }
     Ok(())
 }
 

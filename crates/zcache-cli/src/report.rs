@@ -499,6 +499,12 @@ impl Report<'_> {
                 "\nWARNING: {bad} load(s) returned wrong bytes or lost a stored page\n"
             ));
         }
+        let leaked: u64 = self.rows.iter().map(|r| r.frames_after_invalidate).sum();
+        if leaked > 0 {
+            s.push_str(&format!(
+                "\nWARNING: {leaked} frame(s) still held after every page was invalidated\n"
+            ));
+        }
         s
     }
 }
