@@ -445,7 +445,8 @@ fn analyze_captures_this_test_process() {
         let rows = json_rows(&o);
         assert_eq!(rows.len(), 2);
         for r in &rows {
-            assert_eq!(u(r, "pages"), 600);
+            // 600 chosen; a page whose mapping vanished meanwhile is skipped.
+            assert!((500..=600).contains(&u(r, "pages")), "{r}");
             check_row(r);
         }
     });
