@@ -30,7 +30,9 @@ pub(crate) struct LimitedSource {
 impl LimitedSource {
     pub(crate) fn new(inner: Arc<dyn PageSource>, max: usize, accept_percent: u8) -> Self {
         let pct = usize::from(accept_percent.min(100));
-        let accept = max / 100 * pct + (max % 100) * pct / 100;
+        // At least one frame below the limit must re-open it, or a tiny limit (1 frame
+        // at 90 %) would compute 0 and never accept again after its first hit.
+        let accept = (max / 100 * pct + (max % 100) * pct / 100).max(max.min(1));
         LimitedSource {
             inner,
             max,
@@ -105,6 +107,18 @@ impl PageSource for LimitedSource {
 mod tests {
     use super::*;
     use zpool::HeapPageSource;
+
+    #[test]
+    fn a_one_frame_limit_reopens() {
+        let s = LimitedSource::new(Arc::new(HeapPageSource), 1, 90);
+        let f = s.alloc_frame().unwrap();
+        assert!(s.alloc_frame().is_err());
+        assert!(s.is_full());
+        s.free_frame(f);
+        assert!(!s.is_full());
+        let f = s.alloc_frame().unwrap();
+        s.free_frame(f);
+    }
 
     #[test]
     fn limit_and_hysteresis() {
