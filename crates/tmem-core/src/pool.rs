@@ -2,7 +2,6 @@
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
-use crossbeam_utils::CachePadded;
 use hashbrown::HashMap;
 
 use crate::error::TmemError;
@@ -173,6 +172,19 @@ impl<D> Bucket<D> {
     }
 }
 
+/// One bucket per 64-byte cache line: two threads working in different buckets never
+/// share a line. (A bucket is 64 bytes: lock, map header, three counts; crossbeam's
+/// 128-byte `CachePadded` would double the 256 buckets' fixed 16 KiB per pool.)
+#[repr(align(64))]
+struct LinePadded<T>(T);
+
+impl<T> core::ops::Deref for LinePadded<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
 fn stats_of<D>(t: &Tree<D>) -> (u64, u32, u32) {
     let (l, i) = t.nodes();
     (t.pages(), l, i)
@@ -187,7 +199,7 @@ pub(crate) struct Pool<D> {
     /// (destroy's unlock of the bucket happens-before that lock) and does not insert
     /// into a pool nobody will drain again.
     dead: AtomicBool,
-    buckets: Box<[CachePadded<Mutex<Bucket<D>>>]>,
+    buckets: Box<[LinePadded<Mutex<Bucket<D>>>]>,
 }
 
 impl<D> Pool<D> {
@@ -195,7 +207,7 @@ impl<D> Pool<D> {
         let mut v = Vec::new();
         v.try_reserve_exact(BUCKETS).map_err(|_| ())?;
         for _ in 0..BUCKETS {
-            v.push(CachePadded::new(Mutex::new(Bucket::new())));
+            v.push(LinePadded(Mutex::new(Bucket::new())));
         }
         Ok(Pool {
             info,
@@ -423,7 +435,7 @@ impl<D> Pool<D> {
     pub(crate) fn counts(&self) -> PoolCounts {
         let mut c = PoolCounts {
             metadata_bytes: (core::mem::size_of::<Self>()
-                + self.buckets.len() * core::mem::size_of::<CachePadded<Mutex<Bucket<D>>>>())
+                + self.buckets.len() * core::mem::size_of::<LinePadded<Mutex<Bucket<D>>>>())
                 as u64,
             ..PoolCounts::default()
         };
@@ -450,5 +462,15 @@ impl<D> Pool<D> {
                 tree.for_each(&mut |i, d| f(oid, i, d));
             }
         }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bucket_is_one_cache_line() {
+        assert_eq!(core::mem::size_of::<LinePadded<Mutex<Bucket<u64>>>>(), 64);
     }
 }
