@@ -19,6 +19,12 @@
 //!   zspage with room; [`ZsPool::compact`] moves objects from the emptiest zspages of a
 //!   class into the fullest, frees the emptied ones, packs the last one and trims its
 //!   unused frames. [`ZsPool::freeable`] says cheaply how many frames that would free.
+//! * **LRU eviction** ([`ZPool::evict_lru`]): the unit is a zspage; each class keeps an
+//!   LRU list of its zspages (moved to the head on allocation, stamped with a pool-wide
+//!   clock), the pool's LRU zspage is the class tail with the oldest stamp. It is marked
+//!   dying (no allocation or compaction touches it), its handles are handed to the
+//!   callback in batches with no lock held, and its frames go back if the callback freed
+//!   every object; otherwise it is relisted as most recently used.
 //! * **Locking**: one spin lock per class (two threads storing different sizes do not
 //!   contend), leaf locks, never two at once. See `docs/concurrency.md`.
 //!
