@@ -98,7 +98,7 @@
 
 /*
  `ephemeral_allocator` / `persistent_allocator`: the default (zbud for ephemeral
- pages; zsmalloc for persistent pages, or zbud when a writeback callback is set).
+ pages; zsmalloc for persistent pages).
  */
 #define ZCACHE_ALLOC_DEFAULT 0
 
@@ -229,10 +229,9 @@ struct zcache_config {
    */
   uint32_t ephemeral_allocator;
   /*
-   `ZCACHE_ALLOC_*` for frontswap (persistent) pages. The default is zsmalloc, or
-   zbud when `writeback_page` is set: writeback starts from the allocator's frame
-   LRU, which only zbud keeps (with zsmalloc chosen explicitly, nothing is ever
-   written back and stores over the limit fail instead).
+   `ZCACHE_ALLOC_*` for frontswap (persistent) pages. The default is zsmalloc.
+   Both allocators keep an LRU (zbud of frames, zsmalloc of zspages), so writeback
+   works with either.
    */
   uint32_t persistent_allocator;
   /*

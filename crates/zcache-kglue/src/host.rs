@@ -29,7 +29,7 @@ pub const ZCACHE_COMP_DEFLATE: u32 = 2;
 pub const ZCACHE_COMP_LZO: u32 = 3;
 
 /// `ephemeral_allocator` / `persistent_allocator`: the default (zbud for ephemeral
-/// pages; zsmalloc for persistent pages, or zbud when a writeback callback is set).
+/// pages; zsmalloc for persistent pages).
 pub const ZCACHE_ALLOC_DEFAULT: u32 = 0;
 /// Allocator: zbud (two compressed pages per frame, cheap LRU eviction).
 pub const ZCACHE_ALLOC_ZBUD: u32 = 1;
@@ -106,10 +106,9 @@ pub struct ZcacheConfig {
     pub max_reclaim_per_store: u32,
     /// `ZCACHE_ALLOC_*` for cleancache (ephemeral) pages.
     pub ephemeral_allocator: u32,
-    /// `ZCACHE_ALLOC_*` for frontswap (persistent) pages. The default is zsmalloc, or
-    /// zbud when `writeback_page` is set: writeback starts from the allocator's frame
-    /// LRU, which only zbud keeps (with zsmalloc chosen explicitly, nothing is ever
-    /// written back and stores over the limit fail instead).
+    /// `ZCACHE_ALLOC_*` for frontswap (persistent) pages. The default is zsmalloc.
+    /// Both allocators keep an LRU (zbud of frames, zsmalloc of zspages), so writeback
+    /// works with either.
     pub persistent_allocator: u32,
     /// Must be 0.
     pub reserved: u32,
@@ -260,15 +259,7 @@ fn translate(cfg: &ZcacheConfig) -> Result<Config, c_int> {
             p => u8::try_from(p).map_err(|_| bad)?,
         },
         ephemeral_allocator: alloc_kind(cfg.ephemeral_allocator, d.ephemeral_allocator)?,
-        persistent_allocator: alloc_kind(
-            cfg.persistent_allocator,
-            if cfg.writeback_page.is_some() {
-                // Writeback starts from the allocator's frame LRU, which only zbud has.
-                AllocatorKind::Zbud
-            } else {
-                d.persistent_allocator
-            },
-        )?,
+        persistent_allocator: alloc_kind(cfg.persistent_allocator, d.persistent_allocator)?,
         compressor,
         policy: d.policy,
         frontswap_exclusive_loads: cfg.flags & ZCACHE_FLAG_FRONTSWAP_EXCLUSIVE_LOADS != 0,

@@ -65,7 +65,7 @@ pub enum ZPoolError {
         /// The caller's buffer length.
         buffer: usize,
     },
-    /// This allocator does not support the operation (e.g. LRU eviction in zsmalloc).
+    /// This allocator does not support the operation (e.g. LRU eviction in an allocator without an LRU).
     Unsupported,
     /// Nothing could be evicted: the pool is empty or every candidate frame is in use.
     NothingToEvict,
