@@ -128,9 +128,12 @@ fn bench(c: &mut Criterion) {
     // Two threads, distinct objects: each thread does `iters` rounds; the reported time
     // is wall time / (2 * iters), i.e. per round of aggregate throughput. Compare it with
     // the 1-thread figure: speedup = t1 / t2.
-    for threads in [1usize, 2] {
+    // Objects per thread: 16 (a thread working on a few files: few shared bucket lines)
+    // and 256 (each thread's objects cover most of the 256 buckets, so bucket cache lines
+    // move between the cores: the worst case).
+    for (objects, threads) in [(16u64, 1usize), (16, 2), (256, 1), (256, 2)] {
         g.bench_function(
-            format!("store_load_invalidate/aggregate_{threads}threads"),
+            format!("store_load_invalidate/{objects}objects_aggregate_{threads}threads"),
             |b| {
                 b.iter_custom(|iters| {
                     let barrier = Barrier::new(threads);
@@ -145,7 +148,7 @@ fn bench(c: &mut Criterion) {
                                     let start = Instant::now();
                                     for i in 0..iters {
                                         let oid = Oid::new(
-                                            10_000 + (tid as u64) * 1000 + (i & 255),
+                                            10_000 + (tid as u64) * 1000 + (i % objects),
                                             0,
                                             0,
                                         );
