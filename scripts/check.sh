@@ -52,6 +52,33 @@ else
     done
 fi
 
+if [ "${CHECK_SKIP_VALGRIND:-0}" = 1 ]; then
+    step "SKIP: valgrind memcheck (CHECK_SKIP_VALGRIND=1)"
+elif ! command -v valgrind >/dev/null 2>&1; then
+    step "SKIP: valgrind memcheck: valgrind is not installed (apt-get install valgrind)"
+else
+    step "valgrind memcheck: directed test suites (no invalid access, no definite leak)"
+    # crate:test-target pairs: the directed tests of each layer (the long property
+    # tests run natively above; under valgrind they would take an hour).
+    for spec in tmem-core:api zbud:layout zsmalloc:contracts zsmalloc:evict zcache:front_ends; do
+        c=${spec%%:*}; t=${spec##*:}
+        exe=$(cargo test -p "$c" --test "$t" --no-run --message-format=json 2>/dev/null \
+            | python3 -c 'import json,sys
+for l in sys.stdin:
+    m = json.loads(l)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["kind"] == ["test"]:
+        print(m["executable"])' | tail -1)
+        if [ -z "$exe" ]; then
+            echo "FAIL: could not find the test binary of $c --test $t"
+            exit 1
+        fi
+        echo "--- valgrind $c --test $t"
+        valgrind --quiet --error-exitcode=99 --leak-check=full --show-possibly-lost=no \
+            --errors-for-leak-kinds=definite \
+            "$exe" --test-threads=1 -q
+    done
+fi
+
 if [ -x scripts/check-extra.sh ]; then
     step "extra checks (scripts/check-extra.sh)"
     scripts/check-extra.sh
