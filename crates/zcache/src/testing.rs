@@ -56,7 +56,9 @@ pub fn test_page(seed: u32) -> Page {
 /// A writeback target that records every page it accepts and refuses slots whose
 /// offset is a multiple of 5.
 pub struct RecordingWriteback {
-    log: Mutex<BTreeMap<(u32, u64), Page>>,
+    // Pages on the heap: a host's writeback runs on the storing thread's stack (16 KiB
+    // in a kernel), so it must not move pages around by value.
+    log: Mutex<BTreeMap<(u32, u64), Vec<u8>>>,
 }
 
 impl Default for RecordingWriteback {
@@ -70,7 +72,10 @@ impl Default for RecordingWriteback {
 impl RecordingWriteback {
     /// The page last written for a slot.
     pub fn written(&self, swap_type: u32, offset: u64) -> Option<Page> {
-        self.log.lock().get(&(swap_type, offset)).copied()
+        self.log
+            .lock()
+            .get(&(swap_type, offset))
+            .and_then(|v| Page::try_from(v.as_slice()).ok())
     }
     /// Slots written so far.
     pub fn count(&self) -> usize {
@@ -87,7 +92,7 @@ impl Writeback for RecordingWriteback {
         if offset.is_multiple_of(5) {
             return false;
         }
-        self.log.lock().insert((swap_type, offset), *page);
+        self.log.lock().insert((swap_type, offset), page.to_vec());
         true
     }
 }

@@ -1,0 +1,60 @@
+//! Stack depth of the store, load, eviction and writeback paths: a kernel thread has
+//! 16 KiB of stack. In a release build every path below runs on a thread with a 16 KiB
+//! stack (a stack overflow aborts the whole test process). Debug builds keep page-sized
+//! temporaries unmerged and need far more, so there the test is ignored:
+//! `cargo test --release -p zcache --test stack`.
+
+use std::sync::Arc;
+
+use zcache::testing::{RecordingWriteback, test_page};
+use zcache::{Config, Oid, Writeback, Zcache};
+
+#[test]
+#[cfg_attr(
+    debug_assertions,
+    ignore = "debug builds use far more stack; run with --release"
+)]
+fn every_path_fits_a_16_kib_stack() {
+    let wb = Arc::new(RecordingWriteback::default());
+    let cfg = Config {
+        max_frames: 64,
+        ..Config::default()
+    };
+    let z = Arc::new(
+        Zcache::with_writeback(
+            cfg,
+            Arc::new(zpool::HeapPageSource),
+            wb.clone() as Arc<dyn Writeback>,
+        )
+        .unwrap(),
+    );
+    z.frontswap().init(0).unwrap();
+    let pool = z.cleancache().init_fs().unwrap();
+    let z2 = z.clone();
+    std::thread::Builder::new()
+        .stack_size(16 * 1024)
+        .spawn(move || {
+            let mut out = [0u8; 4096];
+            for i in 0..400u64 {
+                let page = test_page(3 + (i as u32 % 5));
+                // Over the 64-frame limit: eviction, stealing and writeback all happen.
+                let _ = z2.frontswap().store(0, i, &page);
+                z2.cleancache().put_page(pool, Oid::new(1, 0, 0), i, &page);
+                let _ = z2.frontswap().load(0, i / 2, &mut out);
+                let _ = z2
+                    .cleancache()
+                    .get_page(pool, Oid::new(1, 0, 0), i / 2, &mut out);
+            }
+            z2.shrink(0);
+            z2.compact();
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    let st = z.stats();
+    assert!(
+        st.counters.written_back_pages > 0
+            && st.counters.eph_ate_tail + st.counters.pers_ate_eph > 0,
+        "{st:?}"
+    );
+}
