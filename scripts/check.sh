@@ -20,6 +20,9 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "cargo test --workspace (unit, integration, property and doc tests)"
 cargo test --workspace
 
+step "release build: every zcache path fits a 16 KiB (kernel) stack"
+cargo test --release -p zcache --test stack
+
 step "no_std builds for x86_64-unknown-none"
 have_none_target=1
 if ! rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-none; then
