@@ -50,8 +50,8 @@ impl Cleancache<'_> {
             let _ = t.destroy_client(client);
             return Err(ZcacheError::NoMemory);
         }
-        // Mounts are recorded by client: a shared pool has one client per mount.
-        m.insert(client.0, client);
+        // One client per mount: a shared pool has several.
+        m.insert(client, pool);
         Ok(pool)
     }
 
@@ -116,16 +116,18 @@ impl Cleancache<'_> {
     /// shared one) is destroyed and every page freed.
     pub fn invalidate_fs(&self, pool: PoolId) -> Result<(), ZcacheError> {
         let t = &self.z.tmem;
-        let mut m = self.z.mounts.write();
-        // Find the mount (client) of this pool: a client owns exactly one pool.
-        let client = m
-            .values()
-            .copied()
-            .find(|c| t.destroy_pool(*c, pool).is_ok())
-            .ok_or(ZcacheError::UnknownPool)?;
-        m.remove(&client.0);
-        drop(m);
-        let _ = t.destroy_client(client);
+        let client = {
+            let mut m = self.z.mounts.write();
+            let client = m
+                .iter()
+                .find(|(_, p)| **p == pool)
+                .map(|(c, _)| *c)
+                .ok_or(ZcacheError::UnknownPool)?;
+            m.remove(&client);
+            client
+        };
+        // Outside the mounts lock: the last member's leaving frees every page.
+        t.destroy_client(client)?;
         Ok(())
     }
 }

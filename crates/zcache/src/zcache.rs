@@ -128,8 +128,8 @@ pub struct Zcache {
     ctxs: Box<[CachePadded<Mutex<ZCtx>>]>,
     pub(crate) config: Config,
     writeback: Option<Arc<dyn Writeback>>,
-    /// Cleancache mounts: pool id -> the client created for that mount.
-    pub(crate) mounts: RwLock<HashMap<u32, ClientId>>,
+    /// Cleancache mounts: the client created for each mount -> its pool.
+    pub(crate) mounts: RwLock<HashMap<ClientId, PoolId>>,
     pub(crate) swap_client: ClientId,
     pub(crate) swap: Box<[SwapSlot]>,
 }
@@ -360,8 +360,7 @@ impl Zcache {
     fn evict_ephemeral(&self, ctx: &mut ZCtx) -> ShrinkOutcome {
         let pam = self.tmem.pam();
         let shard = ctx.shard;
-        let (comps, scratch) = ctx.evict_parts();
-        let _ = comps;
+        let scratch = &mut ctx.evict;
         let mut evicted = 0usize;
         let r = pam.eph.evict_lru(4, &mut |h| {
             let Ok(n) = pam.eph.read(h, &mut scratch.obj) else {
