@@ -528,12 +528,27 @@ fn capture_writes_a_corpus_that_bench_replays() {
     ]);
     with_proc_access(&o, || {
         ok(&o);
-        assert_eq!(
-            std::fs::metadata(pout.join("pages.idx"))
-                .expect("idx")
-                .len(),
-            1600
-        );
+        // This process is multi-threaded (the test harness): a page seen present in
+        // pagemap can be unmapped (a finished test's stack) before it is read, and
+        // capture then skips it and says so. So: at most 100 pages, nearly all read.
+        let idx = std::fs::metadata(pout.join("pages.idx"))
+            .expect("idx")
+            .len();
+        assert_eq!(idx % 16, 0);
+        let pages = idx / 16;
+        assert!((90..=100).contains(&pages), "{pages} pages captured");
+        let m: Value = serde_json::from_str(
+            &std::fs::read_to_string(pout.join("manifest.json")).expect("manifest"),
+        )
+        .expect("manifest is JSON");
+        assert_eq!(m["pages"], pages);
+        if pages < 100 {
+            assert!(
+                stdout(&o).contains("unreadable pages skipped"),
+                "{}",
+                stdout(&o)
+            );
+        }
     });
     std::fs::remove_dir_all(&d).expect("cleanup");
 }
