@@ -100,6 +100,7 @@ pub fn run(
 ) -> Result<Outcome, CliError> {
     let mut config = Config {
         compressor: alg,
+        context_hint: zcache::thread_hint,
         ..Config::default()
     };
     match workload {

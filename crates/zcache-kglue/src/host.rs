@@ -265,6 +265,10 @@ fn translate(cfg: &ZcacheConfig) -> Result<Config, c_int> {
         frontswap_exclusive_loads: cfg.flags & ZCACHE_FLAG_FRONTSWAP_EXCLUSIVE_LOADS != 0,
         contexts: or_default(cfg.contexts, d.contexts),
         max_reclaim_per_store: or_default(cfg.max_reclaim_per_store, d.max_reclaim_per_store),
+        // The stack-address hint: a kernel task's stack is its own, so a task keeps its
+        // context. (A CPU-number callback would be the kernel's per-CPU contexts
+        // exactly; the C configuration has no field for it yet.)
+        context_hint: d.context_hint,
     })
 }
 

@@ -60,6 +60,8 @@ fn zcache() -> Zcache {
     Zcache::new(
         Config {
             contexts: 4,
+            // What a hosted program sets (the kernel: its CPU number).
+            context_hint: zcache::thread_hint,
             ..Config::default()
         },
         Arc::new(zpool::HeapPageSource),

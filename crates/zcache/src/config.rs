@@ -67,6 +67,38 @@ pub struct Config {
     /// Frames a single store may reclaim (evict or write back) before giving up: the
     /// bound on work in a store, which may run in atomic context.
     pub max_reclaim_per_store: usize,
+    /// Which context a call tries first (then the next free one, in order). A caller
+    /// that keeps coming back to the same context keeps its compressor tables, buffers
+    /// and statistics shard in its own CPU's cache: the kernel's per-CPU contexts. The
+    /// default, [`stack_hint`], works anywhere (no_std, no thread-local storage); a
+    /// kernel passes its CPU number (`raw_smp_processor_id`), a hosted program
+    /// [`thread_hint`] (feature `std`). See docs/concurrency.md.
+    pub context_hint: fn() -> usize,
+}
+
+/// The default [`Config::context_hint`]: a hash of the caller's stack address in 64 KiB
+/// granules. Each thread (or kernel task) runs on its own stack, so one thread gets the
+/// same hint on every call, and different threads usually different ones. Two threads
+/// whose granules hash alike share a first choice and fall back to the next free
+/// context; [`thread_hint`] avoids that where thread-local storage exists.
+#[inline]
+pub fn stack_hint() -> usize {
+    let marker = 0u8;
+    let granule = (core::ptr::addr_of!(marker) as usize as u64) >> 16;
+    (granule.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) as usize
+}
+
+/// A [`Config::context_hint`] for hosted programs: each thread gets the next number of
+/// a process-wide counter on its first call, so up to `contexts` threads never share a
+/// first choice.
+#[cfg(feature = "std")]
+pub fn thread_hint() -> usize {
+    use core::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    std::thread_local! {
+        static MINE: usize = NEXT.fetch_add(1, Ordering::Relaxed);
+    }
+    MINE.with(|m| *m)
 }
 
 impl Default for Config {
@@ -81,6 +113,7 @@ impl Default for Config {
             frontswap_exclusive_loads: false,
             contexts: 4,
             max_reclaim_per_store: 4,
+            context_hint: stack_hint,
         }
     }
 }

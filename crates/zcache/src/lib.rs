@@ -39,6 +39,8 @@
 #![forbid(unsafe_code)]
 
 extern crate alloc;
+#[cfg(feature = "std")]
+extern crate std;
 
 mod cleancache;
 mod config;
@@ -54,7 +56,9 @@ pub mod testing;
 mod zcache;
 
 pub use cleancache::{Cleancache, file_key_from_handle, file_key_from_inode};
-pub use config::{AllocatorKind, Config, UnknownAllocator};
+#[cfg(feature = "std")]
+pub use config::thread_hint;
+pub use config::{AllocatorKind, Config, UnknownAllocator, stack_hint};
 pub use desc::{DescKind, ZDesc};
 pub use frontswap::{FRONTSWAP_TAG, Frontswap, MAX_SWAP_TYPES, swap_key, swap_key_of};
 pub use pam::{ZCtx, ZError, ZPam};

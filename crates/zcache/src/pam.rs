@@ -86,8 +86,6 @@ pub struct ZCtx {
     prep: Option<(Key, Prepared)>,
     load: Box<[u8]>,
     staged: Staged,
-    /// Running mean (exponentially weighted, 1/16) of persistent compressed sizes.
-    mean: usize,
     pub(crate) evict: EvictScratch,
 }
 
@@ -109,7 +107,6 @@ impl ZCtx {
             prep: None,
             load: try_boxed_zeroed(PAGE_SIZE)?,
             staged: Staged::Nothing,
-            mean: 0,
             evict: EvictScratch {
                 obj: try_boxed_zeroed(PAGE_SIZE)?,
                 page,
@@ -270,8 +267,10 @@ impl ZPam {
             c.compress(page, &mut obj[MAX_HEADER..])
                 .map_err(|_| ZError::CompressPoor)?
         };
-        let mean = if kind == PoolKind::Persistent {
-            ctx.mean
+        // zcache2's rule: the mean is that of the persistent pages stored now (summed
+        // from the shards only for the few pages over the mean limit).
+        let mean = if kind == PoolKind::Persistent && clen > self.policy.mean_max_len {
+            self.pers_mean()
         } else {
             0
         };
@@ -286,13 +285,6 @@ impl ZPam {
                 return Err(ZError::MeanCompressPoor);
             }
         }
-        if kind == PoolKind::Persistent {
-            ctx.mean = if ctx.mean == 0 {
-                clen
-            } else {
-                ctx.mean - ctx.mean / 16 + clen / 16
-            };
-        }
         let end = MAX_HEADER + clen;
         if end - start > MAX_OBJECT_LEN {
             self.stats.inc(ctx.shard, C::reject_compress_poor);
@@ -303,6 +295,15 @@ impl ZPam {
         ctx.obj[start..start + 4].copy_from_slice(&sum.to_le_bytes());
         ctx.prep = Some((*key, Prepared::Object { start, end, alg }));
         Ok(())
+    }
+
+    /// Mean compressed size of the persistent objects stored now (0 when none is).
+    fn pers_mean(&self) -> usize {
+        let n = self.stats.get(C::pers_zpages);
+        if n <= 0 {
+            return 0;
+        }
+        (self.stats.get(C::pers_zbytes).max(0) / n) as usize
     }
 
     fn word_of(&self, kind: DescKind) -> Option<u64> {
@@ -408,6 +409,11 @@ impl PamOps for ZPam {
                     Some(d) => {
                         self.stats.inc(ctx.shard, C::stored_pages);
                         self.stats.add(ctx.shard, C::zbytes, (end - start) as i64);
+                        if persistent {
+                            self.stats.inc(ctx.shard, C::pers_zpages);
+                            self.stats
+                                .add(ctx.shard, C::pers_zbytes, (end - start) as i64);
+                        }
                         Ok(d)
                     }
                     None => {
@@ -452,6 +458,10 @@ impl PamOps for ZPam {
                 ..
             } => {
                 self.stats.add(shard, C::zbytes, -(len as i64));
+                if persistent {
+                    self.stats.add(shard, C::pers_zpages, -1);
+                    self.stats.add(shard, C::pers_zbytes, -(len as i64));
+                }
                 if self.pool(persistent).free(handle).is_err() {
                     self.stats.inc(shard, C::free_errors);
                 }

@@ -46,6 +46,12 @@ counters! {
     /// Bytes of compressed objects (headers included) currently in the allocators.
     /// zcache: zbytes.
     zbytes,
+    /// Compressed objects currently in the persistent allocator (same-filled pages
+    /// excluded). zcache2: curr_pers_zpages.
+    pers_zpages,
+    /// Their bytes (headers included); `pers_zbytes / pers_zpages` is the mean the 5/8
+    /// rule compares with. zcache2: curr_pers_zbytes.
+    pers_zbytes,
     /// Stores that replaced an older copy of the key. zswap: duplicate_entry.
     duplicate_entry,
     /// Pages refused because they compressed to more than the hard limit (7/8 page).

@@ -223,12 +223,13 @@ impl Zcache {
         &self.tmem
     }
 
-    /// A compression context: the first free one, starting at one picked by `hint` (a
-    /// key hash) so concurrent callers spread over the contexts without a shared
-    /// counter.
-    pub(crate) fn ctx(&self, hint: u64) -> MutexGuard<'_, ZCtx> {
+    /// A compression context: the first free one, starting at the one
+    /// [`Config::context_hint`] picks, so a caller keeps using the same context (its
+    /// tables stay in that CPU's cache) and concurrent callers spread over the
+    /// contexts without a shared counter.
+    pub(crate) fn ctx(&self) -> MutexGuard<'_, ZCtx> {
         let n = self.ctxs.len();
-        let start = (hint as usize) % n;
+        let start = (self.config.context_hint)() % n;
         loop {
             for i in 0..n {
                 if let Some(g) = self.ctxs[(start + i) % n].try_lock() {
@@ -254,7 +255,7 @@ impl Zcache {
             oid,
             index,
         };
-        let mut g = self.ctx(oid.hash64() ^ index);
+        let mut g = self.ctx();
         let ctx = &mut *g;
         let pam = self.tmem.pam();
         if let Err(e) = pam.prepare(ctx, &key, info.kind, page) {
@@ -300,7 +301,7 @@ impl Zcache {
         page: &mut Page,
         mode: LoadMode,
     ) -> Result<bool, ZcacheError> {
-        let mut g = self.ctx(oid.hash64() ^ index);
+        let mut g = self.ctx();
         let ctx = &mut *g;
         let r = self.tmem.load_from(ctx, pool, oid, index, page, mode);
         let stats = &self.tmem.pam().stats;
@@ -445,7 +446,7 @@ impl Zcache {
     /// (when a [`Writeback`] was configured). Bounded: stops when a round frees nothing.
     pub fn shrink(&self, target_frames: usize) -> ShrinkOutcome {
         let mut out = ShrinkOutcome::default();
-        let mut g = self.ctx(0);
+        let mut g = self.ctx();
         let ctx = &mut *g;
         let src = &self.tmem.pam().source;
         while src.held() > target_frames {

@@ -313,3 +313,58 @@ fn duplicate_store_replaces_and_refused_duplicate_drops_the_old_copy() {
     assert_eq!(z.stats().counters.stored_pages, 0);
     assert_eq!(fs.store(7, 0, good), Err(ZcacheError::UnknownSwapType));
 }
+
+/// A page whose first `noisy` bytes are pseudo-random (incompressible) and the rest
+/// zero: lz4 compresses it to a little over `noisy` bytes.
+fn noisy_page(noisy: usize, seed: u64) -> Page {
+    let mut p: Page = [0; 4096];
+    let mut x = seed | 1;
+    for b in &mut p[..noisy] {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = (x >> 24) as u8;
+    }
+    p
+}
+
+#[test]
+fn mean_rule_compares_with_the_mean_of_the_persistent_pages_stored_now() {
+    // zcache2: a page over 5/8 of a page is refused while the mean compressed size of
+    // the persistent pages stored now is over 5/8 too; over 7/8 is always refused.
+    let z = Zcache::new(
+        cfg(AllocatorKind::Zbud, AllocatorKind::Zsmalloc, usize::MAX),
+        Arc::new(HeapPageSource),
+    )
+    .unwrap();
+    let fs = z.frontswap();
+    fs.init(0).unwrap();
+    let poor = |seed| noisy_page(3000, seed); // ~3000 B: between 5/8 and 7/8
+    let good = |seed| noisy_page(100, seed); // ~110 B
+    let c = || z.stats().counters;
+    // Empty pool: the mean is 0, so the first poor page is kept.
+    fs.store(0, 0, &poor(1)).unwrap();
+    assert_eq!(c().pers_zpages, 1);
+    assert!(c().pers_zbytes > 2560);
+    // Now the mean is over 5/8: the next poor page is refused, and counted.
+    assert!(fs.store(0, 1, &poor(2)).is_err());
+    assert_eq!(c().reject_mean_compress_poor, 1);
+    // A well-compressing page brings the mean under 5/8: poor pages are kept again.
+    fs.store(0, 2, &good(3)).unwrap();
+    fs.store(0, 3, &poor(4)).unwrap();
+    assert_eq!(c().pers_zpages, 3);
+    // Over 7/8 of a page is refused whatever the mean.
+    assert!(fs.store(0, 4, &noisy_page(4000, 5)).is_err());
+    assert_eq!(c().reject_compress_poor, 1);
+    // Dropping the good page raises the mean over 5/8 again.
+    assert!(fs.invalidate_page(0, 2).unwrap());
+    assert!(fs.store(0, 5, &poor(6)).is_err());
+    assert_eq!(c().reject_mean_compress_poor, 2);
+    // Same-filled pages are not objects: they do not move the mean.
+    fs.store(0, 6, &[0u8; 4096]).unwrap();
+    assert_eq!(c().pers_zpages, 2);
+    assert!(fs.store(0, 7, &poor(7)).is_err());
+    // Counters follow invalidation back to zero.
+    fs.invalidate_area(0).unwrap();
+    assert_eq!((c().pers_zpages, c().pers_zbytes), (0, 0));
+}
