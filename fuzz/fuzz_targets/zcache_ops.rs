@@ -13,6 +13,7 @@ fuzz_target!(|data: &[u8]| {
         ephemeral: AllocatorKind::ALL[usize::from(sel & 1)],
         persistent: AllocatorKind::ALL[usize::from((sel >> 1) & 1)],
         max_frames: [12, 40, 200, usize::MAX][usize::from((sel >> 2) & 3)],
+        decompress_in_place: sel & 0x10 != 0,
     };
     if let Err(e) = run(setup, &Op::decode(rest)) {
         panic!("{e}");

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use tmem_core::{
-    Key, LoadMode, Oid, PAGE_SIZE, Page, PamOps, PoolHandle, PoolInfo, PoolKind, Tmem,
+    Key, LoadMode, LoadStep, Oid, PAGE_SIZE, Page, PamOps, PoolHandle, PoolInfo, PoolKind, Tmem,
 };
 
 /// The cheapest possible backend: the descriptor is the page's first word (+1).
@@ -24,9 +24,9 @@ impl PamOps for WordPam {
     fn create(&self, _: &mut u64, _: &Key, _: &PoolInfo, page: &Page) -> Result<NonZeroU64, ()> {
         NonZeroU64::new(u64::from_le_bytes(page[..8].try_into().unwrap()) | 1).ok_or(())
     }
-    fn load_stage(&self, ctx: &mut u64, d: &NonZeroU64) -> Result<(), ()> {
+    fn load_stage(&self, ctx: &mut u64, d: &NonZeroU64, _: &mut Page) -> Result<LoadStep, ()> {
         *ctx = d.get();
-        Ok(())
+        Ok(LoadStep::Finish)
     }
     fn load_finish(&self, ctx: &mut u64, page: &mut Page) -> Result<(), ()> {
         page[..8].copy_from_slice(&ctx.to_le_bytes());

@@ -51,6 +51,6 @@ mod tree;
 
 pub use error::TmemError;
 pub use key::{ClientId, Index, Key, Oid, PoolId, Uuid};
-pub use pam::{PAGE_SIZE, Page, PamOps};
+pub use pam::{LoadStep, PAGE_SIZE, Page, PamOps};
 pub use pool::{BUCKETS, LoadMode, PoolCounts, PoolInfo, PoolKind, StoreOutcome};
 pub use tmem::{PoolHandle, Tmem, TmemResult};

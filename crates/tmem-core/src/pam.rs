@@ -9,6 +9,16 @@ pub const PAGE_SIZE: usize = 4096;
 /// A tmem page.
 pub type Page = [u8; PAGE_SIZE];
 
+/// What [`PamOps::load_stage`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoadStep {
+    /// The page is produced: the load is complete.
+    Done,
+    /// What the page needs is staged in the context: tmem calls
+    /// [`PamOps::load_finish`] once the bucket lock is dropped.
+    Finish,
+}
+
 /// The backend of one tmem instance: turns pages into descriptors and back.
 ///
 /// There is no global registration: each [`crate::Tmem`] owns its `PamOps` value, so
@@ -18,8 +28,9 @@ pub type Page = [u8; PAGE_SIZE];
 /// # Context and locking contract
 /// * [`create`](PamOps::create), [`load_finish`](PamOps::load_finish),
 ///   [`load_and_free`](PamOps::load_and_free) and [`free`](PamOps::free) run with no tmem
-///   lock held: compression and decompression happen there, and they may call back into
-///   this tmem instance (eviction's `compare_and_invalidate`).
+///   lock held: compression happens there, decompression too unless the backend does
+///   it in place under the bucket lock ([`LoadStep::Done`]), and they may call back
+///   into this tmem instance (eviction's `compare_and_invalidate`).
 /// * [`load_stage`](PamOps::load_stage), [`object_created`](PamOps::object_created) and
 ///   [`object_freed`](PamOps::object_freed) run with the object's bucket lock held. They
 ///   must do bounded work, must not block, and must not call back into this tmem
@@ -52,13 +63,25 @@ pub trait PamOps: Send + Sync {
         page: &Page,
     ) -> Result<Self::Desc, Self::Error>;
 
-    /// First half of a load that keeps the page: under the bucket lock, copy out of
-    /// `desc` whatever [`load_finish`](PamOps::load_finish) needs (for example the
-    /// compressed bytes), so the descriptor may be freed as soon as the lock drops.
-    fn load_stage(&self, ctx: &mut Self::Ctx, desc: &Self::Desc) -> Result<(), Self::Error>;
+    /// First half of a load that keeps the page, under the bucket lock (which keeps
+    /// `desc` alive: nobody can free it meanwhile). The backend chooses:
+    /// * produce `page` right here, straight from the stored bytes, and return
+    ///   [`LoadStep::Done`]: no copy, but the bucket lock is held while it works
+    ///   (decompression: about a microsecond);
+    /// * or copy out of `desc` whatever [`load_finish`](PamOps::load_finish) needs (for
+    ///   example the compressed bytes) and return [`LoadStep::Finish`]: the descriptor
+    ///   may then be freed as soon as the lock drops, and the page is produced outside
+    ///   every lock.
+    fn load_stage(
+        &self,
+        ctx: &mut Self::Ctx,
+        desc: &Self::Desc,
+        page: &mut Page,
+    ) -> Result<LoadStep, Self::Error>;
 
-    /// Second half of a keeping load, outside every lock: produce the page from what
-    /// [`load_stage`](PamOps::load_stage) left in `ctx` (for example: decompress).
+    /// Second half of a keeping load after [`LoadStep::Finish`], outside every lock:
+    /// produce the page from what [`load_stage`](PamOps::load_stage) left in `ctx` (for
+    /// example: decompress).
     fn load_finish(&self, ctx: &mut Self::Ctx, page: &mut Page) -> Result<(), Self::Error>;
 
     /// An exclusive load: `desc` has already left tmem; produce the page and free the

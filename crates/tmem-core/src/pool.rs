@@ -6,7 +6,7 @@ use hashbrown::HashMap;
 
 use crate::error::TmemError;
 use crate::key::{BuildPremixed, Index, Key, Oid, PoolId};
-use crate::pam::{Page, PamOps};
+use crate::pam::{LoadStep, Page, PamOps};
 use crate::sync::{AtomicBool, Mutex, Ordering};
 use crate::tree::{self, Tree};
 
@@ -316,18 +316,20 @@ impl<D> Pool<D> {
                     .map_err(TmemError::Backend),
             }
         } else {
-            {
+            let step = {
                 let b = bucket.lock();
                 if self.is_dead() {
                     return Err(TmemError::PoolDestroyed);
                 }
                 match b.get(&oid, index) {
                     None => return Ok(false),
-                    Some(d) => pam.load_stage(ctx, d).map_err(TmemError::Backend)?,
+                    Some(d) => pam.load_stage(ctx, d, page).map_err(TmemError::Backend)?,
                 }
+            };
+            if step == LoadStep::Finish {
+                // The staged half: outside the bucket lock.
+                pam.load_finish(ctx, page).map_err(TmemError::Backend)?;
             }
-            // Decompression: outside the bucket lock.
-            pam.load_finish(ctx, page).map_err(TmemError::Backend)?;
             Ok(true)
         }
     }

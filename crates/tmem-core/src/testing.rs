@@ -13,7 +13,7 @@ use core::num::NonZeroU64;
 use core::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
 
 use crate::key::{ClientId, Index, Key, Oid, PoolId, Uuid};
-use crate::pam::{PAGE_SIZE, Page, PamOps};
+use crate::pam::{LoadStep, PAGE_SIZE, Page, PamOps};
 use crate::pool::{LoadMode, PoolInfo, PoolKind, StoreOutcome};
 use crate::{TmemError, tmem::Tmem};
 
@@ -132,9 +132,20 @@ impl PamOps for SeedPam {
         Ok(SeedDesc(NonZeroU64::new(raw).unwrap_or(NonZeroU64::MIN)))
     }
 
-    fn load_stage(&self, ctx: &mut SeedCtx, desc: &SeedDesc) -> Result<(), SeedError> {
+    /// Both kinds of backend at once: pages with an odd seed are produced under the
+    /// bucket lock, the others staged for `load_finish`.
+    fn load_stage(
+        &self,
+        ctx: &mut SeedCtx,
+        desc: &SeedDesc,
+        page: &mut Page,
+    ) -> Result<LoadStep, SeedError> {
+        if desc.seed() % 2 == 1 {
+            *page = seed_page(desc.seed());
+            return Ok(LoadStep::Done);
+        }
         ctx.staged = Some(desc.seed());
-        Ok(())
+        Ok(LoadStep::Finish)
     }
 
     fn load_finish(&self, ctx: &mut SeedCtx, page: &mut Page) -> Result<(), SeedError> {

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use zcache::{AllocatorKind, Config, Zcache, file_key_from_inode};
 use zcomp::Algorithm;
-use zpool::HeapPageSource;
+use zpool::{HeapPageSource, RecyclingSource};
 
 use crate::cli::{AllocatorArg, WorkloadArg};
 use crate::error::CliError;
@@ -132,9 +132,15 @@ pub fn run(
     let mut runner = BareRunner::new(bare)?;
     out.bare_compress.items = pages.len() as u64;
     out.bare_decompress.items = pages.len() as u64;
+    // Frames freed by one pass serve the next, as in a running system (the heap source
+    // zeroes each new frame and the C library may hand freed memory back to the kernel).
+    let source = Arc::new(
+        RecyclingSource::new(HeapPageSource, pages.len())
+            .map_err(|_| CliError::runtime("out of memory for the frame cache"))?,
+    );
     loop {
         let first = out.store.passes == 0;
-        let z = Zcache::new(config, Arc::new(HeapPageSource)).map_err(zerr(&name))?;
+        let z = Zcache::new(config, source.clone()).map_err(zerr(&name))?;
         let mut load_errors = 0u64;
         match workload {
             WorkloadArg::Frontswap => {

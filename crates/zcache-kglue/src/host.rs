@@ -263,6 +263,7 @@ fn translate(cfg: &ZcacheConfig) -> Result<Config, c_int> {
         compressor,
         policy: d.policy,
         frontswap_exclusive_loads: cfg.flags & ZCACHE_FLAG_FRONTSWAP_EXCLUSIVE_LOADS != 0,
+        decompress_in_place: d.decompress_in_place,
         contexts: or_default(cfg.contexts, d.contexts),
         max_reclaim_per_store: or_default(cfg.max_reclaim_per_store, d.max_reclaim_per_store),
         // The stack-address hint: a kernel task's stack is its own, so a task keeps its

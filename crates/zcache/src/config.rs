@@ -61,6 +61,13 @@ pub struct Config {
     pub policy: zcomp::StorePolicy,
     /// Frontswap loads remove the page (the kernel's frontswap_tmem_exclusive_gets).
     pub frontswap_exclusive_loads: bool,
+    /// Decompress loads straight from the allocator's memory (zsmalloc: objects within
+    /// one frame) instead of copying the compressed bytes out first. Saves the copy
+    /// (about a tenth of a load), but a keeping load then holds its bucket lock, and
+    /// zsmalloc's class lock, while it decompresses (about a microsecond), like the
+    /// kernel's zcache did under its hash-bucket lock. `false`: copy under the locks,
+    /// decompress after both are dropped. docs/concurrency.md weighs the two.
+    pub decompress_in_place: bool,
     /// Compression contexts (the kernel has one per CPU): at least the number of
     /// threads that call in at once.
     pub contexts: usize,
@@ -111,6 +118,7 @@ impl Default for Config {
             compressor: zcomp::Algorithm::Lz4,
             policy: zcomp::StorePolicy::default(),
             frontswap_exclusive_loads: false,
+            decompress_in_place: false,
             contexts: 4,
             max_reclaim_per_store: 4,
             context_hint: stack_hint,

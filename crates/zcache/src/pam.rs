@@ -6,7 +6,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use hashbrown::HashMap;
 
-use tmem_core::{Key, PamOps, PoolInfo, PoolKind};
+use tmem_core::{Key, LoadStep, PamOps, PoolInfo, PoolKind};
 use zcomp::{AnyCompressor, Compressor, MAX_COMPRESSED_LEN, StorePolicy, Verdict};
 use zpool::{PAGE_SIZE, Page, ZPool, ZPoolError};
 
@@ -65,7 +65,6 @@ enum Prepared {
 
 enum Staged {
     Nothing,
-    Same(u64),
     Object { len: usize },
 }
 
@@ -213,6 +212,7 @@ pub struct ZPam {
     pub(crate) stats: Shards,
     pub(crate) algorithm: zcomp::Algorithm,
     pub(crate) policy: StorePolicy,
+    in_place: bool,
 }
 
 impl ZPam {
@@ -223,6 +223,7 @@ impl ZPam {
         stats: Shards,
         algorithm: zcomp::Algorithm,
         policy: StorePolicy,
+        in_place: bool,
     ) -> Self {
         ZPam {
             source,
@@ -232,6 +233,7 @@ impl ZPam {
             stats,
             algorithm,
             policy,
+            in_place,
         }
     }
 
@@ -314,37 +316,51 @@ impl ZPam {
         }
     }
 
-    fn stage(&self, ctx: &mut ZCtx, desc: &ZDesc) -> Result<(), ZError> {
+    /// Under the bucket lock (keeping loads) or with the descriptor already out of tmem
+    /// (exclusive loads): same-filled pages are filled at once; objects are decompressed
+    /// straight from the allocator's memory when [`crate::Config::decompress_in_place`]
+    /// is set, else copied into the context for [`ZPam::finish`].
+    fn stage(&self, ctx: &mut ZCtx, desc: &ZDesc, page: &mut Page) -> Result<LoadStep, ZError> {
         ctx.staged = Staged::Nothing;
         let kind = desc.kind();
-        match kind {
-            DescKind::Object {
-                persistent,
-                len,
-                handle,
-                ..
-            } => {
-                let n = self
-                    .pool(persistent)
-                    .read(handle, &mut ctx.load)
-                    .map_err(|_| ZError::BadHandle)?;
-                if n != len {
-                    return Err(ZError::Corrupt);
+        let DescKind::Object {
+            persistent,
+            len,
+            handle,
+            ..
+        } = kind
+        else {
+            zcomp::fill_page(page, self.word_of(kind).ok_or(ZError::Corrupt)?);
+            return Ok(LoadStep::Done);
+        };
+        let pool = self.pool(persistent);
+        if self.in_place {
+            let (comps, bounce) = (&mut ctx.comps, &mut ctx.load);
+            let mut r = Err(ZError::Corrupt);
+            pool.map_read(handle, bounce, &mut |object| {
+                if object.len() == len {
+                    r = decode_object(comps, object, page).map(|_| ());
                 }
-                ctx.staged = Staged::Object { len };
+            })
+            .map_err(|_| ZError::BadHandle)?;
+            if r.is_err() {
+                self.stats.inc(ctx.shard, C::load_corrupt);
             }
-            _ => ctx.staged = Staged::Same(self.word_of(kind).ok_or(ZError::Corrupt)?),
+            return r.map(|()| LoadStep::Done);
         }
-        Ok(())
+        let n = pool
+            .read(handle, &mut ctx.load)
+            .map_err(|_| ZError::BadHandle)?;
+        if n != len {
+            return Err(ZError::Corrupt);
+        }
+        ctx.staged = Staged::Object { len };
+        Ok(LoadStep::Finish)
     }
 
     fn finish(&self, ctx: &mut ZCtx, page: &mut Page) -> Result<(), ZError> {
         match core::mem::replace(&mut ctx.staged, Staged::Nothing) {
             Staged::Nothing => Err(ZError::Corrupt),
-            Staged::Same(w) => {
-                zcomp::fill_page(page, w);
-                Ok(())
-            }
             Staged::Object { len } => {
                 let r = decode_object(&mut ctx.comps, &ctx.load[..len], page);
                 if r.is_err() {
@@ -426,8 +442,13 @@ impl PamOps for ZPam {
         }
     }
 
-    fn load_stage(&self, ctx: &mut ZCtx, desc: &ZDesc) -> Result<(), ZError> {
-        self.stage(ctx, desc)
+    fn load_stage(
+        &self,
+        ctx: &mut ZCtx,
+        desc: &ZDesc,
+        page: &mut Page,
+    ) -> Result<LoadStep, ZError> {
+        self.stage(ctx, desc, page)
     }
 
     fn load_finish(&self, ctx: &mut ZCtx, page: &mut Page) -> Result<(), ZError> {
@@ -441,10 +462,14 @@ impl PamOps for ZPam {
         desc: ZDesc,
         page: &mut Page,
     ) -> Result<(), ZError> {
-        let staged = self.stage(ctx, &desc);
+        // The descriptor is ours alone now: in place, only the allocator's lock is
+        // held while decompressing.
+        let staged = self.stage(ctx, &desc, page);
         self.free(pool, desc);
-        staged?;
-        self.finish(ctx, page)
+        match staged? {
+            LoadStep::Done => Ok(()),
+            LoadStep::Finish => self.finish(ctx, page),
+        }
     }
 
     fn free(&self, _pool: &PoolInfo, desc: ZDesc) {

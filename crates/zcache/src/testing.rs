@@ -247,6 +247,8 @@ pub struct Setup {
     pub persistent: AllocatorKind,
     /// Frame limit (small, so eviction and writeback happen).
     pub max_frames: usize,
+    /// [`Config::decompress_in_place`].
+    pub decompress_in_place: bool,
 }
 
 impl Default for Setup {
@@ -255,6 +257,7 @@ impl Default for Setup {
             ephemeral: AllocatorKind::Zbud,
             persistent: AllocatorKind::Zsmalloc,
             max_frames: 24,
+            decompress_in_place: false,
         }
     }
 }
@@ -271,6 +274,7 @@ pub fn run(setup: Setup, ops: &[Op]) -> Result<(), String> {
         max_frames: setup.max_frames,
         ephemeral_allocator: setup.ephemeral,
         persistent_allocator: setup.persistent,
+        decompress_in_place: setup.decompress_in_place,
         contexts: 2,
         ..Config::default()
     };

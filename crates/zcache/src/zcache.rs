@@ -186,7 +186,15 @@ impl Zcache {
         let eph = make_pool(config.ephemeral_allocator, limited.clone())?;
         let pers = make_pool(config.persistent_allocator, limited.clone())?;
         let stats = Shards::new(config.contexts).map_err(|_| ZcacheError::NoMemory)?;
-        let pam = ZPam::new(limited, eph, pers, stats, config.compressor, config.policy);
+        let pam = ZPam::new(
+            limited,
+            eph,
+            pers,
+            stats,
+            config.compressor,
+            config.policy,
+            config.decompress_in_place,
+        );
         let mut ctxs = Vec::new();
         ctxs.try_reserve_exact(config.contexts)
             .map_err(|_| ZcacheError::NoMemory)?;

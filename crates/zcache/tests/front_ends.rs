@@ -207,9 +207,16 @@ fn writeback_takes_lru_persistent_pages_and_refused_ones_stay() {
 #[test]
 fn corrupt_pool_bytes_fail_that_page_only() {
     let corpus = Corpus::sample();
-    for pers in AllocatorKind::ALL {
+    for (pers, in_place) in AllocatorKind::ALL
+        .into_iter()
+        .flat_map(|a| [(a, false), (a, true)])
+    {
         let src = Arc::new(CorruptingSource::new(HeapPageSource));
-        let z = Zcache::new(cfg(AllocatorKind::Zbud, pers, usize::MAX), src.clone()).unwrap();
+        let config = Config {
+            decompress_in_place: in_place,
+            ..cfg(AllocatorKind::Zbud, pers, usize::MAX)
+        };
+        let z = Zcache::new(config, src.clone()).unwrap();
         let fs = z.frontswap();
         fs.init(0).unwrap();
         let pages: Vec<usize> = (0..300)
@@ -235,7 +242,10 @@ fn corrupt_pool_bytes_fail_that_page_only() {
                 Err(e) => panic!("{e}"),
             }
         }
-        assert!((1..=2).contains(&errors), "{pers:?}: {errors} pages failed");
+        assert!(
+            (1..=2).contains(&errors),
+            "{pers:?} in place {in_place}: {errors} pages failed"
+        );
         assert!(z.stats().counters.load_corrupt >= 1);
     }
 }

@@ -63,12 +63,16 @@ fn setup() -> impl Strategy<Value = Setup> {
         prop_oneof![Just(AllocatorKind::Zbud), Just(AllocatorKind::Zsmalloc)],
         prop_oneof![Just(AllocatorKind::Zbud), Just(AllocatorKind::Zsmalloc)],
         prop_oneof![Just(12usize), Just(40), Just(usize::MAX)],
+        any::<bool>(),
     )
-        .prop_map(|(ephemeral, persistent, max_frames)| Setup {
-            ephemeral,
-            persistent,
-            max_frames,
-        })
+        .prop_map(
+            |(ephemeral, persistent, max_frames, decompress_in_place)| Setup {
+                ephemeral,
+                persistent,
+                max_frames,
+                decompress_in_place,
+            },
+        )
 }
 
 proptest! {
@@ -98,6 +102,7 @@ fn decoded_byte_sequences_run_clean() {
             ephemeral: AllocatorKind::ALL[round % 2],
             persistent: AllocatorKind::ALL[(round / 2) % 2],
             max_frames: [12, 40, usize::MAX][round % 3],
+            decompress_in_place: round % 5 < 2,
         };
         run(setup, &Op::decode(&bytes)).unwrap();
     }

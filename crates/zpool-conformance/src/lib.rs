@@ -437,6 +437,18 @@ impl<P: ZPool> Interpreter<P> {
             self.ctx(),
             obj.handle
         );
+        // map_read: the same bytes, in place or through a page-sized bounce buffer.
+        let mut bounce = vec![0u8; zpool::PAGE_SIZE];
+        let mut seen = None;
+        let r = self.pool().map_read(obj.handle, &mut bounce, &mut |b| {
+            seen = Some(b == &obj.data[..])
+        });
+        ensure!(
+            r == Ok(()) && seen == Some(true),
+            "{}: map_read of {:?} ({len} bytes) gave {r:?}, bytes equal: {seen:?}",
+            self.ctx(),
+            obj.handle
+        );
         Ok(())
     }
 

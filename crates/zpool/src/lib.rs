@@ -3,7 +3,8 @@
 //!
 //! * [`PageSource`] hands out and takes back 4 KiB page frames. Allocation may fail and
 //!   never blocks. A kernel implements it with a non-sleeping page allocator, a hypervisor
-//!   with its free-page pool, user space with the heap ([`HeapPageSource`]).
+//!   with its free-page pool, user space with the heap ([`HeapPageSource`]), behind
+//!   [`RecyclingSource`] when allocation per frame is costly.
 //! * [`Frame`] is an owned page frame. All `unsafe` frame-memory access of the workspace's
 //!   allocators lives in this crate: allocator crates built on it can
 //!   `#![forbid(unsafe_code)]`.
@@ -20,9 +21,11 @@ extern crate alloc;
 
 mod frame;
 mod pool;
+mod recycle;
 pub mod span;
 mod sync;
 pub mod testing;
 
 pub use frame::{AllocError, Frame, HeapPageSource, PAGE_SIZE, Page, PageSource};
 pub use pool::{EvictOutcome, Handle, PoolStats, ZPool, ZPoolError};
+pub use recycle::RecyclingSource;

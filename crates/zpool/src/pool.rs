@@ -146,6 +146,23 @@ pub trait ZPool: Send + Sync {
     /// The object's length.
     fn object_len(&self, handle: Handle) -> Result<usize, ZPoolError>;
 
+    /// Calls `f` with the object's bytes (the kernel's `zpool_map_handle` for reading):
+    /// in place when the allocator can hand them out without a copy, otherwise copied
+    /// into `bounce` first (a `bounce` of [`PAGE_SIZE`](crate::PAGE_SIZE) bytes always
+    /// suffices). `f` may run under an allocator lock: keep it short (decompress one
+    /// page) and never call back into this pool from it. The default copies with
+    /// [`ZPool::read`] and holds no lock while `f` runs.
+    fn map_read(
+        &self,
+        handle: Handle,
+        bounce: &mut [u8],
+        f: &mut dyn FnMut(&[u8]),
+    ) -> Result<(), ZPoolError> {
+        let n = self.read(handle, bounce)?;
+        f(&bounce[..n]);
+        Ok(())
+    }
+
     /// Allocates an object holding a copy of `data`: `malloc` + `write` in one call.
     /// Allocators override it to take their lock once.
     fn store(&self, data: &[u8]) -> Result<Handle, ZPoolError> {

@@ -664,6 +664,17 @@ impl<S: PageSource> ZPool for ZsPool<S> {
         Ok(loc.len)
     }
 
+    /// In place for an object inside one frame, under its class lock (see
+    /// [`ZsPool::read_with`]).
+    fn map_read(
+        &self,
+        handle: Handle,
+        bounce: &mut [u8],
+        f: &mut dyn FnMut(&[u8]),
+    ) -> Result<(), ZPoolError> {
+        self.read_with(handle, bounce, f)
+    }
+
     fn object_len(&self, handle: Handle) -> Result<usize, ZPoolError> {
         let (class, idx, generation) = self.split(handle)?;
         let inner = class.inner.lock();
