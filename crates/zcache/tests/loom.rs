@@ -12,10 +12,19 @@ use zpool::HeapPageSource;
 use zpool::testing::CountingSource;
 
 fn zcache(src: Arc<CountingSource<HeapPageSource>>) -> Arc<Zcache> {
+    zcache_with(src, false)
+}
+
+fn zcache_with(src: Arc<CountingSource<HeapPageSource>>, in_place: bool) -> Arc<Zcache> {
     let cfg = Config {
+        decompress_in_place: in_place,
         ephemeral_allocator: AllocatorKind::Zbud,
         persistent_allocator: AllocatorKind::Zsmalloc,
         contexts: 2,
+        // Deterministic (loom replays each execution exactly; a stack address is not
+        // stable across them). Both threads start at context 0: the busy-context
+        // fallback is exercised.
+        context_hint: || 0,
         ..Config::default()
     };
     Arc::new(Zcache::new(cfg, src).unwrap())
@@ -27,9 +36,20 @@ const FILE: zcache::Oid = zcache::Oid::new(9, 0, 0);
 /// load returns the page or a miss, never other bytes; nothing leaks.
 #[test]
 fn eviction_races_load_and_invalidate() {
-    loom::model(|| {
+    eviction_races_load_and_invalidate_with(false);
+}
+
+/// The same, with loads decompressing in place (bucket lock and allocator lock held
+/// across decompression).
+#[test]
+fn eviction_races_in_place_load_and_invalidate() {
+    eviction_races_load_and_invalidate_with(true);
+}
+
+fn eviction_races_load_and_invalidate_with(in_place: bool) {
+    loom::model(move || {
         let src = Arc::new(CountingSource::new(HeapPageSource));
-        let z = zcache(src.clone());
+        let z = zcache_with(src.clone(), in_place);
         let pool = z.cleancache().init_fs().unwrap();
         z.cleancache().put_page(pool, FILE, 1, &test_page(11));
         z.cleancache().put_page(pool, FILE, 2, &test_page(12));
@@ -103,6 +123,40 @@ fn destroy_races_store() {
         assert_eq!(out, test_page(21));
         z.frontswap().invalidate_area(0).unwrap();
         assert_eq!(z.stats().counters.stored_pages, 0);
+        drop(z);
+        assert_eq!(src.live(), 0);
+    });
+}
+
+/// A keeping frontswap load decompressing in place (bucket lock, then zsmalloc's class
+/// lock, held across decompression) racing compaction, which moves objects under the
+/// class lock, and an invalidate of a neighbour: the load sees its own page, whole.
+#[test]
+fn in_place_load_races_compaction() {
+    // Compaction walks every class lock: raise loom's per-execution branch cap.
+    let mut model = loom::model::Builder::new();
+    model.max_branches = 100_000;
+    model.check(|| {
+        let src = Arc::new(CountingSource::new(HeapPageSource));
+        let z = zcache_with(src.clone(), true);
+        let fs = z.frontswap();
+        fs.init(0).unwrap();
+        for i in 0..3u64 {
+            fs.store(0, i, &test_page(20 + i as u32)).unwrap();
+        }
+        fs.invalidate_page(0, 0).unwrap();
+        let z2 = z.clone();
+        let compactor = thread::spawn(move || {
+            z2.compact();
+        });
+        let mut out = [0u8; 4096];
+        assert!(z.frontswap().load(0, 2, &mut out).unwrap());
+        assert_eq!(out, test_page(22));
+        z.frontswap().invalidate_page(0, 1).unwrap();
+        compactor.join().unwrap();
+        assert!(z.frontswap().load(0, 2, &mut out).unwrap());
+        assert_eq!(out, test_page(22));
+        z.frontswap().invalidate_area(0).unwrap();
         drop(z);
         assert_eq!(src.live(), 0);
     });
