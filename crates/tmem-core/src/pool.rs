@@ -386,6 +386,54 @@ impl<D> Pool<D> {
         }
     }
 
+    /// Takes (oid, index) out of the pool only if it still maps to `expected`, and
+    /// hands the descriptor to the caller, who now owns it (and must free it, or put it
+    /// back with [`Pool::restore_if_absent`]). Writeback's primitive: the check and the
+    /// removal happen under the bucket lock, so a newer store of the key is never taken.
+    pub(crate) fn compare_and_take<P: PamOps<Desc = D>>(
+        &self,
+        pam: &P,
+        oid: Oid,
+        index: Index,
+        expected: &D,
+    ) -> Result<Option<D>, TmemError<P::Error>>
+    where
+        D: PartialEq,
+    {
+        let mut b = self.bucket(&oid).lock();
+        if self.is_dead() {
+            return Err(TmemError::PoolDestroyed);
+        }
+        if b.get(&oid, index) == Some(expected) {
+            Ok(b.remove(pam, &self.info, &oid, index))
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// Puts a descriptor taken by [`Pool::compare_and_take`] back, only if the key holds
+    /// nothing now (a newer store, which must win, may have filled it meanwhile).
+    /// `None`: it is back in the pool. `Some(desc)`: it was not put back (the key is
+    /// taken, the pool is dead, or metadata memory ran out); the caller frees it.
+    pub(crate) fn restore_if_absent<P: PamOps<Desc = D>>(
+        &self,
+        pam: &P,
+        oid: Oid,
+        index: Index,
+        desc: D,
+    ) -> Option<D> {
+        let mut b = self.bucket(&oid).lock();
+        if self.is_dead() || b.get(&oid, index).is_some() {
+            return Some(desc);
+        }
+        match b.insert(pam, &self.info, oid, index, desc) {
+            Ok(None) => None,
+            // Cannot happen (the key was empty under this lock); keep the newer copy.
+            Ok(Some(old)) => Some(old),
+            Err((desc, _)) => Some(desc),
+        }
+    }
+
     pub(crate) fn invalidate_object<P: PamOps<Desc = D>>(
         &self,
         pam: &P,

@@ -399,6 +399,36 @@ impl<P: PamOps> Tmem<P> {
             .compare_and_invalidate(&self.pam, oid, index, expected)
     }
 
+    /// Takes (pool, oid, index) out of tmem only if it still maps to `expected`, and
+    /// returns the descriptor: the caller owns it and must either free it with
+    /// [`PamOps::free`] or put it back with [`Tmem::restore_if_absent_in`]. The check
+    /// and the removal are one step under the bucket lock (writeback's primitive: a key
+    /// stored again meanwhile is never taken). `Ok(None)`: the key no longer maps to
+    /// `expected`.
+    pub fn compare_and_take_in(
+        &self,
+        pool: &PoolHandle<P::Desc>,
+        oid: Oid,
+        index: Index,
+        expected: &P::Desc,
+    ) -> TmemResult<Option<P::Desc>, P> {
+        pool.pool.compare_and_take(&self.pam, oid, index, expected)
+    }
+
+    /// Puts back a descriptor that [`Tmem::compare_and_take_in`] took, only if the key
+    /// holds nothing now: a store made meanwhile is newer and wins. `None`: it is back;
+    /// `Some(desc)`: it was not put back (key taken, pool destroyed, or no metadata
+    /// memory), and the caller frees it.
+    pub fn restore_if_absent_in(
+        &self,
+        pool: &PoolHandle<P::Desc>,
+        oid: Oid,
+        index: Index,
+        desc: P::Desc,
+    ) -> Option<P::Desc> {
+        pool.pool.restore_if_absent(&self.pam, oid, index, desc)
+    }
+
     /// [`Tmem::invalidate_object`] through a handle.
     pub fn invalidate_object_in(&self, pool: &PoolHandle<P::Desc>, oid: Oid) -> TmemResult<u64, P> {
         pool.pool.invalidate_object(&self.pam, oid)

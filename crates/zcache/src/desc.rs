@@ -5,13 +5,18 @@
 //!                7 same-filled word from the fill table (0 and 5 never occur)
 //!  60      allocator: 0 ephemeral pool's, 1 persistent pool's
 //!  59..48  object length in the allocator (header + compressed bytes, < 4096)
-//!  47..0   allocator handle (zpool::Handle, non-zero, < 2^48)
-//!          or, for same-filled pages, the byte / the fill-table index
+//!  47..32  zero
+//!  31..0   the object's LRU node id (see `lru.rs`: the node holds the allocator
+//!          handle and the referenced bit), or, for same-filled pages, the byte / the
+//!          fill-table index
 //! ```
 //! Eight bytes with a niche (the kind is never 0), so a tree leaf slot stays 8 bytes.
+//! A descriptor names the node, not the handle: the node is the object's identity in
+//! zcache, so the LRU finds a page from its descriptor in O(1), and a reclaimer's
+//! descriptor can only match the object it isolated (node ids are not reused while a
+//! reclaimer holds one).
 
 use core::num::NonZeroU64;
-use zpool::Handle;
 
 /// A zcache page descriptor.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -28,8 +33,8 @@ pub enum DescKind {
         persistent: bool,
         /// Object length in the allocator.
         len: usize,
-        /// Allocator handle.
-        handle: Handle,
+        /// LRU node id (the node holds the allocator handle).
+        node: u32,
     },
     /// A page of one repeated byte.
     SameByte(u8),
@@ -50,14 +55,14 @@ pub const MAX_OBJECT_LEN: usize = LEN_MASK as usize;
 
 impl ZDesc {
     /// A compressed object's descriptor; `None` if a field does not fit.
-    pub fn object(alg: u8, persistent: bool, len: usize, handle: Handle) -> Option<ZDesc> {
+    pub fn object(alg: u8, persistent: bool, len: usize, node: u32) -> Option<ZDesc> {
         if !(1..=4).contains(&alg) || len > MAX_OBJECT_LEN {
             return None;
         }
         let raw = (u64::from(alg) << KIND_SHIFT)
             | if persistent { POOL_BIT } else { 0 }
             | ((len as u64) << LEN_SHIFT)
-            | handle.to_raw();
+            | u64::from(node);
         NonZeroU64::new(raw).map(ZDesc)
     }
 
@@ -86,9 +91,7 @@ impl ZDesc {
                 alg: alg as u8,
                 persistent: raw & POOL_BIT != 0,
                 len: ((raw >> LEN_SHIFT) & LEN_MASK) as usize,
-                // The constructor only takes valid handles, so the low bits are one.
-                handle: Handle::from_raw(raw & LOW_MASK)
-                    .unwrap_or(Handle::from_raw(1).expect("1 is a valid handle")),
+                node: raw as u32,
             },
         }
     }
@@ -106,7 +109,7 @@ mod tests {
 
     #[test]
     fn round_trips() {
-        let h = Handle::from_raw((1 << 48) - 1).unwrap();
+        let h = u32::MAX;
         let d = ZDesc::object(4, true, 4095, h).unwrap();
         assert_eq!(
             d.kind(),
@@ -114,10 +117,10 @@ mod tests {
                 alg: 4,
                 persistent: true,
                 len: 4095,
-                handle: h
+                node: h
             }
         );
-        let h = Handle::from_raw(1).unwrap();
+        let h = 0;
         let d = ZDesc::object(1, false, 0, h).unwrap();
         assert_eq!(
             d.kind(),
@@ -125,7 +128,7 @@ mod tests {
                 alg: 1,
                 persistent: false,
                 len: 0,
-                handle: h
+                node: h
             }
         );
         assert!(ZDesc::object(0, false, 1, h).is_none());

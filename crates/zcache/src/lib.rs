@@ -48,11 +48,14 @@ mod desc;
 mod frontswap;
 pub mod header;
 mod host;
+mod lru;
 mod pam;
+mod reclaim;
 mod source;
 mod stats;
 mod sync;
 pub mod testing;
+pub mod writeback;
 mod zcache;
 
 pub use cleancache::{Cleancache, file_key_from_handle, file_key_from_inode};
@@ -64,7 +67,10 @@ pub use frontswap::{FRONTSWAP_TAG, Frontswap, MAX_SWAP_TYPES, swap_key, swap_key
 pub use pam::{ZCtx, ZError, ZPam};
 pub use stats::Counters;
 pub use tmem_core::{Oid, PoolId};
-pub use zcache::{ShrinkOutcome, Stats, Writeback, Zcache, ZcacheError};
+pub use reclaim::ReclaimOutcome;
+pub use tmem_core::{LoadMode, PoolInfo, PoolKind, StoreOutcome};
+pub use writeback::{SlotClaim, Writeback};
+pub use zcache::{Stats, Zcache, ZcacheError};
 pub use zpool::{PAGE_SIZE, Page};
 
 impl Zcache {

@@ -12,6 +12,7 @@ use zpool::{PAGE_SIZE, Page, ZPool, ZPoolError};
 
 use crate::desc::{DescKind, MAX_OBJECT_LEN, ZDesc};
 use crate::header::{self, MAX_HEADER};
+use crate::lru::Lru;
 use crate::source::LimitedSource;
 use crate::stats::{C, Shards};
 use crate::sync::Mutex;
@@ -38,6 +39,9 @@ pub enum ZError {
     /// The allocator rejected a handle (never expected: a descriptor outlived its
     /// object).
     BadHandle,
+    /// Every compression context was busy: more callers at once than
+    /// [`crate::Config::contexts`]. A store refuses rather than wait.
+    Busy,
 }
 
 impl core::fmt::Display for ZError {
@@ -51,6 +55,7 @@ impl core::fmt::Display for ZError {
             ZError::Corrupt => "stored page is corrupt",
             ZError::Unavailable => "compression algorithm unavailable",
             ZError::BadHandle => "allocator rejected a handle",
+            ZError::Busy => "every compression context is busy",
         })
     }
 }
@@ -208,6 +213,9 @@ pub struct ZPam {
     pub(crate) source: Arc<LimitedSource>,
     pub(crate) eph: Box<dyn ZPool>,
     pub(crate) pers: Box<dyn ZPool>,
+    /// The LRU of each pool kind's compressed pages (zcache's, not the allocators').
+    pub(crate) eph_lru: Lru,
+    pub(crate) pers_lru: Lru,
     fill: Mutex<FillTable>,
     pub(crate) stats: Shards,
     pub(crate) algorithm: zcomp::Algorithm,
@@ -224,11 +232,14 @@ impl ZPam {
         algorithm: zcomp::Algorithm,
         policy: StorePolicy,
         in_place: bool,
+        lrus: (Lru, Lru),
     ) -> Self {
         ZPam {
             source,
             eph,
             pers,
+            eph_lru: lrus.0,
+            pers_lru: lrus.1,
             fill: Mutex::new(FillTable::default()),
             stats,
             algorithm,
@@ -239,6 +250,22 @@ impl ZPam {
 
     pub(crate) fn pool(&self, persistent: bool) -> &dyn ZPool {
         if persistent { &*self.pers } else { &*self.eph }
+    }
+
+    pub(crate) fn lru(&self, persistent: bool) -> &Lru {
+        if persistent {
+            &self.pers_lru
+        } else {
+            &self.eph_lru
+        }
+    }
+
+    /// The allocator handle behind an object descriptor's node.
+    pub(crate) fn handle_of(&self, persistent: bool, node: u32) -> Result<zpool::Handle, ZError> {
+        self.lru(persistent)
+            .node(node)
+            .and_then(|n| n.handle())
+            .ok_or(ZError::BadHandle)
     }
 
     pub(crate) fn fill_table_bytes(&self) -> usize {
@@ -326,13 +353,17 @@ impl ZPam {
         let DescKind::Object {
             persistent,
             len,
-            handle,
+            node,
             ..
         } = kind
         else {
             zcomp::fill_page(page, self.word_of(kind).ok_or(ZError::Corrupt)?);
             return Ok(LoadStep::Done);
         };
+        let n = self.lru(persistent).node(node).ok_or(ZError::BadHandle)?;
+        let handle = n.handle().ok_or(ZError::BadHandle)?;
+        // Second chance: the LRU scan rotates a referenced page once before evicting it.
+        n.mark();
         let pool = self.pool(persistent);
         if self.in_place {
             let (comps, bounce) = (&mut ctx.comps, &mut ctx.load);
@@ -421,7 +452,14 @@ impl PamOps for ZPam {
                     ZPoolError::TooLarge { .. } => ZError::TooLarge,
                     _ => ZError::BadHandle,
                 })?;
-                match ZDesc::object(alg, persistent, end - start, handle) {
+                let node = match self.lru(persistent).insert(handle) {
+                    Ok(id) => id,
+                    Err(_) => {
+                        let _ = zp.free(handle);
+                        return Err(ZError::NoMemory);
+                    }
+                };
+                match ZDesc::object(alg, persistent, end - start, node) {
                     Some(d) => {
                         self.stats.inc(ctx.shard, C::stored_pages);
                         self.stats.add(ctx.shard, C::zbytes, (end - start) as i64);
@@ -434,6 +472,7 @@ impl PamOps for ZPam {
                     }
                     None => {
                         let _ = zp.free(handle);
+                        self.lru(persistent).remove(node);
                         Err(ZError::TooLarge)
                     }
                 }
@@ -479,7 +518,7 @@ impl PamOps for ZPam {
             DescKind::Object {
                 persistent,
                 len,
-                handle,
+                node,
                 ..
             } => {
                 self.stats.add(shard, C::zbytes, -(len as i64));
@@ -487,9 +526,14 @@ impl PamOps for ZPam {
                     self.stats.add(shard, C::pers_zpages, -1);
                     self.stats.add(shard, C::pers_zbytes, -(len as i64));
                 }
-                if self.pool(persistent).free(handle).is_err() {
+                let freed = self
+                    .handle_of(persistent, node)
+                    .map(|h| self.pool(persistent).free(h).is_ok());
+                if freed != Ok(true) {
                     self.stats.inc(shard, C::free_errors);
                 }
+                // After the allocator's free: a reclaimer holding the node sees it dead.
+                self.lru(persistent).remove(node);
             }
             DescKind::SameByte(_) => self.stats.add(shard, C::same_filled_pages, -1),
             DescKind::SameWord(i) => {

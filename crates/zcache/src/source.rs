@@ -57,6 +57,19 @@ impl LimitedSource {
     pub(crate) fn is_full(&self) -> bool {
         self.full.load(Ordering::Relaxed)
     }
+
+    /// Whether an allocation now would pass the limit (not in the hysteresis, below
+    /// the maximum).
+    pub(crate) fn can_accept(&self) -> bool {
+        !self.is_full() && self.held() < self.max
+    }
+
+    /// Whether an allocation could pass the limit once `frames` more were freed: the
+    /// test a store makes before it evicts, so it never evicts only to be refused.
+    pub(crate) fn could_accept_after(&self, frames: usize) -> bool {
+        let cap = if self.is_full() { self.accept } else { self.max };
+        self.held().saturating_sub(frames) < cap
+    }
     pub(crate) fn limit_hits(&self) -> u64 {
         self.limit_hits.load(Ordering::Relaxed)
     }

@@ -97,6 +97,17 @@ counters! {
     evict_corrupt,
     /// Frees the allocator refused (a descriptor with a stale handle: never expected).
     free_errors,
+    /// Stores refused because every compression context was busy.
+    reject_busy,
+    /// Referenced pages the LRU scan rotated to the head (second chances given).
+    lru_rotations,
+    /// Writebacks abandoned because the host could not claim the slot.
+    writeback_busy,
+    /// Writebacks abandoned because the slot no longer held the picked page when it
+    /// was claimed (invalidated, perhaps reused): nothing was written.
+    writeback_raced,
+    /// Persistent LRU pages with no swap slot to write to (host-made pools).
+    writeback_no_slot,
 }
 
 /// Sharded counters.

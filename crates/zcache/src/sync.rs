@@ -39,10 +39,6 @@ mod imp {
         }
     }
 
-    #[inline]
-    pub(crate) fn spin_hint() {
-        core::hint::spin_loop();
-    }
 }
 
 #[cfg(loom)]
@@ -78,9 +74,6 @@ mod imp {
         }
     }
 
-    pub(crate) fn spin_hint() {
-        loom::thread::yield_now();
-    }
 }
 
 pub(crate) use imp::*;

@@ -17,7 +17,7 @@ use zpool::testing::{CountingSource, FailMode, FailingSource};
 use zpool::{HeapPageSource, PAGE_SIZE, Page};
 
 use crate::sync::Mutex;
-use crate::{AllocatorKind, Config, Writeback, Zcache};
+use crate::{AllocatorKind, Config, SlotClaim, Writeback, Zcache};
 
 /// A test page for `seed`: zero, same-filled, incompressible or compressible (of varying
 /// size), deterministically.
@@ -53,18 +53,26 @@ pub fn test_page(seed: u32) -> Page {
     p
 }
 
-/// A writeback target that records every page it accepts and refuses slots whose
-/// offset is a multiple of 5.
+/// A writeback target that records every page it accepts, refuses to write slots whose
+/// offset is a multiple of 5 and refuses to claim slots whose offset is a multiple of
+/// 7. It checks the protocol: every write and release is for a live claim, and every
+/// claim is released exactly once.
 pub struct RecordingWriteback {
     // Pages on the heap: a host's writeback runs on the storing thread's stack (16 KiB
     // in a kernel), so it must not move pages around by value.
     log: Mutex<BTreeMap<(u32, u64), Vec<u8>>>,
+    claims: Mutex<BTreeMap<u64, (u32, u64)>>,
+    next: Mutex<u64>,
+    violations: Mutex<Vec<String>>,
 }
 
 impl Default for RecordingWriteback {
     fn default() -> Self {
         RecordingWriteback {
             log: Mutex::new(BTreeMap::new()),
+            claims: Mutex::new(BTreeMap::new()),
+            next: Mutex::new(1),
+            violations: Mutex::new(Vec::new()),
         }
     }
 }
@@ -85,15 +93,49 @@ impl RecordingWriteback {
     pub fn forget(&self, swap_type: u32, offset: u64) {
         self.log.lock().remove(&(swap_type, offset));
     }
+    /// Protocol violations seen (write or release of an unknown claim, a claim never
+    /// released); empty when zcache kept the protocol.
+    pub fn violations(&self) -> Vec<String> {
+        let mut v = self.violations.lock().clone();
+        for (t, c) in self.claims.lock().iter() {
+            v.push(format!("claim {t} on {c:?} never released"));
+        }
+        v
+    }
+    fn check(&self, claim: &SlotClaim, what: &str) {
+        let ok = self.claims.lock().get(&claim.token) == Some(&(claim.swap_type, claim.offset));
+        if !ok {
+            self.violations
+                .lock()
+                .push(format!("{what} of an unknown claim {claim:?}"));
+        }
+    }
 }
 
 impl Writeback for RecordingWriteback {
-    fn write_page(&self, swap_type: u32, offset: u64, page: &Page) -> bool {
-        if offset.is_multiple_of(5) {
+    fn claim(&self, swap_type: u32, offset: u64) -> Option<u64> {
+        if offset.is_multiple_of(7) {
+            return None;
+        }
+        let mut n = self.next.lock();
+        let token = *n;
+        *n += 1;
+        self.claims.lock().insert(token, (swap_type, offset));
+        Some(token)
+    }
+    fn write(&self, claim: &SlotClaim, page: &Page) -> bool {
+        self.check(claim, "write");
+        if claim.offset.is_multiple_of(5) {
             return false;
         }
-        self.log.lock().insert((swap_type, offset), page.to_vec());
+        self.log
+            .lock()
+            .insert((claim.swap_type, claim.offset), page.to_vec());
         true
+    }
+    fn release(&self, claim: SlotClaim, _written: bool) {
+        self.check(&claim, "release");
+        self.claims.lock().remove(&claim.token);
     }
 }
 
@@ -187,6 +229,16 @@ pub enum Op {
         /// Target frames.
         target: u8,
     },
+    /// The host's reclaim worker: `Zcache::reclaim(budget)`.
+    Reclaim {
+        /// Pages.
+        budget: u8,
+    },
+    /// A kernel shrinker: count, then scan `nr` pages.
+    ShrinkerScan {
+        /// Pages to scan.
+        nr: u8,
+    },
     /// Compact both allocators.
     Compact,
     /// Page source failure mode: 0 never, 1 every 3rd, 2 random 30 %, 3 always.
@@ -226,9 +278,11 @@ impl Op {
                     11 => Op::CcGet { fs, file, index },
                     12 => Op::CcInvalidatePage { fs, file, index },
                     13 => Op::CcInvalidateInode { fs, file },
-                    14 => match b[4] % 3 {
+                    14 => match b[4] % 5 {
                         0 => Op::Shrink { target: b[5] },
                         1 => Op::Compact,
+                        2 => Op::Reclaim { budget: b[5] % 32 },
+                        3 => Op::ShrinkerScan { nr: b[5] % 32 },
                         _ => Op::CcInvalidateFs { fs },
                     },
                     _ => Op::FailFrames { mode: b[4] % 4 },
@@ -482,6 +536,21 @@ fn run_on(z: &Zcache, src: &Src, wb: &RecordingWriteback, ops: &[Op]) -> Result<
             Op::Shrink { target } => {
                 z.shrink(usize::from(target));
             }
+            Op::Reclaim { budget } => {
+                let o = z.reclaim(usize::from(budget));
+                if o.evicted_pages + o.written_back_pages > usize::from(budget) {
+                    return Err(ctxt(&format!("reclaim over its budget: {o:?}")));
+                }
+            }
+            Op::ShrinkerScan { nr } => {
+                let count = z.shrinker_count();
+                let freed = z.shrinker_scan(usize::from(nr));
+                if freed > usize::from(nr) || freed > count {
+                    return Err(ctxt(&format!(
+                        "shrinker freed {freed} (count {count}, nr_to_scan {nr})"
+                    )));
+                }
+            }
             Op::Compact => {
                 z.compact();
             }
@@ -494,6 +563,10 @@ fn run_on(z: &Zcache, src: &Src, wb: &RecordingWriteback, ops: &[Op]) -> Result<
                 },
                 _ => FailMode::Always,
             }),
+        }
+        let v = wb.violations();
+        if !v.is_empty() {
+            return Err(ctxt(&format!("writeback protocol: {v:?}")));
         }
         let st = z.stats();
         if st.pool_frames > z.config().max_frames {

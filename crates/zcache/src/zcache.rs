@@ -8,7 +8,7 @@ use crossbeam_utils::CachePadded;
 use hashbrown::HashMap;
 
 use tmem_core::{
-    ClientId, Index, Key, LoadMode, Oid, PoolHandle, PoolId, PoolInfo, PoolKind, StoreOutcome,
+    ClientId, Index, Key, LoadMode, Oid, PoolHandle, PoolId, PoolInfo, StoreOutcome,
     Tmem, TmemError,
 };
 use zbud::ZBud;
@@ -17,21 +17,12 @@ use zsmalloc::ZsPool;
 
 use crate::config::{AllocatorKind, Config};
 use crate::desc::ZDesc;
-use crate::frontswap::swap_key_of;
-use crate::pam::{ZCtx, ZError, ZPam, decode_object};
+use crate::lru::Lru;
+use crate::pam::{ZCtx, ZError, ZPam};
 use crate::source::LimitedSource;
 use crate::stats::{C, Counters, Shards};
-use crate::sync::{Mutex, MutexGuard, RwLock, spin_hint};
-
-/// The host's swap device, for writeback of persistent pages.
-pub trait Writeback: Send + Sync {
-    /// Writes one page to swap slot (`swap_type`, `offset`). `true` means the host has
-    /// taken the page (zcache then drops its copy and later loads of that slot miss, so
-    /// the host reads its device); `false` means it refused, and zcache keeps the page
-    /// loadable. Called with no zcache or tmem lock held, possibly from a store (so in
-    /// the store's context: it must not sleep if the store may not).
-    fn write_page(&self, swap_type: u32, offset: u64, page: &Page) -> bool;
-}
+use crate::sync::{Mutex, MutexGuard, RwLock};
+use crate::writeback::Writeback;
 
 /// Why a zcache operation failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -101,17 +92,10 @@ pub struct Stats {
     pub host_alloc_fail: u64,
     /// Whether the limit's hysteresis is currently refusing frames.
     pub limit_full: bool,
-}
-
-/// What [`Zcache::shrink`] achieved.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ShrinkOutcome {
-    /// Frames given back to the page source.
-    pub frames_freed: usize,
-    /// Ephemeral pages evicted.
-    pub evicted_pages: usize,
-    /// Persistent pages accepted by writeback.
-    pub written_back_pages: usize,
+    /// Ephemeral pages on zcache's LRU.
+    pub eph_lru_len: usize,
+    /// Persistent pages on zcache's LRU.
+    pub pers_lru_len: usize,
 }
 
 /// One swap type's pool, in its own cache line: stores to different swap devices never
@@ -126,8 +110,10 @@ pub(crate) type SwapSlot = CachePadded<RwLock<Option<PoolHandle<ZDesc>>>>;
 pub struct Zcache {
     pub(crate) tmem: Tmem<ZPam>,
     ctxs: Box<[CachePadded<Mutex<ZCtx>>]>,
+    /// The reclaimer's own context (one reclaimer at a time, try-locked).
+    pub(crate) reclaim_ctx: Mutex<ZCtx>,
     pub(crate) config: Config,
-    writeback: Option<Arc<dyn Writeback>>,
+    pub(crate) writeback: Option<Arc<dyn Writeback>>,
     /// Cleancache mounts: the client created for each mount -> its pool.
     pub(crate) mounts: RwLock<HashMap<ClientId, PoolId>>,
     pub(crate) swap_client: ClientId,
@@ -185,7 +171,12 @@ impl Zcache {
         ));
         let eph = make_pool(config.ephemeral_allocator, limited.clone())?;
         let pers = make_pool(config.persistent_allocator, limited.clone())?;
-        let stats = Shards::new(config.contexts).map_err(|_| ZcacheError::NoMemory)?;
+        // One shard per context, one for the reclaimer.
+        let stats = Shards::new(config.contexts + 1).map_err(|_| ZcacheError::NoMemory)?;
+        let lrus = (
+            Lru::new().map_err(|_| ZcacheError::NoMemory)?,
+            Lru::new().map_err(|_| ZcacheError::NoMemory)?,
+        );
         let pam = ZPam::new(
             limited,
             eph,
@@ -194,6 +185,7 @@ impl Zcache {
             config.compressor,
             config.policy,
             config.decompress_in_place,
+            lrus,
         );
         let mut ctxs = Vec::new();
         ctxs.try_reserve_exact(config.contexts)
@@ -202,6 +194,9 @@ impl Zcache {
             let c = ZCtx::new(i, config.compressor).map_err(ZcacheError::Backend)?;
             ctxs.push(CachePadded::new(Mutex::new(c)));
         }
+        let reclaim_ctx = Mutex::new(
+            ZCtx::new(config.contexts, config.compressor).map_err(ZcacheError::Backend)?,
+        );
         let tmem = Tmem::new(pam);
         let swap_client = tmem.new_client()?;
         let mut swap = Vec::new();
@@ -213,6 +208,7 @@ impl Zcache {
         Ok(Zcache {
             tmem,
             ctxs: ctxs.into_boxed_slice(),
+            reclaim_ctx,
             config,
             writeback,
             mounts: RwLock::new(HashMap::new()),
@@ -234,17 +230,30 @@ impl Zcache {
     /// A compression context: the first free one, starting at the one
     /// [`Config::context_hint`] picks, so a caller keeps using the same context (its
     /// tables stay in that CPU's cache) and concurrent callers spread over the
-    /// contexts without a shared counter.
-    pub(crate) fn ctx(&self) -> MutexGuard<'_, ZCtx> {
+    /// contexts without a shared counter. Never waits: each context is tried once.
+    /// A context is an owned token, not a lock anyone waits on (nobody spins on a busy
+    /// one), so holding it across the allocator's `alloc_frame` cannot deadlock, as
+    /// zswap holds its per-CPU acomp context across zpool_malloc.
+    pub(crate) fn try_ctx(&self) -> Option<MutexGuard<'_, ZCtx>> {
         let n = self.ctxs.len();
         let start = (self.config.context_hint)() % n;
-        loop {
-            for i in 0..n {
-                if let Some(g) = self.ctxs[(start + i) % n].try_lock() {
-                    return g;
-                }
+        (0..n).find_map(|i| self.ctxs[(start + i) % n].try_lock())
+    }
+
+    /// A context for a load: a free one, or else a temporary one built for this call
+    /// (more concurrent callers than [`Config::contexts`]: a load must not fail for
+    /// that, and must not wait either).
+    fn load_ctx(&self) -> Result<CtxRef<'_>, ZcacheError> {
+        match self.try_ctx() {
+            Some(g) => Ok(CtxRef::Shared(g)),
+            None => {
+                let c = ZCtx::new(self.config.contexts, self.config.compressor)
+                    .map_err(ZcacheError::Backend)?;
+                let mut v = Vec::new();
+                v.try_reserve_exact(1).map_err(|_| ZcacheError::NoMemory)?;
+                v.push(c);
+                Ok(CtxRef::Temporary(v))
             }
-            spin_hint();
         }
     }
 
@@ -263,25 +272,34 @@ impl Zcache {
             oid,
             index,
         };
-        let mut g = self.ctx();
-        let ctx = &mut *g;
         let pam = self.tmem.pam();
+        let Some(mut g) = self.try_ctx() else {
+            // More callers than contexts: refuse rather than wait (a store may fail),
+            // and drop any older copy (no stale data).
+            let _ = self.tmem.invalidate_page_in(pool, oid, index);
+            pam.stats.inc(self.config.contexts, C::reject_busy);
+            return Err(ZcacheError::Backend(ZError::Busy));
+        };
+        let ctx = &mut *g;
         if let Err(e) = pam.prepare(ctx, &key, info.kind, page) {
             // Refused before tmem saw it: still drop any older copy (no stale data).
             let _ = self.tmem.invalidate_page_in(pool, oid, index);
             return Err(ZcacheError::Backend(e));
         }
-        let mut reclaimed = 0;
+        let budget = self.config.max_reclaim_per_store;
+        let mut evicted = 0;
         let result = loop {
             match self.tmem.store_in(ctx, pool, oid, index, page) {
                 Err(TmemError::Backend(ZError::NoFrame)) => {
-                    if reclaimed >= self.config.max_reclaim_per_store
-                        || !self.reclaim_for(ctx, info.kind)
+                    // Bounded synchronous reclaim: a few ephemeral pages, only when
+                    // that can let this store in; the rest is the worker's.
+                    if evicted >= budget
+                        || !self.reclaim_for_store(ctx, info.kind, budget - evicted)
                     {
                         pam.stats.inc(ctx.shard, C::reject_alloc_fail);
                         break Err(ZcacheError::Backend(ZError::NoFrame));
                     }
-                    reclaimed += 1;
+                    evicted += 1;
                 }
                 Err(TmemError::NoMemory) => {
                     pam.stats.inc(ctx.shard, C::reject_no_memory);
@@ -309,8 +327,8 @@ impl Zcache {
         page: &mut Page,
         mode: LoadMode,
     ) -> Result<bool, ZcacheError> {
-        let mut g = self.ctx();
-        let ctx = &mut *g;
+        let mut c = self.load_ctx()?;
+        let ctx = c.get();
         let r = self.tmem.load_from(ctx, pool, oid, index, page, mode);
         let stats = &self.tmem.pam().stats;
         match r {
@@ -319,159 +337,6 @@ impl Zcache {
             Err(_) => {}
         }
         Ok(r?)
-    }
-
-    /// One round of reclaim for a store of `kind` that found no frame: an ephemeral store
-    /// eats its own tail (the LRU ephemeral frame); a persistent store steals an
-    /// ephemeral frame, or else writes back its own LRU pages. Persistent data is never
-    /// evicted except through writeback. Returns whether a frame was freed.
-    fn reclaim_for(&self, ctx: &mut ZCtx, kind: PoolKind) -> bool {
-        let stats = &self.tmem.pam().stats;
-        let shard = ctx.shard;
-        let freed_eph = self.evict_ephemeral(ctx).frames_freed > 0;
-        match kind {
-            PoolKind::Ephemeral => {
-                stats.inc(
-                    shard,
-                    if freed_eph {
-                        C::eph_ate_tail
-                    } else {
-                        C::eph_ate_tail_failed
-                    },
-                );
-                if !freed_eph {
-                    stats.inc(shard, C::reject_reclaim_fail);
-                }
-                freed_eph
-            }
-            PoolKind::Persistent => {
-                stats.inc(
-                    shard,
-                    if freed_eph {
-                        C::pers_ate_eph
-                    } else {
-                        C::pers_ate_eph_failed
-                    },
-                );
-                if freed_eph {
-                    return true;
-                }
-                let ok = self.writeback_lru(ctx).frames_freed > 0;
-                if !ok {
-                    stats.inc(shard, C::reject_reclaim_fail);
-                }
-                ok
-            }
-        }
-    }
-
-    /// Evicts the least recently used ephemeral frame (up to a few tries).
-    fn evict_ephemeral(&self, ctx: &mut ZCtx) -> ShrinkOutcome {
-        let pam = self.tmem.pam();
-        let shard = ctx.shard;
-        let scratch = &mut ctx.evict;
-        let mut evicted = 0usize;
-        let r = pam.eph.evict_lru(4, &mut |h| {
-            let Ok(n) = pam.eph.read(h, &mut scratch.obj) else {
-                return;
-            };
-            let Some(hdr) = crate::header::decode(&scratch.obj[..n]) else {
-                pam.stats.inc(shard, C::evict_corrupt);
-                return;
-            };
-            let Some(desc) = ZDesc::object(hdr.alg, false, n, h) else {
-                return;
-            };
-            if self
-                .tmem
-                .compare_and_invalidate(hdr.key.pool, hdr.key.oid, hdr.key.index, &desc)
-                == Ok(true)
-            {
-                evicted += 1;
-            }
-        });
-        let frames = r.map(|o| o.frames_freed).unwrap_or(0);
-        pam.stats.add(shard, C::evicted_eph_pages, evicted as i64);
-        pam.stats.add(shard, C::evicted_eph_frames, frames as i64);
-        ShrinkOutcome {
-            frames_freed: frames,
-            evicted_pages: evicted,
-            written_back_pages: 0,
-        }
-    }
-
-    /// Writes back the least recently used persistent frame's pages (up to a few tries):
-    /// each is decompressed and offered to the host; accepted pages are dropped, refused
-    /// ones stay loadable (their frame goes back on the LRU).
-    fn writeback_lru(&self, ctx: &mut ZCtx) -> ShrinkOutcome {
-        let Some(wb) = &self.writeback else {
-            return ShrinkOutcome::default();
-        };
-        let pam = self.tmem.pam();
-        let shard = ctx.shard;
-        let (comps, scratch) = ctx.evict_parts();
-        let mut written = 0usize;
-        let r = pam.pers.evict_lru(4, &mut |h| {
-            let Ok(n) = pam.pers.read(h, &mut scratch.obj) else {
-                return;
-            };
-            let hdr = match decode_object(comps, &scratch.obj[..n], &mut scratch.page) {
-                Ok(hdr) => hdr,
-                Err(_) => {
-                    pam.stats.inc(shard, C::evict_corrupt);
-                    return;
-                }
-            };
-            let Some(desc) = ZDesc::object(hdr.alg, true, n, h) else {
-                return;
-            };
-            let Some((swap_type, offset)) = swap_key_of(&hdr.key) else {
-                return;
-            };
-            if !wb.write_page(swap_type, offset, &scratch.page) {
-                pam.stats.inc(shard, C::writeback_refused);
-                return;
-            }
-            if self
-                .tmem
-                .compare_and_invalidate(hdr.key.pool, hdr.key.oid, hdr.key.index, &desc)
-                == Ok(true)
-            {
-                written += 1;
-            }
-        });
-        let frames = r.map(|o| o.frames_freed).unwrap_or(0);
-        pam.stats.add(shard, C::written_back_pages, written as i64);
-        ShrinkOutcome {
-            frames_freed: frames,
-            evicted_pages: 0,
-            written_back_pages: written,
-        }
-    }
-
-    /// The host's memory-pressure hook: give frames back until at most `target_frames`
-    /// are held, evicting ephemeral frames first, then writing back persistent pages
-    /// (when a [`Writeback`] was configured). Bounded: stops when a round frees nothing.
-    pub fn shrink(&self, target_frames: usize) -> ShrinkOutcome {
-        let mut out = ShrinkOutcome::default();
-        let mut g = self.ctx();
-        let ctx = &mut *g;
-        let src = &self.tmem.pam().source;
-        while src.held() > target_frames {
-            let e = self.evict_ephemeral(ctx);
-            out.frames_freed += e.frames_freed;
-            out.evicted_pages += e.evicted_pages;
-            if e.frames_freed > 0 {
-                continue;
-            }
-            let w = self.writeback_lru(ctx);
-            out.frames_freed += w.frames_freed;
-            out.written_back_pages += w.written_back_pages;
-            if w.frames_freed == 0 {
-                break;
-            }
-        }
-        out
     }
 
     /// Runs both allocators' compaction; returns frames freed.
@@ -498,6 +363,8 @@ impl Zcache {
             pool_limit_hit: pam.source.limit_hits(),
             host_alloc_fail: pam.source.host_failures(),
             limit_full: pam.source.is_full(),
+            eph_lru_len: pam.eph_lru.len(),
+            pers_lru_len: pam.pers_lru.len(),
         }
     }
 
@@ -519,7 +386,9 @@ impl Zcache {
         let pam = self.tmem.pam();
         let mut n = pam.eph.stats().metadata_bytes
             + pam.pers.stats().metadata_bytes
-            + pam.fill_table_bytes();
+            + pam.fill_table_bytes()
+            + pam.eph_lru.metadata_bytes()
+            + pam.pers_lru.metadata_bytes();
         for p in self.tmem.pool_ids() {
             if let Ok(c) = self.tmem.counts(p) {
                 n += c.metadata_bytes as usize;
@@ -531,5 +400,20 @@ impl Zcache {
     /// The pool description of a pool id.
     pub fn pool_info(&self, pool: PoolId) -> Result<PoolInfo, ZcacheError> {
         Ok(self.tmem.pool_info(pool)?)
+    }
+}
+
+/// A context held for one call: one of the shared ones, or a temporary one.
+enum CtxRef<'a> {
+    Shared(MutexGuard<'a, ZCtx>),
+    Temporary(Vec<ZCtx>),
+}
+
+impl CtxRef<'_> {
+    fn get(&mut self) -> &mut ZCtx {
+        match self {
+            CtxRef::Shared(g) => g,
+            CtxRef::Temporary(v) => &mut v[0],
+        }
     }
 }

@@ -40,6 +40,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => fs.prop_map(|fs| Op::CcInvalidateFs { fs }),
         1 => (0u8..30).prop_map(|target| Op::Shrink { target }),
         1 => Just(Op::Compact),
+        1 => (0u8..32).prop_map(|budget| Op::Reclaim { budget }),
+        1 => (0u8..32).prop_map(|nr| Op::ShrinkerScan { nr }),
         1 => (0u8..4).prop_map(|mode| Op::FailFrames { mode }),
     ]
 }

@@ -1,0 +1,371 @@
+//! Reclaim: zcache's own LRU decides what leaves; the allocators only allocate.
+//!
+//! * **Eviction** (ephemeral pages): take the LRU tail (second chance for referenced
+//!   pages), read its key from the object header, and invalidate the key only if it
+//!   still maps to that object ([`tmem_core::Tmem::compare_and_invalidate`]).
+//! * **Writeback** (persistent pages): the claim protocol of [`crate::writeback`].
+//! * **Compaction** turns the holes eviction leaves into whole frames, in bounded
+//!   steps.
+//!
+//! Entry points, and where they may run:
+//! * a store that finds no frame evicts at most [`crate::Config::max_reclaim_per_store`]
+//!   ephemeral pages, and only when that can let the store in (never just to be refused
+//!   by the limit's hysteresis anyway); it never writes back (no host I/O in a store);
+//! * [`Zcache::reclaim`]: the host's worker (zswap's shrink_worker), until the pool is
+//!   back under its accept threshold or the budget is spent;
+//! * [`Zcache::shrinker_count`] / [`Zcache::shrinker_scan`]: a kernel shrinker;
+//! * [`Zcache::shrink`]: down to a frame target, in bounded rounds.
+//!
+//! Every lock is held for O(1) work per page (the LRU lock, one bucket lock, one
+//! allocator lock, one at a time), and none across a host callback.
+
+use tmem_core::PoolKind;
+
+use crate::desc::ZDesc;
+use crate::frontswap::swap_key_of;
+use crate::header;
+use crate::lru::Isolated;
+use crate::pam::{EvictScratch, ZCtx, decode_object};
+use crate::stats::C;
+use crate::writeback::SlotClaim;
+use crate::zcache::Zcache;
+
+/// Referenced pages one LRU scan may rotate before it takes the tail as it is.
+const MAX_ROTATIONS: usize = 8;
+
+/// Pages reclaimed between two bounded compaction steps.
+const COMPACT_EVERY: usize = 32;
+
+/// Objects one compaction step may move.
+const COMPACT_MOVES: usize = 64;
+
+/// What a reclaim call achieved.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReclaimOutcome {
+    /// Frames given back to the page source (held before minus held after: a
+    /// concurrent store can make it smaller than what reclaim itself freed).
+    pub frames_freed: usize,
+    /// Ephemeral pages evicted.
+    pub evicted_pages: usize,
+    /// Persistent pages written back (accepted by the host).
+    pub written_back_pages: usize,
+    /// Referenced pages given a second chance on the way.
+    pub rotations: usize,
+    /// Frames freed by compaction (included in `frames_freed`).
+    pub compacted_frames: usize,
+    /// Whether the pool is still at or over its accept threshold (more work wanted).
+    pub more: bool,
+}
+
+/// The result of one page's reclaim.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Step {
+    /// The page left zcache.
+    Done,
+    /// The page stays (refused, busy, not a swap page, raced): try the next one.
+    Kept,
+    /// The list is empty.
+    Empty,
+}
+
+impl Zcache {
+    /// Evicts one ephemeral page from the LRU tail. Locks: the LRU lock (O(1 +
+    /// rotations)), then the allocator's for the header read, then one bucket lock.
+    fn evict_one(&self, scratch: &mut EvictScratch, shard: usize, rot: &mut usize) -> Step {
+        let pam = self.tmem.pam();
+        let Some(iso) = pam.eph_lru.isolate_tail(MAX_ROTATIONS) else {
+            return Step::Empty;
+        };
+        *rot += iso.rotated;
+        pam.stats.add(shard, C::lru_rotations, iso.rotated as i64);
+        let step = self.evict_isolated(&iso, scratch, shard);
+        pam.eph_lru.finish(iso.id);
+        step
+    }
+
+    fn evict_isolated(&self, iso: &Isolated, scratch: &mut EvictScratch, shard: usize) -> Step {
+        let pam = self.tmem.pam();
+        let mut found = None;
+        // The header is decoded (and the whole object checksummed) where it lies.
+        let r = pam.eph.map_read(iso.handle, &mut scratch.obj, &mut |obj| {
+            found = header::decode(obj).map(|h| (h, obj.len()));
+        });
+        if r.is_err() {
+            // Freed meanwhile: the node is dead, `finish` frees it.
+            return Step::Kept;
+        }
+        let Some((hdr, len)) = found else {
+            pam.stats.inc(shard, C::evict_corrupt);
+            return Step::Kept;
+        };
+        let Some(desc) = ZDesc::object(hdr.alg, false, len, iso.id) else {
+            return Step::Kept;
+        };
+        let k = hdr.key;
+        if self
+            .tmem
+            .compare_and_invalidate(k.pool, k.oid, k.index, &desc)
+            == Ok(true)
+        {
+            pam.stats.inc(shard, C::evicted_eph_pages);
+            Step::Done
+        } else {
+            Step::Kept
+        }
+    }
+
+    /// Writes one persistent page back through the claim protocol
+    /// ([`crate::writeback`]). No lock is held across `claim`, `write` or `release`.
+    fn writeback_one(&self, ctx: &mut ZCtx, rot: &mut usize) -> Step {
+        let Some(wb) = &self.writeback else {
+            return Step::Empty;
+        };
+        let pam = self.tmem.pam();
+        let shard = ctx.shard;
+        let Some(iso) = pam.pers_lru.isolate_tail(MAX_ROTATIONS) else {
+            return Step::Empty;
+        };
+        *rot += iso.rotated;
+        pam.stats.add(shard, C::lru_rotations, iso.rotated as i64);
+        let (comps, scratch) = ctx.evict_parts();
+
+        // 1. Pick: read the object (its key is in the header), no tmem lock.
+        let Ok(n) = pam.pers.read(iso.handle, &mut scratch.obj) else {
+            pam.pers_lru.finish(iso.id);
+            return Step::Kept;
+        };
+        let Some(hdr) = header::decode(&scratch.obj[..n]) else {
+            pam.stats.inc(shard, C::evict_corrupt);
+            pam.pers_lru.finish(iso.id);
+            return Step::Kept;
+        };
+        let k = hdr.key;
+        let (Some((swap_type, offset)), Some(desc), Ok(pool)) = (
+            swap_key_of(&k),
+            ZDesc::object(hdr.alg, true, n, iso.id),
+            self.tmem.pool(k.pool),
+        ) else {
+            // A host-made persistent pool has no swap slot to write to.
+            pam.stats.inc(shard, C::writeback_no_slot);
+            pam.pers_lru.finish(iso.id);
+            return Step::Kept;
+        };
+
+        // 2. The host claims the slot.
+        let Some(token) = wb.claim(swap_type, offset) else {
+            pam.stats.inc(shard, C::writeback_busy);
+            pam.pers_lru.finish(iso.id);
+            return Step::Kept;
+        };
+        let claim = SlotClaim {
+            swap_type,
+            offset,
+            token,
+        };
+
+        // 3. Take the entry only if the slot still maps to it (bucket lock).
+        let taken = match self.tmem.compare_and_take_in(&pool, k.oid, k.index, &desc) {
+            Ok(Some(d)) => d,
+            Ok(None) | Err(_) => {
+                pam.stats.inc(shard, C::writeback_raced);
+                wb.release(claim, false);
+                pam.pers_lru.finish(iso.id);
+                return Step::Kept;
+            }
+        };
+
+        // 4. Decompress what was taken (node ids are not reused while isolated, so the
+        //    bytes read in step 1 are this object's) and hand it to the host.
+        let decoded = decode_object(comps, &scratch.obj[..n], &mut scratch.page).is_ok();
+        if !decoded {
+            pam.stats.inc(shard, C::evict_corrupt);
+        }
+        let written = decoded && wb.write(&claim, &scratch.page);
+        let info = pool.info();
+        if written {
+            tmem_core::PamOps::free(pam, &info, taken);
+            pam.stats.inc(shard, C::written_back_pages);
+        } else {
+            if decoded {
+                pam.stats.inc(shard, C::writeback_refused);
+            }
+            // Nothing is lost: back in place unless a newer store filled the slot.
+            if let Some(d) = self.tmem.restore_if_absent_in(&pool, k.oid, k.index, taken) {
+                tmem_core::PamOps::free(pam, &info, d);
+            }
+        }
+
+        // 5. The host releases the claim.
+        wb.release(claim, written);
+        pam.pers_lru.finish(iso.id);
+        if written { Step::Done } else { Step::Kept }
+    }
+
+    /// One bounded compaction step of both allocators; frames freed.
+    fn compact_step(&self) -> usize {
+        let pam = self.tmem.pam();
+        let _ = COMPACT_MOVES;
+        pam.eph.compact() + pam.pers.compact()
+    }
+
+    /// Reclaims up to `budget` pages (ephemeral first, then persistent through
+    /// writeback), stopping early once `stop()` says enough; compacts in bounded steps
+    /// as it goes. One reclaimer at a time: a second caller returns at once.
+    fn reclaim_pages(&self, budget: usize, stop: &dyn Fn() -> bool) -> Option<ReclaimOutcome> {
+        let mut g = self.reclaim_ctx.try_lock()?;
+        let ctx = &mut *g;
+        let src = &self.tmem.pam().source;
+        let before = src.held();
+        let mut out = ReclaimOutcome::default();
+        let mut since_compact = 0;
+        let mut misses = 0;
+        let mut eph_empty = false;
+        while out.evicted_pages + out.written_back_pages < budget && !stop() {
+            let shard = ctx.shard;
+            let step = if eph_empty {
+                Step::Empty
+            } else {
+                self.evict_one(&mut ctx.evict, shard, &mut out.rotations)
+            };
+            let step = match step {
+                Step::Empty => {
+                    eph_empty = true;
+                    let s = self.writeback_one(ctx, &mut out.rotations);
+                    if s == Step::Done {
+                        out.written_back_pages += 1;
+                    }
+                    s
+                }
+                s => {
+                    if s == Step::Done {
+                        out.evicted_pages += 1;
+                    }
+                    s
+                }
+            };
+            match step {
+                Step::Done => {
+                    misses = 0;
+                    since_compact += 1;
+                    if since_compact >= COMPACT_EVERY {
+                        since_compact = 0;
+                        out.compacted_frames += self.compact_step();
+                    }
+                }
+                // Bounded: a run of pages that all stay ends the call (each one is
+                // back at the head, so the next call sees others).
+                Step::Kept => {
+                    misses += 1;
+                    if misses >= budget.max(1) {
+                        break;
+                    }
+                }
+                Step::Empty => break,
+            }
+        }
+        if since_compact > 0 || out.evicted_pages + out.written_back_pages == 0 {
+            out.compacted_frames += self.compact_step();
+        }
+        out.frames_freed = before.saturating_sub(src.held());
+        out.more = !src.can_accept();
+        let stats = &self.tmem.pam().stats;
+        if out.frames_freed == 0 && out.evicted_pages + out.written_back_pages == 0 {
+            stats.inc(ctx.shard, C::reject_reclaim_fail);
+        }
+        Some(out)
+    }
+
+    /// The host's reclaim worker (zswap's shrink_worker): reclaims at most `budget`
+    /// pages, ephemeral ones first (evicted), then persistent ones (written back through
+    /// the host's [`crate::Writeback`]), until the pool is below its accept threshold,
+    /// so stores are accepted again. Call it from a context that may do the host's I/O;
+    /// when a store was refused at the limit, [`Zcache::reclaim_wanted`] says so.
+    pub fn reclaim(&self, budget: usize) -> ReclaimOutcome {
+        let src = &self.tmem.pam().source;
+        self.reclaim_pages(budget, &|| src.can_accept() && !src.is_full())
+            .unwrap_or(ReclaimOutcome {
+                more: !src.can_accept(),
+                ..ReclaimOutcome::default()
+            })
+    }
+
+    /// Whether the pool is at its limit or inside its hysteresis, so stores are being
+    /// refused until [`Zcache::reclaim`] runs.
+    pub fn reclaim_wanted(&self) -> bool {
+        !self.tmem.pam().source.can_accept()
+    }
+
+    /// A kernel shrinker's `count_objects`: pages reclaim could free now (every
+    /// ephemeral page; persistent pages too when a [`crate::Writeback`] is configured).
+    pub fn shrinker_count(&self) -> usize {
+        let pam = self.tmem.pam();
+        pam.eph_lru.len()
+            + if self.writeback.is_some() {
+                pam.pers_lru.len()
+            } else {
+                0
+            }
+    }
+
+    /// A kernel shrinker's `scan_objects`: reclaims up to `nr_to_scan` pages whatever
+    /// the threshold, and returns how many left zcache (0 also when another reclaimer is
+    /// running: the kernel then tries later).
+    pub fn shrinker_scan(&self, nr_to_scan: usize) -> usize {
+        self.reclaim_pages(nr_to_scan, &|| false)
+            .map(|o| o.evicted_pages + o.written_back_pages)
+            .unwrap_or(0)
+    }
+
+    /// Gives frames back until at most `target_frames` are held, in rounds of bounded
+    /// reclaim (64 pages each); stops when a round frees nothing.
+    pub fn shrink(&self, target_frames: usize) -> ReclaimOutcome {
+        let src = &self.tmem.pam().source;
+        let mut total = ReclaimOutcome::default();
+        while src.held() > target_frames {
+            let Some(o) = self.reclaim_pages(64, &|| src.held() <= target_frames) else {
+                break;
+            };
+            total.frames_freed += o.frames_freed;
+            total.evicted_pages += o.evicted_pages;
+            total.written_back_pages += o.written_back_pages;
+            total.rotations += o.rotations;
+            total.compacted_frames += o.compacted_frames;
+            if o.frames_freed == 0 && o.evicted_pages + o.written_back_pages == 0 {
+                break;
+            }
+        }
+        total.more = !src.can_accept();
+        total
+    }
+
+    /// A store found no frame: evicts ephemeral pages (at most `left`) so it may retry,
+    /// but only when freeing that many frames could let it in. Returns whether a page
+    /// was evicted. Persistent stores steal ephemeral pages; they never write back here.
+    pub(crate) fn reclaim_for_store(&self, ctx: &mut ZCtx, kind: PoolKind, left: usize) -> bool {
+        let pam = self.tmem.pam();
+        let shard = ctx.shard;
+        if !pam.source.could_accept_after(left) {
+            // The hysteresis would refuse the retry anyway: leave it to the worker.
+            return false;
+        }
+        let mut rot = 0;
+        let mut ok = false;
+        // Bounded: at most `left` pages are looked at (a page that stays is one try).
+        for _ in 0..left.max(1) {
+            match self.evict_one(&mut ctx.evict, shard, &mut rot) {
+                Step::Kept => continue,
+                Step::Done => ok = true,
+                Step::Empty => {}
+            }
+            break;
+        }
+        let c = match (kind, ok) {
+            (PoolKind::Ephemeral, true) => C::eph_ate_tail,
+            (PoolKind::Ephemeral, false) => C::eph_ate_tail_failed,
+            (PoolKind::Persistent, true) => C::pers_ate_eph,
+            (PoolKind::Persistent, false) => C::pers_ate_eph_failed,
+        };
+        pam.stats.inc(shard, c);
+        ok
+    }
+}
