@@ -772,3 +772,11 @@ impl<S: PageSource> Drop for ZBud<S> {
 const _: () = assert!(HIDX_BITS + GEN_BITS == Handle::BITS);
 const _: () = assert!(2 * MAX_FRAMES <= MAX_HANDLES);
 const _: () = assert!(FRAME_BITS == 24);
+
+/// Locks of this crate (the pool lock) held right now by any thread, counted only with the
+/// `lock-count` feature (tests: a page source checks that it is never called with one
+/// held); always 0 without it.
+#[doc(hidden)]
+pub fn held_locks() -> usize {
+    sync::held()
+}

@@ -29,3 +29,11 @@ pub mod testing;
 pub use frame::{AllocError, Frame, HeapPageSource, PAGE_SIZE, Page, PageSource};
 pub use pool::{EvictOutcome, Handle, PoolStats, ZPool, ZPoolError};
 pub use recycle::RecyclingSource;
+
+/// Locks of this crate (the [`RecyclingSource`] cache, the test sources' state) held
+/// right now by any thread, counted only with the `lock-count` feature (tests: a page
+/// source can check that no lock is held around its callbacks); always 0 without it.
+#[doc(hidden)]
+pub fn held_locks() -> usize {
+    sync::held()
+}

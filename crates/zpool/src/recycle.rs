@@ -15,9 +15,11 @@ use crate::sync::Mutex;
 /// read bytes they have not written.
 ///
 /// The cache is one spin lock around a vector reserved up front, so `free_frame` never
-/// allocates. It is taken once per frame (not per page) and is innermost in the lock
-/// order (docs/concurrency.md). Frames still cached go back to the inner source when
-/// the `RecyclingSource` is dropped, or on [`RecyclingSource::drain`].
+/// allocates. It is taken once per frame (not per page), only to push or pop one frame,
+/// and is innermost in the lock order (docs/concurrency.md): it is never held while the
+/// inner source is called (`tests/lock_count.rs` checks this). Frames still cached go
+/// back to the inner source when the `RecyclingSource` is dropped, or on
+/// [`RecyclingSource::drain`].
 pub struct RecyclingSource<S: PageSource> {
     inner: S,
     cache: Mutex<Vec<Frame>>,
@@ -45,12 +47,16 @@ impl<S: PageSource> RecyclingSource<S> {
     pub fn drain(&self) -> usize {
         let mut n = 0;
         // One at a time: the lock is not held while the inner source works, and the
-        // reservation stays, so later frees still never allocate.
-        while let Some(f) = self.cache.lock().pop() {
+        // reservation stays, so later frees still never allocate. (Not `while let` on
+        // `lock().pop()`: a `while let` scrutinee's guard lives through the loop body.)
+        loop {
+            let f = self.cache.lock().pop();
+            let Some(f) = f else {
+                return n;
+            };
             self.inner.free_frame(f);
             n += 1;
         }
-        n
     }
 
     /// The wrapped source.
@@ -61,10 +67,11 @@ impl<S: PageSource> RecyclingSource<S> {
 
 impl<S: PageSource> PageSource for RecyclingSource<S> {
     fn alloc_frame(&self) -> Result<Frame, AllocError> {
-        if let Some(f) = self.cache.lock().pop() {
-            return Ok(f);
+        let cached = self.cache.lock().pop();
+        match cached {
+            Some(f) => Ok(f),
+            None => self.inner.alloc_frame(),
         }
-        self.inner.alloc_frame()
     }
 
     fn free_frame(&self, frame: Frame) {
@@ -80,7 +87,9 @@ impl<S: PageSource> PageSource for RecyclingSource<S> {
 
 impl<S: PageSource> Drop for RecyclingSource<S> {
     fn drop(&mut self) {
-        for f in self.cache.lock().drain(..) {
+        // Move the frames out first: the lock is never held while the inner source runs.
+        let frames = core::mem::take(&mut *self.cache.lock());
+        for f in frames {
             self.inner.free_frame(f);
         }
     }
