@@ -127,6 +127,16 @@ pub(crate) struct Isolated {
     pub(crate) rotated: usize,
 }
 
+/// Why [`Lru::isolate_tail`] isolated nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum NoTail {
+    /// The list is empty.
+    Empty,
+    /// The rotation budget ran out on referenced pages (this many were rotated): call
+    /// again for the next ones.
+    Rotated(usize),
+}
+
 /// Why a node could not be had.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct NoNode;
@@ -269,32 +279,45 @@ impl Lru {
 
     /// Takes the least recently used node off the list for reclaim. A referenced node
     /// met on the way gets its second chance: its bit is cleared and it moves to the
-    /// head, at most `max_rotations` times in this call (then the tail is taken as it
-    /// is). O(1 + max_rotations) under the lock. `None` when the list is empty.
-    pub(crate) fn isolate_tail(&self, max_rotations: usize) -> Option<Isolated> {
+    /// head, at most `max_rotations` times in this call; when that budget runs out the
+    /// call isolates nothing ([`NoTail::Rotated`]) and the caller decides whether to go
+    /// on. O(1 + max_rotations) under the lock.
+    pub(crate) fn isolate_tail(&self, max_rotations: usize) -> Result<Isolated, NoTail> {
         let mut g = self.inner.lock();
         let mut rotated = 0;
         loop {
             let t = g.tail;
             if t == NIL {
-                return None;
+                return Err(if rotated > 0 {
+                    NoTail::Rotated(rotated)
+                } else {
+                    NoTail::Empty
+                });
             }
             let n = self.at(t);
             let w = n.word.load(Ordering::Relaxed);
-            if w & REFERENCED != 0 {
-                n.word.fetch_and(!REFERENCED, Ordering::Relaxed);
-                if rotated < max_rotations && g.linked > 1 {
-                    self.unlink(&mut g, t);
-                    self.link_head(&mut g, t);
-                    rotated += 1;
-                    continue;
+            if w & REFERENCED != 0 && g.linked > 1 {
+                if rotated == max_rotations {
+                    return Err(NoTail::Rotated(rotated));
                 }
+                n.word.fetch_and(!REFERENCED, Ordering::Relaxed);
+                self.unlink(&mut g, t);
+                self.link_head(&mut g, t);
+                rotated += 1;
+                continue;
             }
+            n.word.fetch_and(!REFERENCED, Ordering::Relaxed);
             self.unlink(&mut g, t);
             n.set(ISOLATED, NIL);
             g.isolated += 1;
-            let handle = Handle::from_raw(w & HANDLE_MASK)?;
-            return Some(Isolated {
+            let Some(handle) = Handle::from_raw(w & HANDLE_MASK) else {
+                // Never: a linked node always holds a valid handle. Keep the list whole.
+                n.set(NIL, NIL);
+                g.isolated -= 1;
+                self.link_head(&mut g, t);
+                return Err(NoTail::Rotated(rotated));
+            };
+            return Ok(Isolated {
                 id: t,
                 handle,
                 rotated,
@@ -384,7 +407,7 @@ mod tests {
         assert_eq!(e.id, ids[2]);
         l.remove(e.id);
         l.finish(e.id);
-        assert!(l.isolate_tail(8).is_none());
+        assert_eq!(l.isolate_tail(8), Err(NoTail::Empty));
         assert_eq!(l.len(), 0);
         // Freed ids are reused.
         let again = l.insert(h(9)).unwrap();
@@ -398,8 +421,14 @@ mod tests {
             let id = l.insert(h(i)).unwrap();
             l.node(id).unwrap().mark();
         }
+        // Every page referenced: each call rotates at most 3 and isolates nothing.
+        for _ in 0..33 {
+            assert_eq!(l.isolate_tail(3), Err(NoTail::Rotated(3)));
+        }
+        // The last referenced page rotates; then every bit is clear and the oldest
+        // page (the first rotated) comes out.
         let a = l.isolate_tail(3).unwrap();
-        assert_eq!(a.rotated, 3);
+        assert_eq!((a.id, a.rotated), (0, 1));
         assert_eq!(l.len(), 99);
     }
 

@@ -24,7 +24,7 @@ use tmem_core::PoolKind;
 use crate::desc::ZDesc;
 use crate::frontswap::swap_key_of;
 use crate::header;
-use crate::lru::Isolated;
+use crate::lru::{Isolated, NoTail};
 use crate::pam::{EvictScratch, ZCtx, decode_object};
 use crate::stats::C;
 use crate::writeback::SlotClaim;
@@ -73,8 +73,14 @@ impl Zcache {
     /// rotations)), then the allocator's for the header read, then one bucket lock.
     fn evict_one(&self, scratch: &mut EvictScratch, shard: usize, rot: &mut usize) -> Step {
         let pam = self.tmem.pam();
-        let Some(iso) = pam.eph_lru.isolate_tail(MAX_ROTATIONS) else {
-            return Step::Empty;
+        let iso = match pam.eph_lru.isolate_tail(MAX_ROTATIONS) {
+            Ok(iso) => iso,
+            Err(NoTail::Empty) => return Step::Empty,
+            Err(NoTail::Rotated(n)) => {
+                *rot += n;
+                pam.stats.add(shard, C::lru_rotations, n as i64);
+                return Step::Kept;
+            }
         };
         *rot += iso.rotated;
         pam.stats.add(shard, C::lru_rotations, iso.rotated as i64);
@@ -122,8 +128,14 @@ impl Zcache {
         };
         let pam = self.tmem.pam();
         let shard = ctx.shard;
-        let Some(iso) = pam.pers_lru.isolate_tail(MAX_ROTATIONS) else {
-            return Step::Empty;
+        let iso = match pam.pers_lru.isolate_tail(MAX_ROTATIONS) {
+            Ok(iso) => iso,
+            Err(NoTail::Empty) => return Step::Empty,
+            Err(NoTail::Rotated(n)) => {
+                *rot += n;
+                pam.stats.add(shard, C::lru_rotations, n as i64);
+                return Step::Kept;
+            }
         };
         *rot += iso.rotated;
         pam.stats.add(shard, C::lru_rotations, iso.rotated as i64);

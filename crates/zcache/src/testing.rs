@@ -61,6 +61,7 @@ pub struct RecordingWriteback {
     // Pages on the heap: a host's writeback runs on the storing thread's stack (16 KiB
     // in a kernel), so it must not move pages around by value.
     log: Mutex<BTreeMap<(u32, u64), Vec<u8>>>,
+    order: Mutex<Vec<(u32, u64)>>,
     claims: Mutex<BTreeMap<u64, (u32, u64)>>,
     next: Mutex<u64>,
     violations: Mutex<Vec<String>>,
@@ -70,6 +71,7 @@ impl Default for RecordingWriteback {
     fn default() -> Self {
         RecordingWriteback {
             log: Mutex::new(BTreeMap::new()),
+            order: Mutex::new(Vec::new()),
             claims: Mutex::new(BTreeMap::new()),
             next: Mutex::new(1),
             violations: Mutex::new(Vec::new()),
@@ -84,6 +86,10 @@ impl RecordingWriteback {
             .lock()
             .get(&(swap_type, offset))
             .and_then(|v| Page::try_from(v.as_slice()).ok())
+    }
+    /// Slots accepted, in the order they were written.
+    pub fn order(&self) -> Vec<(u32, u64)> {
+        self.order.lock().clone()
     }
     /// Slots written so far.
     pub fn count(&self) -> usize {
@@ -131,6 +137,7 @@ impl Writeback for RecordingWriteback {
         self.log
             .lock()
             .insert((claim.swap_type, claim.offset), page.to_vec());
+        self.order.lock().push((claim.swap_type, claim.offset));
         true
     }
     fn release(&self, claim: SlotClaim, _written: bool) {

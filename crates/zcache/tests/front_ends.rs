@@ -1,12 +1,10 @@
 //! Directed tests of the front ends on real pages: every page of the 1024-page sample
-//! through both front ends and every allocator pairing, eviction and "eat its own
-//! tail", ephemeral stealing, writeback (accepted and refused), corrupt pool bytes,
-//! fault injection and leak accounting.
+//! through both front ends and every allocator pairing, corrupt pool bytes, fault
+//! injection and leak accounting. (Reclaim, eviction and writeback: `tests/reclaim.rs`.)
 
 use std::sync::Arc;
 
-use zcache::testing::RecordingWriteback;
-use zcache::{AllocatorKind, Config, Writeback, ZError, Zcache, ZcacheError};
+use zcache::{AllocatorKind, Config, ZError, Zcache, ZcacheError};
 use zcache_testdata::Corpus;
 use zpool::testing::{CorruptingSource, CountingSource, FailMode, FailingSource};
 use zpool::{HeapPageSource, Page};
@@ -83,124 +81,6 @@ fn sample_through_both_front_ends_byte_exact() {
             drop(z);
             assert_eq!(src.live(), 0, "frames leaked");
         }
-    }
-}
-
-#[test]
-fn ephemeral_store_eats_its_own_tail_at_the_limit() {
-    let corpus = Corpus::sample();
-    let z = Zcache::new(
-        cfg(AllocatorKind::Zbud, AllocatorKind::Zsmalloc, 100),
-        Arc::new(HeapPageSource),
-    )
-    .unwrap();
-    let cc = z.cleancache();
-    let pool = cc.init_fs().unwrap();
-    for (i, p) in corpus.pages().iter().enumerate() {
-        cc.put_page(pool, zcache::file_key_from_inode(7), i as u64, p);
-        assert!(z.stats().pool_frames <= 100);
-    }
-    let st = z.stats();
-    assert!(st.counters.eph_ate_tail > 0, "{st:?}");
-    assert!(st.counters.evicted_eph_pages > 0);
-    // Recent pages are mostly still there; every hit is exact.
-    let mut out = [0u8; 4096];
-    let mut hits = 0;
-    for (i, p) in corpus.pages().iter().enumerate() {
-        if cc.get_page(pool, zcache::file_key_from_inode(7), i as u64, &mut out) {
-            assert_eq!(&out, p);
-            hits += 1;
-        }
-    }
-    assert!(hits > 100 && hits < corpus.len(), "hits {hits}");
-}
-
-#[test]
-fn persistent_store_steals_ephemeral_frames_never_persistent_pages() {
-    let corpus = Corpus::sample();
-    let z = Zcache::new(
-        cfg(AllocatorKind::Zbud, AllocatorKind::Zsmalloc, 200),
-        Arc::new(HeapPageSource),
-    )
-    .unwrap();
-    let cc = z.cleancache();
-    let pool = cc.init_fs().unwrap();
-    for (i, p) in corpus.pages().iter().enumerate().take(400) {
-        cc.put_page(pool, zcache::file_key_from_inode(1), i as u64, p);
-    }
-    let eph_before = z.stats().eph_frames;
-    assert!(eph_before > 50);
-    let fs = z.frontswap();
-    fs.init(0).unwrap();
-    let mut ok = Vec::new();
-    for (i, p) in corpus.pages().iter().enumerate() {
-        match fs.store(0, i as u64, p) {
-            Ok(()) => ok.push(i),
-            Err(ZcacheError::Backend(
-                ZError::NoFrame | ZError::CompressPoor | ZError::MeanCompressPoor,
-            )) => {}
-            Err(e) => panic!("{e}"),
-        }
-    }
-    let st = z.stats();
-    assert!(st.counters.pers_ate_eph > 0, "{st:?}");
-    assert!(st.eph_frames < eph_before);
-    // Without writeback, persistent pages stay: every accepted store loads back exact.
-    let mut out = [0u8; 4096];
-    for i in ok {
-        assert!(
-            fs.load(0, i as u64, &mut out).unwrap(),
-            "persistent page {i} lost"
-        );
-        assert_eq!(&out, &corpus.pages()[i]);
-    }
-    assert!(
-        st.counters.reject_alloc_fail > 0,
-        "the limit must eventually refuse stores"
-    );
-}
-
-#[test]
-fn writeback_takes_lru_persistent_pages_and_refused_ones_stay() {
-    let corpus = Corpus::sample();
-    for pers in AllocatorKind::ALL {
-        let wb = Arc::new(RecordingWriteback::default());
-        let z = Zcache::with_writeback(
-            cfg(AllocatorKind::Zbud, pers, 120),
-            Arc::new(HeapPageSource),
-            wb.clone() as Arc<dyn Writeback>,
-        )
-        .unwrap();
-        let fs = z.frontswap();
-        fs.init(2).unwrap();
-        let mut ok = Vec::new();
-        for (i, p) in corpus.pages().iter().enumerate() {
-            if fs.store(2, i as u64, p).is_ok() {
-                ok.push(i);
-            }
-        }
-        let st = z.stats();
-        assert!(st.counters.written_back_pages > 0, "{pers:?}: {st:?}");
-        let out = &mut [0u8; 4096];
-        let mut from_wb = 0;
-        for i in ok {
-            if fs.load(2, i as u64, out).unwrap() {
-                assert_eq!(&out[..], &corpus.pages()[i][..]);
-            } else {
-                assert_eq!(
-                    wb.written(2, i as u64).as_ref(),
-                    Some(&corpus.pages()[i]),
-                    "page {i} lost"
-                );
-                assert!(i % 5 != 0, "a refused page was dropped");
-                from_wb += 1;
-            }
-        }
-        assert_eq!(from_wb as i64, z.stats().counters.written_back_pages);
-        // shrink() from the host's memory-pressure hook.
-        let before = z.stats().pool_frames;
-        let out = z.shrink(before / 2);
-        assert!(z.stats().pool_frames <= before, "{out:?}");
     }
 }
 
