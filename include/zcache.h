@@ -65,6 +65,12 @@
 #define ZCACHE_ENOSPC 28
 
 /*
+ Every compression context was busy (more CPUs storing at once than `contexts`): the
+ store was refused rather than wait; the kernel writes the page to swap itself.
+ */
+#define ZCACHE_EBUSY 16
+
+/*
  The only page size zcache works in.
  */
 #define ZCACHE_PAGE_SIZE 4096
@@ -120,8 +126,8 @@
 
 /*
  `zcache_teardown`'s return when calls on the handle were still in flight: the handle
- is dead at once, and the last call in flight frees the instance (and calls the
- host's `release`) when it returns.
+ is dead at once, and `zcache_reap` frees the instance (and calls the host's
+ `release`) once they have returned, in the context the host calls it from.
  */
 #define ZCACHE_TEARDOWN_DEFERRED 1
 
@@ -136,29 +142,57 @@ typedef void *(*zcache_alloc_frame_fn)(void *host);
 
 /*
  Takes back a frame `alloc_frame` handed out. Must not sleep; may be called from any
- CPU concurrently, and from teardown (or from the last call in flight when teardown
- was deferred). Must not call into zcache.
+ CPU concurrently, and from teardown (or from `zcache_reap` when teardown was
+ deferred). Must not call into zcache. No zcache lock is held while it runs.
  */
 typedef void (*zcache_free_frame_fn)(void *host,
                                      void *frame);
 
 /*
- Writes one swap page back to the swap device: `page` (4096 bytes, valid for the
- call only) is the content of slot (`swap_type`, `offset`). Return 0 if the host has
- taken the page (zcache drops its copy; later loads of the slot miss, so the host
- reads its device), non-zero to refuse (zcache keeps the page loadable). Called with
- no zcache lock held, in the context of the store or shrink that needed the frame:
- it must not sleep when stores may not. Must not call into zcache.
+ Writeback step 2: claims swap slot (`swap_type`, `offset`) for a writeback. Return 0
+ and set `*token` (any value; zcache passes it back) when the host has pinned the
+ slot: until the matching `writeback_release` it does not reuse the slot for another
+ page, does not write the slot itself, and serves a swap-in of it from the page being
+ written (or waits for the release). In Linux: allocate the swap-cache folio for the
+ entry, as zswap_writeback_entry does (`__read_swap_cache_async`). Return non-zero
+ when it cannot (the entry is free, already in the swap cache, or no page): zcache
+ keeps the page. Called from `zcache_reclaim`, `zcache_shrinker_scan` or
+ `zcache_shrink` with no zcache lock held, never from a store. It may call into
+ zcache (any operation but reclaim).
  */
-typedef int (*zcache_writeback_fn)(void *host,
-                                   uint32_t swap_type,
-                                   uint64_t offset,
-                                   const void *page);
+typedef int (*ZcacheWritebackClaimFn)(void *host,
+                                      uint32_t swap_type,
+                                      uint64_t offset,
+                                      uint64_t *token);
+
+/*
+ Writeback step 4: writes `page` (4096 bytes, valid for the call only), the slot's
+ current content, which zcache has just taken out of its tree, to the claimed slot.
+ Return 0 if the host has the page (zcache drops its copy; later loads of the slot
+ miss, so the host reads its device), non-zero to refuse (zcache puts its copy back
+ unless the slot was stored again meanwhile). No zcache lock is held.
+ */
+typedef int (*ZcacheWritebackWriteFn)(void *host,
+                                      uint32_t swap_type,
+                                      uint64_t offset,
+                                      uint64_t token,
+                                      const void *page);
+
+/*
+ Writeback step 5: ends a claim. Called exactly once for every successful claim:
+ after the write (`written` is 1 if it was accepted), or without a write (`written`
+ 0) when the slot no longer held the page zcache had picked. No zcache lock is held.
+ */
+typedef void (*ZcacheWritebackReleaseFn)(void *host,
+                                         uint32_t swap_type,
+                                         uint64_t offset,
+                                         uint64_t token,
+                                         int written);
 
 /*
  Called once when the instance's memory is finally gone: at the end of
- `zcache_teardown`, or, when teardown was deferred, when the last call in flight
- returns. After it, zcache will not call any of the host's callbacks again.
+ `zcache_teardown`, or, when teardown was deferred, in the `zcache_reap` call that
+ frees it. After it, zcache will not call any of the host's callbacks again.
  */
 typedef void (*zcache_release_fn)(void *host);
 
@@ -197,10 +231,19 @@ struct zcache_config {
    */
   zcache_free_frame_fn free_frame;
   /*
-   Optional (`NULL`: persistent pages are never written back; when the frame limit
-   is reached, frontswap stores fail and the kernel writes the page to swap itself).
+   Writeback, optional: all three or none (`NULL`: persistent pages are never
+   written back; when the frame limit is reached, frontswap stores fail and the
+   kernel writes the page to swap itself). The protocol: docs/concurrency.md.
    */
-  zcache_writeback_fn writeback_page;
+  ZcacheWritebackClaimFn writeback_claim;
+  /*
+   See `writeback_claim`.
+   */
+  ZcacheWritebackWriteFn writeback_write;
+  /*
+   See `writeback_claim`.
+   */
+  ZcacheWritebackReleaseFn writeback_release;
   /*
    Optional.
    */
@@ -220,8 +263,9 @@ struct zcache_config {
    */
   uint32_t contexts;
   /*
-   Frames one store may reclaim (evict or write back) before it gives up: the bound
-   on the work of a store (0: 4).
+   Cleancache pages one store may evict before it gives up: the bound on the work
+   of a store (0: 4). A store never writes back, and evicts only when that can let
+   it in (not while the accept threshold's hysteresis refuses frames).
    */
   uint32_t max_reclaim_per_store;
   /*
@@ -230,8 +274,8 @@ struct zcache_config {
   uint32_t ephemeral_allocator;
   /*
    `ZCACHE_ALLOC_*` for frontswap (persistent) pages. The default is zsmalloc.
-   Both allocators keep an LRU (zbud of frames, zsmalloc of zspages), so writeback
-   works with either.
+   The LRU that writeback follows is zcache's own (of pages), so writeback works
+   with either allocator.
    */
   uint32_t persistent_allocator;
   /*
@@ -401,10 +445,39 @@ struct zcache_stats {
    1 while the limit's hysteresis is refusing frames, else 0.
    */
   uint64_t limit_full;
+  /*
+   Stores refused because every compression context was busy.
+   */
+  int64_t reject_busy;
+  /*
+   Referenced pages zcache's LRU scan rotated (second chances given).
+   */
+  int64_t lru_rotations;
+  /*
+   Writebacks abandoned because `writeback_claim` refused the slot.
+   */
+  int64_t writeback_busy;
+  /*
+   Writebacks abandoned because the slot no longer held the picked page once
+   claimed (nothing was written).
+   */
+  int64_t writeback_raced;
+  /*
+   Persistent LRU pages with no swap slot (not frontswap pages).
+   */
+  int64_t writeback_no_slot;
+  /*
+   Cleancache pages on zcache's LRU.
+   */
+  uint64_t eph_lru_len;
+  /*
+   Frontswap pages on zcache's LRU.
+   */
+  uint64_t pers_lru_len;
 };
 
 /*
- What `zcache_shrink` achieved.
+ What `zcache_shrink` or `zcache_reclaim` achieved.
  */
 struct zcache_shrink_result {
   /*
@@ -419,6 +492,18 @@ struct zcache_shrink_result {
    Frontswap pages the host's writeback accepted.
    */
   uint64_t written_back_pages;
+  /*
+   Referenced pages given a second chance on the way.
+   */
+  uint64_t rotations;
+  /*
+   Frames freed by compaction (included in `frames_freed`).
+   */
+  uint64_t compacted_frames;
+  /*
+   1 if the pool is still at or over its accept threshold (call again), else 0.
+   */
+  uint64_t more;
 };
 
 #ifdef __cplusplus
@@ -449,8 +534,9 @@ int zcache_setup(const struct zcache_config *config,
  second teardown, gives `-ZCACHE_ENODEV`). Never waits. Returns 0 when the instance
  was freed here (every frame given back through `free_frame`, then `release`
  called), `ZCACHE_TEARDOWN_DEFERRED` (1) when calls on the handle were still in
- flight (the last of them frees the instance and calls `release` as it returns), or
- `-ZCACHE_ENODEV`.
+ flight: the instance is then freed by `zcache_reap`, which the host calls later from
+ a context of its choosing (never by whichever call in flight happens to finish last,
+ which may be a put with interrupts off), or `-ZCACHE_ENODEV`.
  */
 int zcache_teardown(zcache_handle_t zc);
 
@@ -605,11 +691,12 @@ int zcache_get_stats(zcache_handle_t zc,
                      struct zcache_stats *out);
 
 /*
- The host's memory-pressure hook (a kernel shrinker's scan): gives frames back until
- at most `target_frames` are held, evicting cleancache pages first, then writing
- frontswap pages back through `writeback_page` (if configured). Bounded: stops when a
- round frees nothing. Returns the frames freed (and, if `out` is not null, the detail
- in `*out`), or `-ZCACHE_EINVAL` (misaligned `out`), `-ZCACHE_ENODEV`.
+ Gives frames back until at most `target_frames` are held, in rounds of bounded
+ reclaim: cleancache pages are evicted first, then frontswap pages are written back
+ through the writeback callbacks (if configured). Stops when a round frees nothing.
+ Runs the host's writeback callbacks: call it where they may run (a worker).
+ Returns the frames freed (and, if `out` is not null, the detail in `*out`), or
+ `-ZCACHE_EINVAL` (misaligned `out`), `-ZCACHE_ENODEV`.
 
  # Safety
  `out` is null or points to a writable `struct zcache_shrink_result`.
@@ -617,6 +704,52 @@ int zcache_get_stats(zcache_handle_t zc,
 int64_t zcache_shrink(zcache_handle_t zc,
                       uint64_t target_frames,
                       struct zcache_shrink_result *out);
+
+/*
+ The host's reclaim worker (zswap's shrink_worker): reclaims at most `budget` pages,
+ cleancache pages first, then frontswap pages through writeback, until the pool is
+ below its accept threshold so stores are accepted again. Call it from a worker when
+ `zcache_reclaim_wanted` says so (a store refused at the limit). Returns the pages
+ reclaimed (and the detail in `*out` if not null), or `-ZCACHE_EINVAL` (misaligned
+ `out`), `-ZCACHE_ENODEV`.
+
+ # Safety
+ `out` is null or points to a writable `struct zcache_shrink_result`.
+ */
+int64_t zcache_reclaim(zcache_handle_t zc,
+                       uint64_t budget,
+                       struct zcache_shrink_result *out);
+
+/*
+ 1 when the pool is at its limit or inside its hysteresis (stores are being refused
+ until `zcache_reclaim` runs), 0 when not, or `-ZCACHE_ENODEV`. Cheap: two atomic
+ reads; a store path may call it to decide whether to queue the worker.
+ */
+int zcache_reclaim_wanted(zcache_handle_t zc);
+
+/*
+ A kernel shrinker's `count_objects`: the pages reclaim could free now (every
+ cleancache page; frontswap pages too when writeback is configured). Returns the
+ count, or `-ZCACHE_ENODEV`.
+ */
+int64_t zcache_shrinker_count(zcache_handle_t zc);
+
+/*
+ A kernel shrinker's `scan_objects`: reclaims up to `nr_to_scan` pages whatever the
+ threshold (runs the writeback callbacks) and returns how many left zcache (0 also
+ when another reclaimer is running), or `-ZCACHE_ENODEV`.
+ */
+int64_t zcache_shrinker_scan(zcache_handle_t zc,
+                             uint64_t nr_to_scan);
+
+/*
+ Frees the instances whose teardown was deferred (`ZCACHE_TEARDOWN_DEFERRED`) and
+ whose last call in flight has returned: every frame goes back through `free_frame`
+ and `release` is called, here, in the caller's context. Call it from a context that
+ may free memory in bulk (a worker), after a deferred teardown. Returns how many
+ deferred instances are still waiting for calls in flight (0: none left).
+ */
+int zcache_reap(void);
 
 /*
  Runs both allocators' compaction (work proportional to the pool: call it from a

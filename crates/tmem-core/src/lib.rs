@@ -54,3 +54,11 @@ pub use key::{ClientId, Index, Key, Oid, PoolId, Uuid};
 pub use pam::{LoadStep, PAGE_SIZE, Page, PamOps};
 pub use pool::{BUCKETS, LoadMode, PoolCounts, PoolInfo, PoolKind, StoreOutcome};
 pub use tmem::{PoolHandle, Tmem, TmemResult};
+
+/// tmem's locks (registry, buckets) held right now by any thread, counted only with the
+/// `lock-count` feature (tests: a backend or host callback can check that no tmem lock
+/// is held around it); always 0 without it.
+#[doc(hidden)]
+pub fn held_locks() -> usize {
+    sync::held()
+}

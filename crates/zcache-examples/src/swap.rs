@@ -2,22 +2,26 @@
 //!
 //! A [`SwapFile`] is a file under the system's temporary directory, one 4 KiB slot per
 //! swap offset. The simulated kernel swaps pages out (`store`); when zcache refuses a
-//! page (poor compression, no frame even after writeback) the kernel writes it to the
-//! swap file itself, as the real swap path does. zcache holds at most a few frames
-//! ([`Params::zcache_frames`]): when a store needs a frame over that limit, zcache
-//! writes its least recently used swap pages back to the file through
-//! [`FileWriteback`] and drops them. Swap-in (`load`) then reads each page from zcache
-//! or, on a miss, from the file, and every page is compared with what was swapped out.
+//! page (poor compression, or no frame: zcache is at its limit) the kernel writes it to
+//! the swap file itself, as the real swap path does. zcache holds at most a few frames
+//! ([`Params::zcache_frames`]). A refused store at the limit makes
+//! [`Zcache::reclaim_wanted`] true, and the kernel's worker (zswap's shrink_worker)
+//! calls [`Zcache::reclaim`], which writes zcache's least recently used swap pages back
+//! to the file through [`FileWriteback`] with the claim protocol: the slot is claimed
+//! (pinned), zcache takes its copy only if the slot still holds it, the page is
+//! written, the claim released. Swap-in (`load`) then reads each page from zcache or,
+//! on a miss, from the file, and every page is compared with what was swapped out.
 
 use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
-use zcache::{AllocatorKind, Config, Writeback, Zcache};
+use zcache::{Config, SlotClaim, Writeback, Zcache};
 use zpool::{HeapPageSource, PAGE_SIZE, Page};
 
 use crate::{Rng, anon_pages, pct, tagged};
@@ -80,22 +84,48 @@ impl SwapFile {
     }
 }
 
-/// zcache's writeback target: the swap file.
+/// zcache's writeback target: the swap file, with the slots claimed for writeback
+/// (the kernel's swap-cache pages: a claimed slot is neither reused nor written by the
+/// kernel itself until released).
 pub struct FileWriteback {
     /// The device.
     pub swap: Arc<SwapFile>,
     /// Pages zcache wrote back.
     pub written: AtomicU64,
+    /// Slots pinned by a claim.
+    pub claimed: Mutex<HashSet<u64>>,
+}
+
+impl FileWriteback {
+    /// Whether a slot is pinned by a writeback in progress (the kernel would wait on
+    /// its swap-cache page).
+    pub fn is_claimed(&self, offset: u64) -> bool {
+        self.claimed.lock().is_ok_and(|c| c.contains(&offset))
+    }
 }
 
 impl Writeback for FileWriteback {
-    fn write_page(&self, swap_type: u32, offset: u64, page: &Page) -> bool {
+    fn claim(&self, swap_type: u32, offset: u64) -> Option<u64> {
         // One swap device (type 0) in this example; refuse anything else.
-        if swap_type != 0 || self.swap.write(offset, page).is_err() {
+        if swap_type != 0 {
+            return None;
+        }
+        let mut c = self.claimed.lock().ok()?;
+        c.insert(offset).then_some(offset)
+    }
+
+    fn write(&self, claim: &SlotClaim, page: &Page) -> bool {
+        if self.swap.write(claim.offset, page).is_err() {
             return false;
         }
         self.written.fetch_add(1, Ordering::Relaxed);
         true
+    }
+
+    fn release(&self, claim: SlotClaim, _written: bool) {
+        if let Ok(mut c) = self.claimed.lock() {
+            c.remove(&claim.offset);
+        }
     }
 }
 
@@ -136,6 +166,8 @@ pub struct Report {
     pub refused: u64,
     /// Pages zcache wrote back to the file to stay under its limit.
     pub written_back: u64,
+    /// Times the kernel's worker ran `Zcache::reclaim`.
+    pub worker_runs: u64,
     /// Frame limit and peak frames.
     pub frame_limit: usize,
     /// Highest frame count.
@@ -177,8 +209,8 @@ impl fmt::Display for Report {
         )?;
         writeln!(
             f,
-            "over the limit zcache wrote back {} pages to the swap file; peak {} frames",
-            self.written_back, self.peak_frames
+            "over the limit the worker ran {} times and zcache wrote back {} pages to the swap file; peak {} frames",
+            self.worker_runs, self.written_back, self.peak_frames
         )?;
         writeln!(
             f,
@@ -227,12 +259,11 @@ fn run_on(p: &Params, swap: &Arc<SwapFile>) -> io::Result<Report> {
     let wb = Arc::new(FileWriteback {
         swap: swap.clone(),
         written: AtomicU64::new(0),
+        claimed: Mutex::new(HashSet::new()),
     });
     let z = Zcache::with_writeback(
         Config {
             max_frames: p.zcache_frames,
-            // Writeback starts from the allocator's frame LRU: zbud keeps one.
-            persistent_allocator: AllocatorKind::Zbud,
             ..Config::default()
         },
         Arc::new(HeapPageSource),
@@ -252,12 +283,20 @@ fn run_on(p: &Params, swap: &Arc<SwapFile>) -> io::Result<Report> {
     let mut truth: Vec<Page> = Vec::with_capacity(p.slots as usize);
     let swap_out = |offset: u64, page: &Page, rep: &mut Report| -> io::Result<()> {
         rep.swap_outs += 1;
+        // No writeback is in flight here (the worker runs below, on this thread), so
+        // the slot is never claimed now; a kernel would wait on its swap-cache page.
+        debug_assert!(!wb.is_claimed(offset));
         match fs.store(0, offset, page) {
             Ok(()) => rep.stored += 1,
             Err(_) => {
                 // frontswap said no: the kernel writes the page to the device.
                 swap.write(offset, page)?;
                 rep.refused += 1;
+                if z.reclaim_wanted() {
+                    // The kernel's worker: back under the accept threshold.
+                    z.reclaim(1024);
+                    rep.worker_runs += 1;
+                }
             }
         }
         Ok(())

@@ -225,6 +225,12 @@ struct host {
 	size_t wb_n, wb_cap;
 	uint64_t wb_refuse_mod; /* refuse offsets that are multiples of this (0: none) */
 	atomic_long wb_refused;
+	/* live writeback claims (slot pinned until release) */
+	uint64_t wb_claim_off[64];
+	uint64_t wb_claim_token[64];
+	int wb_nclaims;
+	uint64_t wb_next_token;
+	atomic_long wb_claims, wb_releases, wb_protocol_errors;
 	/* release */
 	atomic_int released;
 };
@@ -330,18 +336,77 @@ static int device_write(struct host *h, uint64_t offset, const void *page)
 	return 0;
 }
 
-/* zcache's writeback callback: refuses slots that are multiples of wb_refuse_mod
- * (as a device that is busy would), else writes to the device. */
-static int host_writeback(void *hp, uint32_t type, uint64_t offset, const void *page)
+/* Writeback step 2: pin the slot (the kernel's swap-cache folio). At most 64 at once. */
+static int host_wb_claim(void *hp, uint32_t type, uint64_t offset, uint64_t *token)
+{
+	struct host *h = hp;
+	CHECK(type == 0, "claim of swap type %u", type);
+	pthread_mutex_lock(&h->wb_lock);
+	int busy = h->wb_nclaims == 64;
+	for (int i = 0; i < h->wb_nclaims; i++)
+		if (h->wb_claim_off[i] == offset) {
+			atomic_fetch_add(&h->wb_protocol_errors, 1); /* claimed twice */
+			busy = 1;
+		}
+	if (!busy) {
+		*token = ++h->wb_next_token;
+		h->wb_claim_off[h->wb_nclaims] = offset;
+		h->wb_claim_token[h->wb_nclaims++] = *token;
+	}
+	pthread_mutex_unlock(&h->wb_lock);
+	if (busy)
+		return 1;
+	atomic_fetch_add(&h->wb_claims, 1);
+	return 0;
+}
+
+static int claim_index(struct host *h, uint64_t offset, uint64_t token)
+{
+	for (int i = 0; i < h->wb_nclaims; i++)
+		if (h->wb_claim_off[i] == offset && h->wb_claim_token[i] == token)
+			return i;
+	return -1;
+}
+
+/* Writeback step 4: refuses slots that are multiples of wb_refuse_mod (as a device with
+ * an I/O error would), else writes to the device. */
+static int host_wb_write(void *hp, uint32_t type, uint64_t offset, uint64_t token,
+			 const void *page)
 {
 	struct host *h = hp;
 	CHECK(type == 0, "writeback of swap type %u", type);
 	CHECK(page != NULL, "writeback without a page");
+	pthread_mutex_lock(&h->wb_lock);
+	int live = claim_index(h, offset, token) >= 0;
+	pthread_mutex_unlock(&h->wb_lock);
+	if (!live) {
+		atomic_fetch_add(&h->wb_protocol_errors, 1);
+		return 1;
+	}
 	if (h->wb_refuse_mod && offset % h->wb_refuse_mod == 0) {
 		atomic_fetch_add(&h->wb_refused, 1);
 		return 1;
 	}
 	return device_write(h, offset, page);
+}
+
+/* Writeback step 5: unpin. */
+static void host_wb_release(void *hp, uint32_t type, uint64_t offset, uint64_t token,
+			    int written)
+{
+	struct host *h = hp;
+	(void)type;
+	(void)written;
+	pthread_mutex_lock(&h->wb_lock);
+	int i = claim_index(h, offset, token);
+	if (i >= 0) {
+		h->wb_claim_off[i] = h->wb_claim_off[h->wb_nclaims - 1];
+		h->wb_claim_token[i] = h->wb_claim_token[--h->wb_nclaims];
+	}
+	pthread_mutex_unlock(&h->wb_lock);
+	if (i < 0)
+		atomic_fetch_add(&h->wb_protocol_errors, 1);
+	atomic_fetch_add(&h->wb_releases, 1);
 }
 
 /* The written-back copy of a slot, or NULL. */
@@ -422,6 +487,10 @@ static void expect_dead(zcache_handle_t zc)
 	CHECK_EQ(zcache_frontswap_invalidate_area(zc, 0), -ZCACHE_ENODEV);
 	CHECK_EQ(zcache_get_stats(zc, &s), -ZCACHE_ENODEV);
 	CHECK_EQ(zcache_shrink(zc, 0, &sr), -ZCACHE_ENODEV);
+	CHECK_EQ(zcache_reclaim(zc, 8, &sr), -ZCACHE_ENODEV);
+	CHECK_EQ(zcache_reclaim_wanted(zc), -ZCACHE_ENODEV);
+	CHECK_EQ(zcache_shrinker_count(zc), -ZCACHE_ENODEV);
+	CHECK_EQ(zcache_shrinker_scan(zc, 8), -ZCACHE_ENODEV);
 	CHECK_EQ(zcache_compact(zc), -ZCACHE_ENODEV);
 	CHECK_EQ(zcache_teardown(zc), -ZCACHE_ENODEV);
 	/* Even with null pointers, the handle is checked first. */
@@ -511,6 +580,8 @@ int zc_test_setup_errors(void)
 	BAD(reserved, 1);
 	BAD(alloc_frame, NULL);
 	BAD(free_frame, NULL);
+	BAD(writeback_claim, host_wb_claim); /* one of three writeback callbacks alone */
+	BAD(writeback_release, host_wb_release);
 #undef BAD
 	CHECK_EQ(atomic_load(&h.released), 0);
 	CHECK_EQ(atomic_load(&h.outstanding), 0);
@@ -975,8 +1046,10 @@ int zc_test_failing_allocator(void)
 	return end();
 }
 
-/* A frame limit: cleancache eats its own tail, frontswap steals cleancache frames and
- * then refuses; the limit is never exceeded. */
+/* A frame limit without hysteresis (accept 100 %): cleancache eats its own tail,
+ * frontswap steals cleancache pages and then refuses; the limit is never exceeded.
+ * (With hysteresis, stores at the limit are refused and the worker reclaims:
+ * zc_test_writeback.) */
 int zc_test_limits(void)
 {
 	begin();
@@ -984,7 +1057,7 @@ int zc_test_limits(void)
 	host_init(&h);
 	struct zcache_config c = config_for(&h);
 	c.max_frames = 64;
-	c.accept_threshold_percent = 90;
+	c.accept_threshold_percent = 100;
 	zcache_handle_t zc = setup_or_fail(&c);
 	uint8_t p[PAGE], q[PAGE];
 	int pool = zcache_cleancache_init_fs(zc, PAGE);
@@ -1069,13 +1142,15 @@ int zc_test_writeback(void)
 		h.wb_refuse_mod = mode == 0 ? 0 : 7;
 		struct zcache_config c = config_for(&h);
 		c.max_frames = 32;
-		c.writeback_page = host_writeback; /* the default persistent allocator becomes zbud */
+		c.writeback_claim = host_wb_claim;
+		c.writeback_write = host_wb_write;
+		c.writeback_release = host_wb_release;
 		zcache_handle_t zc = setup_or_fail(&c);
 		uint8_t p[PAGE], q[PAGE];
 		CHECK_EQ(zcache_frontswap_init(zc, 0), 0);
 		enum { N = 2000 };
 		static signed char where[N]; /* 1 zcache, 2 the host wrote it itself */
-		int refused_by_zcache = 0;
+		int refused_by_zcache = 0, worker_runs = 0;
 		for (uint32_t i = 0; i < N; i++) {
 			make_page(p, 110000 + i);
 			int r = zcache_frontswap_store(zc, 0, i, p);
@@ -1088,7 +1163,21 @@ int zc_test_writeback(void)
 				where[i] = 2;
 				refused_by_zcache++;
 			}
+			/* A store never writes back; the host's worker does, when asked. */
+			CHECK_EQ(atomic_load(&h.wb_claims), atomic_load(&h.wb_releases));
+			if (i % 64 == 63 && zcache_reclaim_wanted(zc) == 1) {
+				struct zcache_shrink_result wr;
+				int64_t n = zcache_reclaim(zc, 512, &wr);
+				CHECK(n >= 0 && (uint64_t)n == wr.evicted_pages + wr.written_back_pages,
+				      "reclaim %" PRId64, n);
+				worker_runs++;
+			}
 		}
+		CHECK(worker_runs > 0, "the limit never asked for the worker");
+		CHECK_EQ(atomic_load(&h.wb_protocol_errors), 0);
+		CHECK_EQ(atomic_load(&h.wb_claims), atomic_load(&h.wb_releases));
+		CHECK_EQ(zcache_reclaim(zc, 1, (struct zcache_shrink_result *)((char *)&worker_runs + 1)),
+			 -ZCACHE_EINVAL);
 		struct zcache_stats s = stats_of(zc);
 		CHECK(s.written_back_pages > 0, "nothing written back");
 		CHECK(mode == 0 || s.writeback_refused > 0, "the device's refusals were not counted");
@@ -1143,6 +1232,13 @@ int zc_test_writeback(void)
 		CHECK_EQ(zcache_shrink(zc, 0, NULL) >= 0, 1);
 		CHECK_EQ(zcache_shrink(zc, 0, (struct zcache_shrink_result *)((char *)&sr + 1)),
 			 -ZCACHE_EINVAL);
+		/* The shrinker pair: what is left is what the device refused. */
+		int64_t count = zcache_shrinker_count(zc);
+		CHECK(count >= 0, "count %" PRId64, count);
+		int64_t scanned = zcache_shrinker_scan(zc, 8);
+		CHECK(scanned >= 0 && scanned <= 8 && scanned <= count, "scan %" PRId64, scanned);
+		CHECK_EQ(atomic_load(&h.wb_protocol_errors), 0);
+		CHECK_EQ(atomic_load(&h.wb_claims), atomic_load(&h.wb_releases));
 		teardown_and_check(zc, &h);
 		host_destroy(&h);
 	}
@@ -1372,7 +1468,8 @@ int zc_test_threads(void)
 	note("threads: %d threads, %ld calls on one instance, all results consistent\n", T, ops);
 
 	/* Teardown while calls are in flight: never waits, never crashes; the handle dies
-	 * for everybody; the last call in flight frees the instance. */
+	 * for everybody; zcache_reap frees a deferred instance once they are done, in the
+	 * host's chosen context (not in the last call in flight). */
 	int deferred = 0;
 	long dead = 0;
 	for (int round = 0; round < 5; round++) {
@@ -1396,11 +1493,17 @@ int zc_test_threads(void)
 			dead += w[t].dead;
 		}
 		atomic_store(&stop, 1);
+		if (r == ZCACHE_TEARDOWN_DEFERRED) {
+			/* Every call has returned, yet nothing was freed behind the host's back. */
+			CHECK_EQ(atomic_load(&h.released), 0);
+			CHECK_EQ(zcache_reap(), 0);
+		}
 		CHECK_EQ(atomic_load(&h.released), 1);
 		CHECK_EQ(atomic_load(&h.outstanding), 0);
+		CHECK_EQ(zcache_reap(), 0);
 		expect_dead(zc);
 	}
-	note("teardown racing %d threads, 5 rounds: %d deferred to the last call in flight, "
+	note("teardown racing %d threads, 5 rounds: %d deferred to zcache_reap, "
 	     "%ld calls answered -ZCACHE_ENODEV afterwards, every frame returned\n",
 	     T, deferred, dead);
 	host_destroy(&h);

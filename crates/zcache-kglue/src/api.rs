@@ -128,8 +128,9 @@ pub unsafe extern "C" fn zcache_setup(
 /// second teardown, gives `-ZCACHE_ENODEV`). Never waits. Returns 0 when the instance
 /// was freed here (every frame given back through `free_frame`, then `release`
 /// called), `ZCACHE_TEARDOWN_DEFERRED` (1) when calls on the handle were still in
-/// flight (the last of them frees the instance and calls `release` as it returns), or
-/// `-ZCACHE_ENODEV`.
+/// flight: the instance is then freed by `zcache_reap`, which the host calls later from
+/// a context of its choosing (never by whichever call in flight happens to finish last,
+/// which may be a put with interrupts off), or `-ZCACHE_ENODEV`.
 #[unsafe(no_mangle)]
 pub extern "C" fn zcache_teardown(zc: ZcacheHandle) -> c_int {
     match table::remove(zc) {
@@ -426,11 +427,12 @@ pub unsafe extern "C" fn zcache_get_stats(zc: ZcacheHandle, out: *mut ZcacheStat
     0
 }
 
-/// The host's memory-pressure hook (a kernel shrinker's scan): gives frames back until
-/// at most `target_frames` are held, evicting cleancache pages first, then writing
-/// frontswap pages back through `writeback_page` (if configured). Bounded: stops when a
-/// round frees nothing. Returns the frames freed (and, if `out` is not null, the detail
-/// in `*out`), or `-ZCACHE_EINVAL` (misaligned `out`), `-ZCACHE_ENODEV`.
+/// Gives frames back until at most `target_frames` are held, in rounds of bounded
+/// reclaim: cleancache pages are evicted first, then frontswap pages are written back
+/// through the writeback callbacks (if configured). Stops when a round frees nothing.
+/// Runs the host's writeback callbacks: call it where they may run (a worker).
+/// Returns the frames freed (and, if `out` is not null, the detail in `*out`), or
+/// `-ZCACHE_EINVAL` (misaligned `out`), `-ZCACHE_ENODEV`.
 ///
 /// # Safety
 /// `out` is null or points to a writable `struct zcache_shrink_result`.
@@ -451,6 +453,76 @@ pub unsafe extern "C" fn zcache_shrink(
         unsafe { out.write(r) };
     }
     i64::try_from(r.frames_freed).unwrap_or(i64::MAX)
+}
+
+/// The host's reclaim worker (zswap's shrink_worker): reclaims at most `budget` pages,
+/// cleancache pages first, then frontswap pages through writeback, until the pool is
+/// below its accept threshold so stores are accepted again. Call it from a worker when
+/// `zcache_reclaim_wanted` says so (a store refused at the limit). Returns the pages
+/// reclaimed (and the detail in `*out` if not null), or `-ZCACHE_EINVAL` (misaligned
+/// `out`), `-ZCACHE_ENODEV`.
+///
+/// # Safety
+/// `out` is null or points to a writable `struct zcache_shrink_result`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn zcache_reclaim(
+    zc: ZcacheHandle,
+    budget: u64,
+    out: *mut ZcacheShrinkResult,
+) -> i64 {
+    let inst = instance!(zc);
+    if !out.is_aligned() {
+        return (-ZCACHE_EINVAL).into();
+    }
+    let r = ZcacheShrinkResult::from(
+        inst.z
+            .reclaim(usize::try_from(budget).unwrap_or(usize::MAX)),
+    );
+    if !out.is_null() {
+        // SAFETY: non-null, aligned, writable (caller's contract).
+        unsafe { out.write(r) };
+    }
+    i64::try_from(r.evicted_pages + r.written_back_pages).unwrap_or(i64::MAX)
+}
+
+/// 1 when the pool is at its limit or inside its hysteresis (stores are being refused
+/// until `zcache_reclaim` runs), 0 when not, or `-ZCACHE_ENODEV`. Cheap: two atomic
+/// reads; a store path may call it to decide whether to queue the worker.
+#[unsafe(no_mangle)]
+pub extern "C" fn zcache_reclaim_wanted(zc: ZcacheHandle) -> c_int {
+    let inst = instance!(zc);
+    c_int::from(inst.z.reclaim_wanted())
+}
+
+/// A kernel shrinker's `count_objects`: the pages reclaim could free now (every
+/// cleancache page; frontswap pages too when writeback is configured). Returns the
+/// count, or `-ZCACHE_ENODEV`.
+#[unsafe(no_mangle)]
+pub extern "C" fn zcache_shrinker_count(zc: ZcacheHandle) -> i64 {
+    let inst = instance!(zc);
+    i64::try_from(inst.z.shrinker_count()).unwrap_or(i64::MAX)
+}
+
+/// A kernel shrinker's `scan_objects`: reclaims up to `nr_to_scan` pages whatever the
+/// threshold (runs the writeback callbacks) and returns how many left zcache (0 also
+/// when another reclaimer is running), or `-ZCACHE_ENODEV`.
+#[unsafe(no_mangle)]
+pub extern "C" fn zcache_shrinker_scan(zc: ZcacheHandle, nr_to_scan: u64) -> i64 {
+    let inst = instance!(zc);
+    let n = inst
+        .z
+        .shrinker_scan(usize::try_from(nr_to_scan).unwrap_or(usize::MAX));
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// Frees the instances whose teardown was deferred (`ZCACHE_TEARDOWN_DEFERRED`) and
+/// whose last call in flight has returned: every frame goes back through `free_frame`
+/// and `release` is called, here, in the caller's context. Call it from a context that
+/// may free memory in bulk (a worker), after a deferred teardown. Returns how many
+/// deferred instances are still waiting for calls in flight (0: none left).
+#[unsafe(no_mangle)]
+pub extern "C" fn zcache_reap() -> c_int {
+    table::reap()
 }
 
 /// Runs both allocators' compaction (work proportional to the pool: call it from a

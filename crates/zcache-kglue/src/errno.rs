@@ -23,6 +23,9 @@ pub const ZCACHE_EINVAL: c_int = 22;
 /// No page frame could be had (frame limit or host allocator) even after the bounded
 /// reclaim a store may do; for setup: every instance slot is in use.
 pub const ZCACHE_ENOSPC: c_int = 28;
+/// Every compression context was busy (more CPUs storing at once than `contexts`): the
+/// store was refused rather than wait; the kernel writes the page to swap itself.
+pub const ZCACHE_EBUSY: c_int = 16;
 
 /// The negative errno for a zcache error.
 pub(crate) fn errno_of(e: ZcacheError) -> c_int {
@@ -31,6 +34,7 @@ pub(crate) fn errno_of(e: ZcacheError) -> c_int {
             ZError::NoFrame => ZCACHE_ENOSPC,
             ZError::CompressPoor | ZError::MeanCompressPoor | ZError::TooLarge => ZCACHE_E2BIG,
             ZError::NoMemory => ZCACHE_ENOMEM,
+            ZError::Busy => ZCACHE_EBUSY,
             ZError::Corrupt | ZError::Unavailable | ZError::BadHandle => ZCACHE_EIO,
         },
         ZcacheError::UnknownPool | ZcacheError::UnknownSwapType | ZcacheError::PoolDestroyed => {
@@ -55,5 +59,6 @@ mod tests {
         assert_eq!(errno_of(ZcacheError::UnknownSwapType), -6);
         assert_eq!(errno_of(ZcacheError::NoMemory), -12);
         assert_eq!(errno_of(ZcacheError::InvalidConfig("x")), -22);
+        assert_eq!(errno_of(ZcacheError::Backend(ZError::Busy)), -16);
     }
 }

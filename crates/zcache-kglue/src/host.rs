@@ -6,7 +6,7 @@ use alloc::sync::Arc;
 use core::ffi::{c_int, c_void};
 use core::ptr::NonNull;
 
-use zcache::{AllocatorKind, Config, Writeback, Zcache};
+use zcache::{AllocatorKind, Config, SlotClaim, Writeback, Zcache};
 use zpool::{AllocError, Frame, Page, PageSource};
 
 use crate::errno::{ZCACHE_EINVAL, errno_of};
@@ -44,28 +44,49 @@ pub const ZCACHE_ALLOC_ZSMALLOC: u32 = 2;
 pub type ZcacheAllocFrameFn = Option<unsafe extern "C" fn(host: *mut c_void) -> *mut c_void>;
 
 /// Takes back a frame `alloc_frame` handed out. Must not sleep; may be called from any
-/// CPU concurrently, and from teardown (or from the last call in flight when teardown
-/// was deferred). Must not call into zcache.
+/// CPU concurrently, and from teardown (or from `zcache_reap` when teardown was
+/// deferred). Must not call into zcache. No zcache lock is held while it runs.
 pub type ZcacheFreeFrameFn = Option<unsafe extern "C" fn(host: *mut c_void, frame: *mut c_void)>;
 
-/// Writes one swap page back to the swap device: `page` (4096 bytes, valid for the
-/// call only) is the content of slot (`swap_type`, `offset`). Return 0 if the host has
-/// taken the page (zcache drops its copy; later loads of the slot miss, so the host
-/// reads its device), non-zero to refuse (zcache keeps the page loadable). Called with
-/// no zcache lock held, in the context of the store or shrink that needed the frame:
-/// it must not sleep when stores may not. Must not call into zcache.
-pub type ZcacheWritebackFn = Option<
+/// Writeback step 2: claims swap slot (`swap_type`, `offset`) for a writeback. Return 0
+/// and set `*token` (any value; zcache passes it back) when the host has pinned the
+/// slot: until the matching `writeback_release` it does not reuse the slot for another
+/// page, does not write the slot itself, and serves a swap-in of it from the page being
+/// written (or waits for the release). In Linux: allocate the swap-cache folio for the
+/// entry, as zswap_writeback_entry does (`__read_swap_cache_async`). Return non-zero
+/// when it cannot (the entry is free, already in the swap cache, or no page): zcache
+/// keeps the page. Called from `zcache_reclaim`, `zcache_shrinker_scan` or
+/// `zcache_shrink` with no zcache lock held, never from a store. It may call into
+/// zcache (any operation but reclaim).
+pub type ZcacheWritebackClaimFn = Option<
+    unsafe extern "C" fn(host: *mut c_void, swap_type: u32, offset: u64, token: *mut u64) -> c_int,
+>;
+
+/// Writeback step 4: writes `page` (4096 bytes, valid for the call only), the slot's
+/// current content, which zcache has just taken out of its tree, to the claimed slot.
+/// Return 0 if the host has the page (zcache drops its copy; later loads of the slot
+/// miss, so the host reads its device), non-zero to refuse (zcache puts its copy back
+/// unless the slot was stored again meanwhile). No zcache lock is held.
+pub type ZcacheWritebackWriteFn = Option<
     unsafe extern "C" fn(
         host: *mut c_void,
         swap_type: u32,
         offset: u64,
+        token: u64,
         page: *const c_void,
     ) -> c_int,
 >;
 
+/// Writeback step 5: ends a claim. Called exactly once for every successful claim:
+/// after the write (`written` is 1 if it was accepted), or without a write (`written`
+/// 0) when the slot no longer held the page zcache had picked. No zcache lock is held.
+pub type ZcacheWritebackReleaseFn = Option<
+    unsafe extern "C" fn(host: *mut c_void, swap_type: u32, offset: u64, token: u64, written: c_int),
+>;
+
 /// Called once when the instance's memory is finally gone: at the end of
-/// `zcache_teardown`, or, when teardown was deferred, when the last call in flight
-/// returns. After it, zcache will not call any of the host's callbacks again.
+/// `zcache_teardown`, or, when teardown was deferred, in the `zcache_reap` call that
+/// frees it. After it, zcache will not call any of the host's callbacks again.
 pub type ZcacheReleaseFn = Option<unsafe extern "C" fn(host: *mut c_void)>;
 
 /// How `zcache_setup` builds an instance. Zero means "the default" for every numeric
@@ -88,9 +109,14 @@ pub struct ZcacheConfig {
     pub alloc_frame: ZcacheAllocFrameFn,
     /// Required.
     pub free_frame: ZcacheFreeFrameFn,
-    /// Optional (`NULL`: persistent pages are never written back; when the frame limit
-    /// is reached, frontswap stores fail and the kernel writes the page to swap itself).
-    pub writeback_page: ZcacheWritebackFn,
+    /// Writeback, optional: all three or none (`NULL`: persistent pages are never
+    /// written back; when the frame limit is reached, frontswap stores fail and the
+    /// kernel writes the page to swap itself). The protocol: docs/concurrency.md.
+    pub writeback_claim: ZcacheWritebackClaimFn,
+    /// See `writeback_claim`.
+    pub writeback_write: ZcacheWritebackWriteFn,
+    /// See `writeback_claim`.
+    pub writeback_release: ZcacheWritebackReleaseFn,
     /// Optional.
     pub release: ZcacheReleaseFn,
     /// Hard limit on page frames held (0: no limit beyond the host allocator's).
@@ -101,14 +127,15 @@ pub struct ZcacheConfig {
     /// Compression contexts: at least the number of CPUs that call in at once
     /// (0: 4; at most 1024).
     pub contexts: u32,
-    /// Frames one store may reclaim (evict or write back) before it gives up: the bound
-    /// on the work of a store (0: 4).
+    /// Cleancache pages one store may evict before it gives up: the bound on the work
+    /// of a store (0: 4). A store never writes back, and evicts only when that can let
+    /// it in (not while the accept threshold's hysteresis refuses frames).
     pub max_reclaim_per_store: u32,
     /// `ZCACHE_ALLOC_*` for cleancache (ephemeral) pages.
     pub ephemeral_allocator: u32,
     /// `ZCACHE_ALLOC_*` for frontswap (persistent) pages. The default is zsmalloc.
-    /// Both allocators keep an LRU (zbud of frames, zsmalloc of zspages), so writeback
-    /// works with either.
+    /// The LRU that writeback follows is zcache's own (of pages), so writeback works
+    /// with either allocator.
     pub persistent_allocator: u32,
     /// Must be 0.
     pub reserved: u32,
@@ -157,9 +184,15 @@ impl PageSource for HostSource {
     }
 }
 
+type ClaimFn = unsafe extern "C" fn(*mut c_void, u32, u64, *mut u64) -> c_int;
+type WriteFn = unsafe extern "C" fn(*mut c_void, u32, u64, u64, *const c_void) -> c_int;
+type ReleaseFn = unsafe extern "C" fn(*mut c_void, u32, u64, u64, c_int);
+
 /// The host's swap device as a [`Writeback`].
 struct HostWriteback {
-    write: unsafe extern "C" fn(*mut c_void, u32, u64, *const c_void) -> c_int,
+    claim: ClaimFn,
+    write: WriteFn,
+    release: ReleaseFn,
     host: *mut c_void,
 }
 
@@ -170,11 +203,39 @@ unsafe impl Send for HostWriteback {}
 unsafe impl Sync for HostWriteback {}
 
 impl Writeback for HostWriteback {
-    fn write_page(&self, swap_type: u32, offset: u64, page: &Page) -> bool {
+    fn claim(&self, swap_type: u32, offset: u64) -> Option<u64> {
+        let mut token = 0u64;
+        // SAFETY: `&mut token` is a valid, aligned, writable u64 for the call; the
+        // callback's own contract is the host's.
+        let r = unsafe { (self.claim)(self.host, swap_type, offset, &mut token) };
+        (r == 0).then_some(token)
+    }
+
+    fn write(&self, claim: &SlotClaim, page: &Page) -> bool {
         // SAFETY: `page` is 4096 readable bytes borrowed for the duration of the call,
-        // which is all the callback is promised; the callback's own contract (no sleep
-        // where stores may not, no call into zcache) is the host's.
-        unsafe { (self.write)(self.host, swap_type, offset, page.as_ptr().cast()) == 0 }
+        // which is all the callback is promised.
+        unsafe {
+            (self.write)(
+                self.host,
+                claim.swap_type,
+                claim.offset,
+                claim.token,
+                page.as_ptr().cast(),
+            ) == 0
+        }
+    }
+
+    fn release(&self, claim: SlotClaim, written: bool) {
+        // SAFETY: plain values; the callback's contract is the host's.
+        unsafe {
+            (self.release)(
+                self.host,
+                claim.swap_type,
+                claim.offset,
+                claim.token,
+                c_int::from(written),
+            )
+        }
     }
 }
 
@@ -284,16 +345,19 @@ pub(crate) fn build(cfg: &ZcacheConfig) -> Result<Instance, c_int> {
         free,
         host: cfg.host,
     });
-    let z = match cfg.writeback_page {
-        Some(write) => Zcache::with_writeback(
+    let z = match (cfg.writeback_claim, cfg.writeback_write, cfg.writeback_release) {
+        (Some(claim), Some(write), Some(release)) => Zcache::with_writeback(
             config,
             source,
             Arc::new(HostWriteback {
+                claim,
                 write,
+                release,
                 host: cfg.host,
             }),
         ),
-        None => Zcache::new(config, source),
+        (None, None, None) => Zcache::new(config, source),
+        _ => return Err(-ZCACHE_EINVAL),
     }
     .map_err(errno_of)?;
     Ok(Instance {

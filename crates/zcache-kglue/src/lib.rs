@@ -61,7 +61,7 @@ pub use host::{
     ZCACHE_ALLOC_DEFAULT, ZCACHE_ALLOC_ZBUD, ZCACHE_ALLOC_ZSMALLOC, ZCACHE_COMP_DEFAULT,
     ZCACHE_COMP_DEFLATE, ZCACHE_COMP_LZ4, ZCACHE_COMP_LZO, ZCACHE_FLAG_FRONTSWAP_EXCLUSIVE_LOADS,
     ZCACHE_PAGE_SIZE, ZcacheAllocFrameFn, ZcacheConfig, ZcacheFreeFrameFn, ZcacheReleaseFn,
-    ZcacheWritebackFn,
+    ZcacheWritebackClaimFn, ZcacheWritebackReleaseFn, ZcacheWritebackWriteFn,
 };
 pub use stats::{ZcacheShrinkResult, ZcacheStats};
 pub use table::{ZCACHE_MAX_INSTANCES, ZCACHE_TEARDOWN_DEFERRED, ZcacheHandle};

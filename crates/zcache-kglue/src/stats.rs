@@ -1,6 +1,6 @@
 //! The statistics snapshot and shrink result structs.
 
-use zcache::{ShrinkOutcome, Stats};
+use zcache::{ReclaimOutcome, Stats};
 
 /// A statistics snapshot (`zcache_get_stats`). Names are zswap's debugfs names where
 /// they mean the same, else zcache's. Gauges and counters are summed from per-CPU-style
@@ -72,6 +72,21 @@ pub struct ZcacheStats {
     pub host_alloc_fail: u64,
     /// 1 while the limit's hysteresis is refusing frames, else 0.
     pub limit_full: u64,
+    /// Stores refused because every compression context was busy.
+    pub reject_busy: i64,
+    /// Referenced pages zcache's LRU scan rotated (second chances given).
+    pub lru_rotations: i64,
+    /// Writebacks abandoned because `writeback_claim` refused the slot.
+    pub writeback_busy: i64,
+    /// Writebacks abandoned because the slot no longer held the picked page once
+    /// claimed (nothing was written).
+    pub writeback_raced: i64,
+    /// Persistent LRU pages with no swap slot (not frontswap pages).
+    pub writeback_no_slot: i64,
+    /// Cleancache pages on zcache's LRU.
+    pub eph_lru_len: u64,
+    /// Frontswap pages on zcache's LRU.
+    pub pers_lru_len: u64,
 }
 
 impl From<&Stats> for ZcacheStats {
@@ -111,11 +126,18 @@ impl From<&Stats> for ZcacheStats {
             pool_limit_hit: s.pool_limit_hit,
             host_alloc_fail: s.host_alloc_fail,
             limit_full: u64::from(s.limit_full),
+            reject_busy: c.reject_busy,
+            lru_rotations: c.lru_rotations,
+            writeback_busy: c.writeback_busy,
+            writeback_raced: c.writeback_raced,
+            writeback_no_slot: c.writeback_no_slot,
+            eph_lru_len: u(s.eph_lru_len),
+            pers_lru_len: u(s.pers_lru_len),
         }
     }
 }
 
-/// What `zcache_shrink` achieved.
+/// What `zcache_shrink` or `zcache_reclaim` achieved.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ZcacheShrinkResult {
@@ -125,14 +147,23 @@ pub struct ZcacheShrinkResult {
     pub evicted_pages: u64,
     /// Frontswap pages the host's writeback accepted.
     pub written_back_pages: u64,
+    /// Referenced pages given a second chance on the way.
+    pub rotations: u64,
+    /// Frames freed by compaction (included in `frames_freed`).
+    pub compacted_frames: u64,
+    /// 1 if the pool is still at or over its accept threshold (call again), else 0.
+    pub more: u64,
 }
 
-impl From<ShrinkOutcome> for ZcacheShrinkResult {
-    fn from(o: ShrinkOutcome) -> Self {
+impl From<ReclaimOutcome> for ZcacheShrinkResult {
+    fn from(o: ReclaimOutcome) -> Self {
         ZcacheShrinkResult {
             frames_freed: o.frames_freed as u64,
             evicted_pages: o.evicted_pages as u64,
             written_back_pages: o.written_back_pages as u64,
+            rotations: o.rotations as u64,
+            compacted_frames: o.compacted_frames as u64,
+            more: u64::from(o.more),
         }
     }
 }

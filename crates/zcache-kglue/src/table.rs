@@ -18,8 +18,8 @@ pub type ZcacheHandle = u64;
 pub const ZCACHE_MAX_INSTANCES: usize = 64;
 
 /// `zcache_teardown`'s return when calls on the handle were still in flight: the handle
-/// is dead at once, and the last call in flight frees the instance (and calls the
-/// host's `release`) when it returns.
+/// is dead at once, and `zcache_reap` frees the instance (and calls the host's
+/// `release`) once they have returned, in the context the host calls it from.
 pub const ZCACHE_TEARDOWN_DEFERRED: c_int = 1;
 
 const SLOT_BITS: u32 = 8;
@@ -32,6 +32,9 @@ struct SlotState {
     /// Bumped by every setup that takes the slot (56 bits; wraps to 1, never 0).
     generation: u64,
     instance: Option<Arc<Instance>>,
+    /// A torn-down instance that calls in flight still held: `reap` frees it once this
+    /// is its only reference. The slot is not reused meanwhile.
+    dying: Option<Arc<Instance>>,
 }
 
 struct Slot {
@@ -45,6 +48,7 @@ static TABLE: [Slot; ZCACHE_MAX_INSTANCES] = [const {
         state: RwLock::new(SlotState {
             generation: 0,
             instance: None,
+            dying: None,
         }),
     }
 }; ZCACHE_MAX_INSTANCES];
@@ -78,7 +82,7 @@ pub(crate) fn insert(inst: Instance) -> Result<ZcacheHandle, c_int> {
     let arc = Arc::new(inst);
     for (i, slot) in TABLE.iter().enumerate() {
         let mut s = slot.state.write();
-        if s.instance.is_none() {
+        if s.instance.is_none() && s.dying.is_none() {
             let mut g = s.generation.wrapping_add(1) & GEN_MASK;
             if g == 0 {
                 g = 1;
@@ -113,8 +117,33 @@ pub(crate) fn remove(h: ZcacheHandle) -> Result<c_int, c_int> {
             drop(inst);
             Ok(0)
         }
-        Err(_) => Ok(ZCACHE_TEARDOWN_DEFERRED),
+        Err(arc) => {
+            // Calls in flight hold it: park it, so the last of them only drops a count
+            // and the bulk freeing waits for `reap`.
+            slot.state.write().dying = Some(arc);
+            Ok(ZCACHE_TEARDOWN_DEFERRED)
+        }
     }
+}
+
+/// Frees every parked instance that no call holds any more (in the caller's context);
+/// returns how many are still held by calls in flight.
+pub(crate) fn reap() -> c_int {
+    let mut waiting = 0;
+    for slot in TABLE.iter() {
+        let Some(arc) = slot.state.write().dying.take() else {
+            continue;
+        };
+        // No new reference can appear: `get` only clones `instance`.
+        match Arc::try_unwrap(arc) {
+            Ok(inst) => drop(inst),
+            Err(arc) => {
+                slot.state.write().dying = Some(arc);
+                waiting += 1;
+            }
+        }
+    }
+    waiting
 }
 
 #[cfg(test)]

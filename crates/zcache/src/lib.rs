@@ -84,3 +84,13 @@ impl Zcache {
         Frontswap { z: self }
     }
 }
+
+/// Locks held right now by any thread in zcache and every layer below it (tmem-core,
+/// zpool, zbud, zsmalloc), counted only with the `lock-count` feature (tests: a host's
+/// callbacks can check that none is held while they run); always 0 without it.
+/// Compression contexts are not counted: they are try-only tokens nobody waits on.
+#[doc(hidden)]
+pub fn held_locks() -> usize {
+    sync::held() + tmem_core::held_locks() + zpool::held_locks() + zbud::held_locks()
+        + zsmalloc::held_locks()
+}

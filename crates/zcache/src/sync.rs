@@ -6,7 +6,8 @@ mod imp {
 
     /// Spin mutex (never sleeps).
     pub(crate) struct Mutex<T>(spin::Mutex<T>);
-    pub(crate) type MutexGuard<'a, T> = spin::MutexGuard<'a, T>;
+    pub(crate) type MutexGuard<'a, T> = super::Guard<spin::MutexGuard<'a, T>>;
+    pub(crate) type TokenGuard<'a, T> = spin::MutexGuard<'a, T>;
 
     impl<T> Mutex<T> {
         pub(crate) fn new(v: T) -> Self {
@@ -14,10 +15,12 @@ mod imp {
         }
         #[inline]
         pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
-            self.0.lock()
+            super::counted(self.0.lock())
         }
         #[inline]
-        pub(crate) fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
+        /// For try-only tokens (compression contexts): nobody ever waits on one, so
+        /// its guard is not counted as a held lock.
+        pub(crate) fn try_lock(&self) -> Option<TokenGuard<'_, T>> {
             self.0.try_lock()
         }
     }
@@ -30,12 +33,12 @@ mod imp {
             RwLock(spin::RwLock::new(v))
         }
         #[inline]
-        pub(crate) fn read(&self) -> spin::RwLockReadGuard<'_, T> {
-            self.0.read()
+        pub(crate) fn read(&self) -> super::Guard<spin::RwLockReadGuard<'_, T>> {
+            super::counted(self.0.read())
         }
         #[inline]
-        pub(crate) fn write(&self) -> spin::RwLockWriteGuard<'_, T> {
-            self.0.write()
+        pub(crate) fn write(&self) -> super::Guard<spin::RwLockWriteGuard<'_, T>> {
+            super::counted(self.0.write())
         }
     }
 
@@ -46,16 +49,17 @@ mod imp {
     pub(crate) use loom::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 
     pub(crate) struct Mutex<T>(loom::sync::Mutex<T>);
-    pub(crate) type MutexGuard<'a, T> = loom::sync::MutexGuard<'a, T>;
+    pub(crate) type MutexGuard<'a, T> = super::Guard<loom::sync::MutexGuard<'a, T>>;
+    pub(crate) type TokenGuard<'a, T> = loom::sync::MutexGuard<'a, T>;
 
     impl<T> Mutex<T> {
         pub(crate) fn new(v: T) -> Self {
             Mutex(loom::sync::Mutex::new(v))
         }
         pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
-            self.0.lock().expect("loom mutex poisoned")
+            super::counted(self.0.lock().expect("loom mutex poisoned"))
         }
-        pub(crate) fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
+        pub(crate) fn try_lock(&self) -> Option<TokenGuard<'_, T>> {
             self.0.try_lock().ok()
         }
     }
@@ -66,14 +70,86 @@ mod imp {
         pub(crate) fn new(v: T) -> Self {
             RwLock(loom::sync::RwLock::new(v))
         }
-        pub(crate) fn read(&self) -> loom::sync::RwLockReadGuard<'_, T> {
-            self.0.read().expect("loom rwlock poisoned")
+        pub(crate) fn read(&self) -> super::Guard<loom::sync::RwLockReadGuard<'_, T>> {
+            super::counted(self.0.read().expect("loom rwlock poisoned"))
         }
-        pub(crate) fn write(&self) -> loom::sync::RwLockWriteGuard<'_, T> {
-            self.0.write().expect("loom rwlock poisoned")
+        pub(crate) fn write(&self) -> super::Guard<loom::sync::RwLockWriteGuard<'_, T>> {
+            super::counted(self.0.write().expect("loom rwlock poisoned"))
         }
     }
 
 }
 
 pub(crate) use imp::*;
+
+/// Locks of this crate held now, by any thread (see the crate's `held_locks`).
+pub(crate) fn held() -> usize {
+    #[cfg(feature = "lock-count")]
+    {
+        counting::HELD.load(core::sync::atomic::Ordering::SeqCst)
+    }
+    #[cfg(not(feature = "lock-count"))]
+    {
+        0
+    }
+}
+
+/// Wraps a guard so it is counted while it lives (feature `lock-count`), or returns it
+/// as it is (no cost).
+#[inline]
+pub(crate) fn counted<G>(g: G) -> Guard<G> {
+    #[cfg(feature = "lock-count")]
+    {
+        counting::Counted::new(g)
+    }
+    #[cfg(not(feature = "lock-count"))]
+    {
+        g
+    }
+}
+
+/// A guard as [`counted`] returns it.
+#[cfg(feature = "lock-count")]
+pub(crate) type Guard<G> = counting::Counted<G>;
+/// A guard as [`counted`] returns it.
+#[cfg(not(feature = "lock-count"))]
+pub(crate) type Guard<G> = G;
+
+#[cfg(feature = "lock-count")]
+mod counting {
+    use core::ops::{Deref, DerefMut};
+    // A plain `core` atomic even under loom: test instrumentation, not part of any
+    // modelled protocol.
+    use core::sync::atomic::{AtomicUsize, Ordering};
+
+    pub(super) static HELD: AtomicUsize = AtomicUsize::new(0);
+
+    /// A guard counted in [`HELD`] from creation to drop.
+    pub(crate) struct Counted<G>(G);
+
+    impl<G> Counted<G> {
+        pub(super) fn new(g: G) -> Self {
+            HELD.fetch_add(1, Ordering::SeqCst);
+            Counted(g)
+        }
+    }
+
+    impl<G: Deref> Deref for Counted<G> {
+        type Target = G::Target;
+        fn deref(&self) -> &G::Target {
+            &self.0
+        }
+    }
+
+    impl<G: DerefMut> DerefMut for Counted<G> {
+        fn deref_mut(&mut self) -> &mut G::Target {
+            &mut self.0
+        }
+    }
+
+    impl<G> Drop for Counted<G> {
+        fn drop(&mut self) {
+            HELD.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}

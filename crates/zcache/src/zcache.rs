@@ -21,7 +21,7 @@ use crate::lru::Lru;
 use crate::pam::{ZCtx, ZError, ZPam};
 use crate::source::LimitedSource;
 use crate::stats::{C, Counters, Shards};
-use crate::sync::{Mutex, MutexGuard, RwLock};
+use crate::sync::{Mutex, RwLock, TokenGuard};
 use crate::writeback::Writeback;
 
 /// Why a zcache operation failed.
@@ -234,7 +234,7 @@ impl Zcache {
     /// A context is an owned token, not a lock anyone waits on (nobody spins on a busy
     /// one), so holding it across the allocator's `alloc_frame` cannot deadlock, as
     /// zswap holds its per-CPU acomp context across zpool_malloc.
-    pub(crate) fn try_ctx(&self) -> Option<MutexGuard<'_, ZCtx>> {
+    pub(crate) fn try_ctx(&self) -> Option<TokenGuard<'_, ZCtx>> {
         let n = self.ctxs.len();
         let start = (self.config.context_hint)() % n;
         (0..n).find_map(|i| self.ctxs[(start + i) % n].try_lock())
@@ -405,7 +405,7 @@ impl Zcache {
 
 /// A context held for one call: one of the shared ones, or a temporary one.
 enum CtxRef<'a> {
-    Shared(MutexGuard<'a, ZCtx>),
+    Shared(TokenGuard<'a, ZCtx>),
     Temporary(Vec<ZCtx>),
 }
 
