@@ -161,3 +161,168 @@ fn in_place_load_races_compaction() {
         assert_eq!(src.live(), 0);
     });
 }
+
+/// A loom-safe swap device for the writeback models: claims pin slots; the device keeps
+/// the last page written to each slot.
+#[derive(Default)]
+struct Device {
+    st: loom::sync::Mutex<(Vec<(u64, u32)>, Vec<u64>)>,
+}
+
+impl Device {
+    /// The first bytes' tag of the page the device holds for `slot` (the test pages are
+    /// told apart by their first word).
+    fn holds(&self, slot: u64) -> Option<u32> {
+        let st = self.st.lock().unwrap();
+        st.0.iter().rev().find(|(s, _)| *s == slot).map(|(_, t)| *t)
+    }
+}
+
+fn tag_of(page: &zcache::Page) -> u32 {
+    u32::from_le_bytes([page[0], page[1], page[2], page[3]])
+}
+
+impl zcache::Writeback for Device {
+    fn claim(&self, _t: u32, offset: u64) -> Option<u64> {
+        let mut st = self.st.lock().unwrap();
+        if st.1.contains(&offset) {
+            return None;
+        }
+        st.1.push(offset);
+        Some(offset)
+    }
+    fn write(&self, claim: &zcache::SlotClaim, page: &zcache::Page) -> bool {
+        let mut st = self.st.lock().unwrap();
+        assert!(st.1.contains(&claim.offset), "write without a claim");
+        st.0.push((claim.offset, tag_of(page)));
+        true
+    }
+    fn release(&self, claim: zcache::SlotClaim, _written: bool) {
+        let mut st = self.st.lock().unwrap();
+        st.1.retain(|&o| o != claim.offset);
+    }
+}
+
+fn zcache_wb(src: Arc<CountingSource<HeapPageSource>>, dev: Arc<Device>, cfg: Config) -> Arc<Zcache> {
+    let cfg = Config {
+        contexts: 2,
+        context_hint: || 0,
+        ..cfg
+    };
+    Arc::new(Zcache::with_writeback(cfg, src, dev).unwrap())
+}
+
+/// Writeback of slot S racing the kernel invalidating S and storing a new page to it:
+/// whatever the interleaving, S reads as the new page (zcache first, then the device),
+/// and once everything is written back the device holds the new page too.
+#[test]
+fn writeback_races_invalidate_then_restore() {
+    let mut model = loom::model::Builder::new();
+    model.max_branches = 100_000;
+    model.check(|| {
+        let src = Arc::new(CountingSource::new(HeapPageSource));
+        let dev = Arc::new(Device::default());
+        let z = zcache_wb(src.clone(), dev.clone(), Config::default());
+        let fs = z.frontswap();
+        fs.init(0).unwrap();
+        let (old, new) = (test_page(3 * 8 + 3), test_page(5 * 8 + 3));
+        fs.store(0, 7, &old).unwrap();
+        let z2 = z.clone();
+        let wb = thread::spawn(move || {
+            z2.shrinker_scan(1);
+        });
+        fs.invalidate_page(0, 7).unwrap();
+        fs.store(0, 7, &new).unwrap();
+        wb.join().unwrap();
+        let mut out = [0u8; 4096];
+        if fs.load(0, 7, &mut out).unwrap() {
+            assert_eq!(out, new, "zcache holds the old page");
+        } else {
+            assert_eq!(dev.holds(7), Some(tag_of(&new)), "the device holds the old page");
+        }
+        // Write everything back: the device ends with the new page.
+        while z.shrinker_scan(4) > 0 {}
+        assert!(!fs.load(0, 7, &mut out).unwrap());
+        assert_eq!(dev.holds(7), Some(tag_of(&new)));
+        fs.invalidate_area(0).unwrap();
+        drop(z);
+        assert_eq!(src.live(), 0);
+    });
+}
+
+/// The reclaim worker writing a slot back racing a keeping load of the same slot: the
+/// load returns the page or misses, and then the device has it.
+#[test]
+fn reclaim_races_load_of_the_same_page() {
+    let mut model = loom::model::Builder::new();
+    model.max_branches = 100_000;
+    model.check(|| {
+        let src = Arc::new(CountingSource::new(HeapPageSource));
+        let dev = Arc::new(Device::default());
+        let z = zcache_wb(src.clone(), dev.clone(), Config::default());
+        let fs = z.frontswap();
+        fs.init(0).unwrap();
+        let page = test_page(4 * 8 + 3);
+        fs.store(0, 9, &page).unwrap();
+        let z2 = z.clone();
+        let worker = thread::spawn(move || {
+            z2.shrinker_scan(1);
+        });
+        let mut out = [0u8; 4096];
+        let hit = fs.load(0, 9, &mut out).unwrap();
+        if hit {
+            assert_eq!(out, page);
+        }
+        worker.join().unwrap();
+        if !fs.load(0, 9, &mut out).unwrap() {
+            assert_eq!(dev.holds(9), Some(tag_of(&page)), "page lost");
+        } else {
+            assert_eq!(out, page);
+        }
+        fs.invalidate_area(0).unwrap();
+        drop(z);
+        assert_eq!(src.live(), 0);
+    });
+}
+
+/// A cleancache store at the frame limit (evicting synchronously: no hysteresis) racing
+/// the host's shrink: the limit holds, the stored page reads back exact or misses,
+/// nothing leaks.
+#[test]
+fn store_at_the_limit_races_shrink() {
+    let mut model = loom::model::Builder::new();
+    model.max_branches = 100_000;
+    model.check(|| {
+        let src = Arc::new(CountingSource::new(HeapPageSource));
+        let cfg = Config {
+            max_frames: 1,
+            accept_threshold_percent: 100,
+            ..Config::default()
+        };
+        let z = zcache_wb(src.clone(), Arc::new(Device::default()), cfg);
+        let cc = z.cleancache();
+        let pool = cc.init_fs().unwrap();
+        // Two pages of over half a frame each: the frame holds one.
+        let (a, b) = (test_page(7 * 8 + 2 + 1), test_page(9 * 8 + 3));
+        cc.put_page(pool, FILE, 1, &a);
+        let z2 = z.clone();
+        let shrinker = thread::spawn(move || {
+            z2.shrink(0);
+        });
+        cc.put_page(pool, FILE, 2, &b);
+        assert!(z.stats().pool_frames <= 1);
+        shrinker.join().unwrap();
+        let mut out = [0u8; 4096];
+        if cc.get_page(pool, FILE, 2, &mut out) {
+            assert_eq!(out, b);
+        }
+        if cc.get_page(pool, FILE, 1, &mut out) {
+            assert_eq!(out, a);
+        }
+        assert!(z.stats().pool_frames <= 1);
+        cc.invalidate_fs(pool).unwrap();
+        assert_eq!(z.stats().counters.stored_pages, 0);
+        drop(z);
+        assert_eq!(src.live(), 0);
+    });
+}
