@@ -1,0 +1,188 @@
+//! Reclaim figures on the dev corpus (testdata/dev):
+//! * cleancache under a frame limit of half the ideal: every page put in corpus order,
+//!   then every page got. Hit rate, put and get pages/s, and the latency of single puts
+//!   (p50, p99, max), for the two ways a store at the limit can go:
+//!   - `worker`: accept hysteresis 90 %; a store at the limit is refused at once and
+//!     the host's worker ([`Zcache::reclaim`]) runs when [`Zcache::reclaim_wanted`]
+//!     says so (here on the same thread after the refused put; its time is reported
+//!     apart);
+//!   - `sync`: no hysteresis (accept 100 %); a store evicts up to
+//!     `max_reclaim_per_store` pages itself.
+//! * eviction cost per page against LRU population (1k, 10k, 100k stored pages): the
+//!   time of `shrinker_scan` per page evicted, which must not grow with the population.
+//!
+//! Run: `cargo bench -p zcache --bench reclaim`.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use zcache::{AllocatorKind, Config, Zcache};
+use zcache_testdata::Corpus;
+use zcomp::{Algorithm, AnyCompressor, Compressor, MAX_COMPRESSED_LEN};
+
+/// The host's worker, run after a refused put.
+fn worker(z: &Zcache) -> Duration {
+    let t = Instant::now();
+    if z.reclaim_wanted() {
+        z.reclaim(256);
+    }
+    t.elapsed()
+}
+
+fn ideal_frames(c: &Corpus) -> usize {
+    let mut comp = AnyCompressor::new(Algorithm::Lz4).unwrap();
+    let mut buf = vec![0u8; MAX_COMPRESSED_LEN];
+    let mut bytes = 0usize;
+    for p in c.pages() {
+        if zcomp::same_filled(p).is_some() {
+            continue;
+        }
+        if let Ok(n) = comp.compress(p, &mut buf) {
+            bytes += n;
+        }
+    }
+    bytes.div_ceil(4096)
+}
+
+fn pct(v: &mut [Duration], q: f64) -> f64 {
+    v.sort_unstable();
+    let i = ((v.len() as f64 - 1.0) * q).round() as usize;
+    v[i].as_secs_f64() * 1e6
+}
+
+fn limited(c: &Corpus, eph: AllocatorKind, limit: usize, mode: &str) {
+    let accept = if mode == "sync" { 100 } else { 90 };
+    let z = Zcache::new(
+        Config {
+            ephemeral_allocator: eph,
+            max_frames: limit,
+            accept_threshold_percent: accept,
+            ..Config::default()
+        },
+        Arc::new(zpool::RecyclingSource::new(zpool::HeapPageSource, 1 << 14).unwrap()),
+    )
+    .unwrap();
+    let cc = z.cleancache();
+    let pool = cc.init_fs().unwrap();
+    let mut lat = Vec::with_capacity(c.len());
+    let mut worker_time = Duration::ZERO;
+    let t0 = Instant::now();
+    for (r, p) in c.iter() {
+        let key = zcache::file_key_from_inode(u64::from(r.object_id));
+        let t = Instant::now();
+        cc.put_page(pool, key, r.page_index, p);
+        lat.push(t.elapsed());
+        if mode == "worker" {
+            worker_time += worker(&z);
+        }
+    }
+    let put_time = t0.elapsed() - worker_time;
+    let mut out = [0u8; 4096];
+    let mut hits = 0usize;
+    let t1 = Instant::now();
+    for (r, _) in c.iter() {
+        let key = zcache::file_key_from_inode(u64::from(r.object_id));
+        if cc.get_page(pool, key, r.page_index, black_box(&mut out)) {
+            hits += 1;
+        }
+    }
+    let get_time = t1.elapsed();
+    let st = z.stats();
+    let n = c.len();
+    println!(
+        "{:<8} {:<7} {:>6} {:>6.1}% {:>9.0} {:>9.0} {:>7.1} {:>7.1} {:>8.1} {:>9.3} {:>8} {:>8}",
+        eph.name(),
+        mode,
+        limit,
+        100.0 * hits as f64 / n as f64,
+        n as f64 / put_time.as_secs_f64(),
+        n as f64 / get_time.as_secs_f64(),
+        pct(&mut lat, 0.5),
+        pct(&mut lat, 0.99),
+        pct(&mut lat, 1.0),
+        worker_time.as_secs_f64(),
+        st.counters.evicted_eph_pages,
+        st.pool_frames_peak,
+    );
+}
+
+fn eviction_cost(c: &Corpus, eph: AllocatorKind, population: usize) {
+    let z = Zcache::new(
+        Config {
+            ephemeral_allocator: eph,
+            ..Config::default()
+        },
+        Arc::new(zpool::HeapPageSource),
+    )
+    .unwrap();
+    let cc = z.cleancache();
+    let pool = cc.init_fs().unwrap();
+    let pages: Vec<&[u8; 4096]> = c
+        .pages()
+        .iter()
+        .filter(|p| zcomp::same_filled(p).is_none())
+        .collect();
+    for i in 0..population {
+        let key = zcache::file_key_from_inode(i as u64 / 64);
+        cc.put_page(pool, key, i as u64 % 64, pages[i % pages.len()]);
+    }
+    let stored = z.stats().eph_lru_len;
+    let batch = 1000.min(stored / 2);
+    let t = Instant::now();
+    let mut evicted = 0;
+    while evicted < batch {
+        let k = z.shrinker_scan(100);
+        if k == 0 {
+            break;
+        }
+        evicted += k;
+    }
+    let d = t.elapsed();
+    println!(
+        "{:<8} {:>9} {:>9} {:>8} {:>10.3}",
+        eph.name(),
+        population,
+        stored,
+        evicted,
+        d.as_secs_f64() * 1e6 / evicted.max(1) as f64
+    );
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let c = Corpus::dev();
+    let ideal = ideal_frames(&c);
+    let limit = ideal / 2;
+    println!(
+        "cleancache, dev corpus: {} pages, ideal {} frames, limit {} frames (half)",
+        c.len(),
+        ideal,
+        limit
+    );
+    println!(
+        "{:<8} {:<7} {:>6} {:>7} {:>9} {:>9} {:>7} {:>7} {:>8} {:>9} {:>8} {:>8}",
+        "alloc", "mode", "limit", "hits", "put/s", "get/s", "p50 us", "p99 us", "max us",
+        "worker s", "evicted", "peak"
+    );
+    for eph in AllocatorKind::ALL {
+        for mode in ["worker", "sync"] {
+            for _ in 0..3 {
+                limited(&c, eph, limit, mode);
+            }
+        }
+    }
+    println!();
+    println!("eviction cost per page against LRU population (shrinker_scan, 1000 pages)");
+    println!(
+        "{:<8} {:>9} {:>9} {:>8} {:>10}",
+        "alloc", "stored", "on LRU", "evicted", "us/page"
+    );
+    for eph in AllocatorKind::ALL {
+        for population in [1_000, 10_000, 100_000] {
+            eviction_cost(&c, eph, population);
+        }
+    }
+}
