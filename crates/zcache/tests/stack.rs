@@ -1,4 +1,4 @@
-//! Stack depth of the store, load, eviction and writeback paths: a kernel thread has
+//! Stack depth of the store, load, eviction, reclaim and writeback paths: a kernel thread has
 //! 16 KiB of stack. In a release build every path below runs on a thread with a 16 KiB
 //! stack (a stack overflow aborts the whole test process). Debug builds keep page-sized
 //! temporaries unmerged and need far more, so there the test is ignored:
@@ -18,6 +18,8 @@ fn every_path_fits_a_16_kib_stack() {
     let wb = Arc::new(RecordingWriteback::default());
     let cfg = Config {
         max_frames: 64,
+        // No hysteresis: stores at the limit evict synchronously.
+        accept_threshold_percent: 100,
         ..Config::default()
     };
     let z = Arc::new(
@@ -37,8 +39,13 @@ fn every_path_fits_a_16_kib_stack() {
             let mut out = [0u8; 4096];
             for i in 0..400u64 {
                 let page = test_page(3 + (i as u32 % 5));
-                // Over the 64-frame limit: eviction, stealing and writeback all happen.
+                // Over the 64-frame limit: eviction and stealing in stores, writeback
+                // in the worker.
                 let _ = z2.frontswap().store(0, i, &page);
+                if i % 16 == 0 {
+                    z2.reclaim(32);
+                    z2.shrinker_scan(8);
+                }
                 z2.cleancache().put_page(pool, Oid::new(1, 0, 0), i, &page);
                 let _ = z2.frontswap().load(0, i / 2, &mut out);
                 let _ = z2
