@@ -272,3 +272,47 @@ fn counts_and_metadata() {
     assert_eq!(t.counts(p).unwrap().pages, 0);
     assert_eq!(t.pam().live(), 0);
 }
+
+#[test]
+fn compare_and_take_then_restore_if_absent() {
+    let t = Tmem::new(SeedPam::new());
+    let c = t.new_client().unwrap();
+    let p = t.new_pool(c, PoolKind::Persistent).unwrap();
+    let h = t.pool(p).unwrap();
+    let mut ctx = SeedCtx::default();
+    let o = Oid::new(4, 0, 1);
+    let mut out = page();
+    t.store(&mut ctx, p, o, 3, &seed_page(1)).unwrap();
+    let first = t.pam().last_created(1);
+    // A descriptor that is not the one there: nothing is taken.
+    t.store(&mut ctx, p, o, 4, &seed_page(2)).unwrap();
+    let other = t.pam().last_created(2);
+    assert_eq!(t.compare_and_take_in(&h, o, 3, &other).unwrap(), None);
+    // The right one: it leaves tmem, is not freed, and the key misses.
+    let taken = t.compare_and_take_in(&h, o, 3, &first).unwrap().unwrap();
+    assert_eq!(t.pam().frees(), 0);
+    assert!(!t.load(&mut ctx, p, o, 3, &mut out, LoadMode::Keep).unwrap());
+    // Put back into an empty key: loadable again.
+    assert!(t.restore_if_absent_in(&h, o, 3, taken).is_none());
+    assert!(t.load(&mut ctx, p, o, 3, &mut out, LoadMode::Keep).unwrap());
+    assert_eq!(out, seed_page(1));
+    // Taken again, and the key stored anew meanwhile: the newer copy wins, the taken
+    // descriptor comes back to the caller.
+    let taken = t.compare_and_take_in(&h, o, 3, &first).unwrap().unwrap();
+    t.store(&mut ctx, p, o, 3, &seed_page(5)).unwrap();
+    let back = t.restore_if_absent_in(&h, o, 3, taken).unwrap();
+    assert_eq!(back, first);
+    assert!(t.load(&mut ctx, p, o, 3, &mut out, LoadMode::Keep).unwrap());
+    assert_eq!(out, seed_page(5));
+    tmem_core::PamOps::free(t.pam(), &h.info(), back);
+    // A destroyed pool: take fails, restore hands the descriptor back.
+    let taken = t.compare_and_take_in(&h, o, 4, &other).unwrap().unwrap();
+    t.destroy_pool(c, p).unwrap();
+    assert_eq!(
+        t.compare_and_take_in(&h, o, 3, &other),
+        Err(TmemError::PoolDestroyed)
+    );
+    let back = t.restore_if_absent_in(&h, o, 4, taken).unwrap();
+    tmem_core::PamOps::free(t.pam(), &h.info(), back);
+    assert_eq!(t.pam().live(), 0);
+}
