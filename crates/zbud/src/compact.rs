@@ -11,7 +11,7 @@
 //!    number of pairs, like the two-pointer method), preferring the current partner when
 //!    it is as large as the best choice, so pairs that already share a frame stay put.
 //!    The plan is carried out in batches of [`BATCH`] pairs per lock hold. Each step
-//!    revalidates both objects (entry live, same generation, frame not dying: the pool
+//!    revalidates both objects (entry live, same generation: the pool
 //!    may have changed between batches) and brings the two objects into one frame:
 //!    already together; or move one into the other's frame if that frame is lone; or
 //!    first move the other frame's occupant to a lone frame with room (best fit, not a
@@ -54,7 +54,7 @@ struct Item {
 
 impl Inner {
     /// Moves object `i` into the empty side of lone frame `d`; returns the source frame
-    /// if that emptied it. `d` must be lone, not dying, and have room.
+    /// if that emptied it. `d` must be lone and have room.
     fn move_obj(&mut self, i: u32, d: u32) -> Option<Frame> {
         let e = self.entry(i);
         let (s, ss, len) = (e.frame(), e.side(), e.len());
@@ -76,7 +76,6 @@ impl Inner {
         self.entries[i as usize] = crate::meta::Entry::live(e.generation(), d, dside, len);
         self.lone -= 1; // `d` now holds two objects
         if s_count == 1 {
-            self.lru_unlink(s);
             self.lone -= 1;
             self.compacted_frames += 1;
             self.put_desc(s)
@@ -87,15 +86,13 @@ impl Inner {
         }
     }
 
-    /// The frame of a snapshot item if the object is still the same one and its frame
-    /// is not being evicted.
+    /// The frame of a snapshot item if the object is still the same one.
     fn validate(&self, it: &Item) -> Option<u32> {
         let e = *self.entries.get(it.idx as usize)?;
         if !e.is_live() || e.generation() != u64::from(it.generation) {
             return None;
         }
-        let f = e.frame();
-        (!self.d(f).dying()).then_some(f)
+        Some(e.frame())
     }
 
     /// A lone frame with room for `chunks`, not finished in this compaction and not in
@@ -156,11 +153,11 @@ impl Inner {
         None
     }
 
-    /// Appends the objects of frames `from..to` (not dying) to `out` (capacity reserved).
+    /// Appends the objects of frames `from..to` to `out` (capacity reserved).
     fn snapshot(&self, from: usize, to: usize, out: &mut Vec<Item>) {
         for f in from..to.min(self.descs.len()) {
             let d = &self.descs[f];
-            if d.frame.is_none() || d.dying() {
+            if d.frame.is_none() {
                 continue;
             }
             let base = out.len() as u32;

@@ -10,12 +10,8 @@
 //!   that is still `>= c` (best fit, Linux `mm/zbud` order), so a well-compressed object
 //!   fills the hole a poorly compressed one left; there is no 2:1 requirement. Without a
 //!   fit, the object gets a fresh frame as its first buddy.
-//! * Frames are kept in LRU order (a frame moves to the most recently used end when an
-//!   object is placed in it). [`ZPool::evict_lru`] takes the least recently used frame,
-//!   marks it *dying* under the pool lock, drops the lock and hands each buddy's handle to
-//!   the callback; a `free` of an object on a dying frame only records that it is gone.
-//!   The protocol and why it cannot invert lock order are in `docs/concurrency.md`
-//!   ("Allocator eviction protocol (zbud)").
+//! * No eviction: zbud allocates, the cache above decides what to evict (zcache keeps its
+//!   own page LRU), so frames keep no LRU order.
 //! * [`ZPool::compact`] re-pairs lone frames (largest lone object with the smallest one
 //!   that fits, which maximises the number of pairs), moving objects between frames;
 //!   handles stay valid because they go through an indirection table.
@@ -26,9 +22,10 @@
 //! object. Limits: [`MAX_FRAMES`] frames per pool (64 GiB of frames); beyond that,
 //! allocation fails with `NoMemory`.
 //!
-//! Locking: one spin lock per pool. No page-source allocation happens under it (a fresh
-//! frame is taken before the lock); frames given back by `free`, eviction and compaction
-//! are returned after it is released. Object bytes are copied under the lock.
+//! Locking: one spin lock per pool. The page source is never called under it: a fresh
+//! frame is taken with the lock dropped (and given back after unlocking if the metadata
+//! cannot grow); frames given back by `free` and compaction are returned after the lock
+//! is released. Object bytes are copied under the lock.
 #![no_std]
 #![forbid(unsafe_code)]
 
@@ -42,7 +39,7 @@ use alloc::vec::Vec;
 
 use meta::{Desc, Entry, FRAME_BITS, GEN_BITS, GEN_MASK, HIDX_BITS, HNIL, NIL};
 use sync::Mutex;
-use zpool::{EvictOutcome, Frame, Handle, PAGE_SIZE, PageSource, PoolStats, ZPool, ZPoolError};
+use zpool::{Frame, Handle, PAGE_SIZE, PageSource, PoolStats, ZPool, ZPoolError};
 
 /// Bytes per chunk: objects are placed in whole chunks.
 pub const CHUNK_SIZE: usize = 64;
@@ -102,16 +99,10 @@ pub struct ZBudStats {
     pub objects: usize,
     /// Sum of the live objects' lengths.
     pub bytes: usize,
-    /// Frames holding exactly one object (dying frames excluded).
+    /// Frames holding exactly one object.
     pub lone_frames: usize,
-    /// Frames holding two objects (dying frames excluded).
+    /// Frames holding two objects.
     pub buddied_frames: usize,
-    /// Frames being evicted right now.
-    pub dying_frames: usize,
-    /// Frames given back by eviction since creation.
-    pub evicted_frames: u64,
-    /// Objects freed by eviction callbacks since creation.
-    pub evicted_objects: u64,
     /// Frames given back by compaction since creation.
     pub compacted_frames: u64,
     /// Heap bytes of frame descriptors (capacity x 24).
@@ -125,10 +116,6 @@ struct Inner {
     free_desc: u32,
     entries: Vec<Entry>,
     free_entry: u32,
-    /// Most recently used frame (LRU list head).
-    mru: u32,
-    /// Least recently used frame (LRU list tail).
-    lru: u32,
     /// Unbuddied lists, indexed by free chunks (1..NCHUNKS; index 0 unused).
     ub_head: [u32; NCHUNKS],
     /// Bit k set iff `ub_head[k]` is non-empty.
@@ -137,9 +124,6 @@ struct Inner {
     objects: usize,
     bytes: usize,
     lone: usize,
-    dying: usize,
-    evicted_frames: u64,
-    evicted_objects: u64,
     compacted_frames: u64,
     /// A `compact()` is running (a second one returns at once).
     compacting: bool,
@@ -177,17 +161,12 @@ impl Inner {
             free_desc: NIL,
             entries: Vec::new(),
             free_entry: HNIL,
-            mru: NIL,
-            lru: NIL,
             ub_head: [NIL; NCHUNKS],
             ub_mask: 0,
             frames: 0,
             objects: 0,
             bytes: 0,
             lone: 0,
-            dying: 0,
-            evicted_frames: 0,
-            evicted_objects: 0,
             compacted_frames: 0,
             compacting: false,
         }
@@ -273,7 +252,7 @@ impl Inner {
     fn take_desc(&mut self, frame: Frame) -> u32 {
         if self.free_desc != NIL {
             let f = self.free_desc;
-            self.free_desc = self.d(f).lru_next();
+            self.free_desc = self.d(f).free_next();
             *self.dm(f) = Desc::fresh(frame);
             f
         } else {
@@ -292,45 +271,13 @@ impl Inner {
         old.frame
     }
 
-    fn lru_push_mru(&mut self, f: u32) {
-        let old = self.mru;
-        {
-            let d = self.dm(f);
-            d.set_lru_prev(NIL);
-            d.set_lru_next(old);
-        }
-        if old != NIL {
-            self.dm(old).set_lru_prev(f);
-        } else {
-            self.lru = f;
-        }
-        self.mru = f;
-    }
-
-    fn lru_unlink(&mut self, f: u32) {
-        let (prev, next) = (self.d(f).lru_prev(), self.d(f).lru_next());
-        if prev != NIL {
-            self.dm(prev).set_lru_next(next);
-        } else {
-            self.mru = next;
-        }
-        if next != NIL {
-            self.dm(next).set_lru_prev(prev);
-        } else {
-            self.lru = prev;
-        }
-        let d = self.dm(f);
-        d.set_lru_prev(NIL);
-        d.set_lru_next(NIL);
-    }
-
-    /// Puts a lone, non-dying frame on the unbuddied list for its free chunks (frames
-    /// whose object fills them stay off the lists).
+    /// Puts a lone frame on the unbuddied list for its free chunks (frames whose object
+    /// fills them stay off the lists).
     fn ub_push(&mut self, f: u32) {
         let Some(k) = self.lone_free(f) else {
             return;
         };
-        if k == 0 || self.d(f).listed() || self.d(f).dying() {
+        if k == 0 || self.d(f).listed() {
             return;
         }
         let head = self.ub_head[k];
@@ -417,8 +364,6 @@ impl Inner {
             d.set_rev(side, i);
             d.set_has(side, true);
         }
-        self.lru_unlink(f);
-        self.lru_push_mru(f);
         self.lone -= 1;
         self.objects += 1;
         self.bytes += len;
@@ -438,7 +383,6 @@ impl Inner {
             d.set_rev(0, i);
             d.set_has(0, true);
         }
-        self.lru_push_mru(f);
         self.ub_push(f);
         self.frames += 1;
         self.lone += 1;
@@ -459,12 +403,6 @@ impl Inner {
         let (f, side) = (e.frame(), e.side());
         self.objects -= 1;
         self.bytes -= e.len();
-        if self.d(f).dying() {
-            // The evictor owns the frame: only record that this buddy is gone.
-            self.dm(f).set_has(side, false);
-            self.put_entry(i);
-            return None;
-        }
         if self.d(f).has(1 - side) {
             // Two buddies: the frame becomes lone.
             self.dm(f).set_has(side, false);
@@ -475,7 +413,6 @@ impl Inner {
         } else {
             // Last object: the frame goes back.
             self.ub_unlink(f);
-            self.lru_unlink(f);
             self.dm(f).set_has(side, false);
             self.put_entry(i);
             self.lone -= 1;
@@ -518,10 +455,7 @@ impl<S: PageSource> ZBud<S> {
             objects: g.objects,
             bytes: g.bytes,
             lone_frames: g.lone,
-            buddied_frames: g.frames - g.lone - g.dying,
-            dying_frames: g.dying,
-            evicted_frames: g.evicted_frames,
-            evicted_objects: g.evicted_objects,
+            buddied_frames: g.frames - g.lone,
             compacted_frames: g.compacted_frames,
             descriptor_bytes: g.descs.capacity() * core::mem::size_of::<Desc>(),
             handle_bytes: g.entries.capacity() * core::mem::size_of::<Entry>(),
@@ -675,71 +609,6 @@ impl<S: PageSource> ZPool for ZBud<S> {
             objects: g.objects,
             bytes: g.bytes,
             metadata_bytes: g.metadata_bytes(),
-        }
-    }
-
-    fn evict_lru(
-        &self,
-        retries: usize,
-        evict: &mut dyn FnMut(Handle),
-    ) -> Result<EvictOutcome, ZPoolError> {
-        let mut out = EvictOutcome::default();
-        for _ in 0..retries {
-            // Under the lock: take the LRU frame off every list and mark it dying.
-            let (f, handed, handles) = {
-                let mut g = self.inner.lock();
-                let f = g.lru;
-                if f == NIL {
-                    break;
-                }
-                g.lru_unlink(f);
-                g.ub_unlink(f);
-                if g.d(f).count() == 1 {
-                    g.lone -= 1;
-                }
-                g.dm(f).set_dying(true);
-                g.dying += 1;
-                let mut handles = [None; 2];
-                for (side, slot) in handles.iter_mut().enumerate() {
-                    if g.d(f).has(side) {
-                        let i = g.d(f).rev(side);
-                        *slot = Some(encode(i, g.entry(i).generation()));
-                    }
-                }
-                (f, g.d(f).count(), handles)
-            };
-            // Without the lock: the callback may free, read or allocate on this pool.
-            for h in handles.into_iter().flatten() {
-                evict(h);
-            }
-            let mut g = self.inner.lock();
-            let left = g.d(f).count();
-            let gone = handed - left;
-            out.objects_evicted += gone;
-            g.evicted_objects += gone as u64;
-            g.dm(f).set_dying(false);
-            g.dying -= 1;
-            if left == 0 {
-                g.evicted_frames += 1;
-                let frame = g.put_desc(f);
-                drop(g);
-                if let Some(frame) = frame {
-                    self.source.free_frame(frame);
-                }
-                out.frames_freed += 1;
-                return Ok(out);
-            }
-            // Something survived: back at the most recently used end.
-            g.lru_push_mru(f);
-            if left == 1 {
-                g.lone += 1;
-                g.ub_push(f);
-            }
-        }
-        if out.objects_evicted == 0 {
-            Err(ZPoolError::NothingToEvict)
-        } else {
-            Ok(out)
         }
     }
 

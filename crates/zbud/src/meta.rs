@@ -1,20 +1,17 @@
 //! Out-of-band metadata, packed: frame descriptors (24 bytes) and handle entries (8 bytes).
 //!
 //! Frame descriptor, besides the `Frame` (8 bytes), 128 bits in two `u64` words (not a
-//! `u128`, whose 16-byte alignment would pad the descriptor to 32 bytes):
+//! `u128`, whose 16-byte alignment would pad the descriptor to 32 bytes), 78 of them used:
 //!
 //! | bits    | field                                                                |
 //! |---------|----------------------------------------------------------------------|
 //! | 0..25   | handle-entry index of the first buddy (or, for a lone frame whose   |
 //! |         | first side is empty, the `next` link of its unbuddied list)          |
 //! | 25..50  | same for the last buddy                                              |
-//! | 50..74  | LRU `prev` (towards the most recently used end)                      |
-//! | 74..98  | LRU `next` (towards the least recently used end); free-list link     |
-//! | 98..122 | unbuddied-list `prev`                                                |
-//! | 122,123 | first / last buddy present                                           |
-//! | 124     | dying (being evicted: off the LRU and the unbuddied lists)           |
-//! | 125     | on an unbuddied list                                                 |
-//! | 126     | holds its final pair in the compaction running now                   |
+//! | 50..74  | unbuddied-list `prev`; for an unused descriptor, the free-list link |
+//! | 74,75   | first / last buddy present                                           |
+//! | 76      | on an unbuddied list                                                 |
+//! | 77      | holds its final pair in the compaction running now                   |
 //!
 //! A lone frame has one empty side, and only lone frames sit on unbuddied lists: the
 //! empty side's 25 bits hold the list's `next` link, so the doubly linked unbuddied lists
@@ -52,38 +49,26 @@ const REV: [Field; 2] = [
         width: HIDX_BITS,
     },
 ];
-const LRU_PREV: Field = Field {
-    shift: 50,
-    width: FRAME_BITS,
-};
-const LRU_NEXT: Field = Field {
-    shift: 74,
-    width: FRAME_BITS,
-};
 const UB_PREV: Field = Field {
-    shift: 98,
+    shift: 50,
     width: FRAME_BITS,
 };
 const HAS: [Field; 2] = [
     Field {
-        shift: 122,
+        shift: 74,
         width: 1,
     },
     Field {
-        shift: 123,
+        shift: 75,
         width: 1,
     },
 ];
-const DYING: Field = Field {
-    shift: 124,
-    width: 1,
-};
 const LISTED: Field = Field {
-    shift: 125,
+    shift: 76,
     width: 1,
 };
 const DONE: Field = Field {
-    shift: 126,
+    shift: 77,
     width: 1,
 };
 
@@ -101,7 +86,7 @@ impl Desc {
             frame: None,
             w: [0; 2],
         };
-        d.set_lru_next(next);
+        d.set_free_next(next);
         d
     }
 
@@ -111,8 +96,6 @@ impl Desc {
             frame: Some(frame),
             w: [0; 2],
         };
-        d.set_lru_prev(NIL);
-        d.set_lru_next(NIL);
         d.set_ub_prev(NIL);
         d
     }
@@ -154,17 +137,12 @@ impl Desc {
             _ => None,
         }
     }
-    pub(crate) fn lru_prev(&self) -> u32 {
-        self.get(LRU_PREV)
+    /// The free-list link of an unused descriptor (kept in the unbuddied `prev` field).
+    pub(crate) fn free_next(&self) -> u32 {
+        self.get(UB_PREV)
     }
-    pub(crate) fn set_lru_prev(&mut self, v: u32) {
-        self.put(LRU_PREV, v)
-    }
-    pub(crate) fn lru_next(&self) -> u32 {
-        self.get(LRU_NEXT)
-    }
-    pub(crate) fn set_lru_next(&mut self, v: u32) {
-        self.put(LRU_NEXT, v)
+    pub(crate) fn set_free_next(&mut self, v: u32) {
+        self.put(UB_PREV, v)
     }
     pub(crate) fn ub_prev(&self) -> u32 {
         self.get(UB_PREV)
@@ -183,12 +161,6 @@ impl Desc {
         if let Some(side) = self.lone_side() {
             self.set_rev(1 - side, v)
         }
-    }
-    pub(crate) fn dying(&self) -> bool {
-        self.get(DYING) != 0
-    }
-    pub(crate) fn set_dying(&mut self, v: bool) {
-        self.put(DYING, u32::from(v))
     }
     pub(crate) fn listed(&self) -> bool {
         self.get(LISTED) != 0
@@ -265,27 +237,26 @@ mod tests {
     #[test]
     fn fields_are_independent() {
         let mut d = Desc::free(NIL);
+        assert_eq!(d.free_next(), NIL);
         d.set_rev(0, HNIL - 1);
         d.set_rev(1, 12345);
-        d.set_lru_prev(NIL - 1);
-        d.set_lru_next(7);
-        d.set_ub_prev(NIL);
+        d.set_ub_prev(NIL - 1);
         d.set_has(0, true);
-        d.set_dying(true);
         d.set_listed(true);
         d.set_done(true);
         assert_eq!(
-            (d.rev(0), d.rev(1), d.lru_prev(), d.lru_next(), d.ub_prev()),
-            (HNIL - 1, 12345, NIL - 1, 7, NIL)
+            (d.rev(0), d.rev(1), d.ub_prev()),
+            (HNIL - 1, 12345, NIL - 1)
         );
-        assert!(d.has(0) && !d.has(1) && d.dying() && d.listed());
+        assert!(d.has(0) && !d.has(1) && d.listed());
         assert_eq!(d.lone_side(), Some(0));
         d.set_ub_next(99);
         assert_eq!((d.ub_next(), d.rev(1), d.rev(0)), (99, 99, HNIL - 1));
         d.set_has(1, true);
         assert_eq!((d.lone_side(), d.count(), d.ub_next()), (None, 2, NIL));
-        d.set_dying(false);
-        assert!(!d.dying() && d.listed() && d.has(1) && d.done());
+        d.set_listed(false);
+        assert!(!d.listed() && d.has(1) && d.done());
+        assert_eq!(d.ub_prev(), NIL - 1);
     }
 
     #[test]

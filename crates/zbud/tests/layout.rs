@@ -1,4 +1,4 @@
-//! Layout, handle validation, eviction protocol and compaction, checked directly.
+//! Layout, handle validation and compaction, checked directly.
 
 use std::sync::Arc;
 
@@ -166,112 +166,6 @@ fn stale_double_freed_and_forged_handles_are_errors() {
     p.free(b).unwrap();
     p.free(c).unwrap();
     assert_eq!((p.total_frames(), src.live()), (0, 0));
-}
-
-#[test]
-fn eviction_takes_the_lru_frame_and_frees_it_after_the_callback() {
-    let (p, src) = pool();
-    // Three frames, each with two buddies, created in order 0, 1, 2.
-    let hs: Vec<Handle> = (0..6)
-        .map(|i| p.store(&data(2000, i as u8)).unwrap())
-        .collect();
-    assert_eq!(src.live(), 3);
-    let frame0 = p.locate(hs[0]).unwrap().frame_index;
-    let mut seen = Vec::new();
-    let out = p
-        .evict_lru(1, &mut |h| {
-            // Inside the callback: no lock is held, the frame is dying but still held,
-            // its objects are readable, and a free is harmless.
-            assert_eq!(p.zbud_stats().dying_frames, 1);
-            assert_eq!(p.total_frames(), 3);
-            assert_eq!(p.locate(h).unwrap().frame_index, frame0);
-            let idx = hs.iter().position(|x| *x == h).unwrap();
-            assert_eq!(read_back(&p, h), data(2000, idx as u8));
-            p.free(h).unwrap();
-            assert_eq!(p.free(h), Err(ZPoolError::InvalidHandle));
-            assert_eq!(p.total_frames(), 3, "a dying frame is freed by the evictor");
-            seen.push(h);
-        })
-        .unwrap();
-    assert_eq!(seen, vec![hs[0], hs[1]]);
-    assert_eq!(out.frames_freed, 1);
-    assert_eq!(out.objects_evicted, 2);
-    assert_eq!((p.total_frames(), src.live()), (2, 2));
-    let st = p.zbud_stats();
-    assert_eq!(
-        (st.evicted_frames, st.evicted_objects, st.dying_frames),
-        (1, 2, 0)
-    );
-}
-
-#[test]
-fn placing_an_object_makes_a_frame_most_recently_used() {
-    let (p, _src) = pool();
-    let a = p.store(&data(3000, 1)).unwrap(); // frame A (older), 17 free chunks
-    let b = p.store(&data(1500, 2)).unwrap(); // frame B (newer), 40 free chunks
-    let fa = p.locate(a).unwrap().frame_index;
-    let fb = p.locate(b).unwrap().frame_index;
-    assert_ne!(fa, fb);
-    let c = p.store(&data(500, 3)).unwrap(); // best fit: A, which becomes MRU
-    assert_eq!(p.locate(c).unwrap().frame_index, fa);
-    let mut victims = Vec::new();
-    p.evict_lru(1, &mut |h| {
-        victims.push(p.locate(h).unwrap().frame_index);
-        p.free(h).unwrap();
-    })
-    .unwrap();
-    assert_eq!(victims, vec![fb], "B is now the least recently used frame");
-}
-
-#[test]
-fn a_frame_whose_objects_survive_the_callback_is_relisted() {
-    let (p, src) = pool();
-    let a = p.store(&data(2000, 1)).unwrap();
-    let b = p.store(&data(2000, 2)).unwrap(); // same frame as a
-    let c = p.store(&data(3000, 3)).unwrap(); // second frame
-    // Keep b, free a: the frame survives, becomes lone and goes to the MRU end; with
-    // retries = 2 the next frame (c's) is tried and freed.
-    let mut calls = Vec::new();
-    let out = p
-        .evict_lru(2, &mut |h| {
-            calls.push(h);
-            if h != b {
-                p.free(h).unwrap();
-            }
-        })
-        .unwrap();
-    assert_eq!(calls, vec![a, b, c]);
-    assert_eq!(out.frames_freed, 1);
-    assert_eq!(out.objects_evicted, 2);
-    assert_eq!(src.live(), 1);
-    assert_eq!(read_back(&p, b), data(2000, 2));
-    let st = p.zbud_stats();
-    assert_eq!(
-        (st.lone_frames, st.buddied_frames, st.dying_frames),
-        (1, 0, 0)
-    );
-    // The lone survivor takes a new buddy again.
-    let d = p.store(&data(2000, 4)).unwrap();
-    assert_eq!(
-        p.locate(d).unwrap().frame_index,
-        p.locate(b).unwrap().frame_index
-    );
-    // Nothing freed at all: NothingToEvict, objects intact.
-    assert_eq!(p.evict_lru(3, &mut |_| {}), Err(ZPoolError::NothingToEvict));
-    assert_eq!(read_back(&p, d), data(2000, 4));
-    assert_eq!(
-        p.evict_lru(0, &mut |_| unreachable!()),
-        Err(ZPoolError::NothingToEvict)
-    );
-}
-
-#[test]
-fn evicting_an_empty_pool_is_nothing_to_evict() {
-    let (p, _src) = pool();
-    assert_eq!(
-        p.evict_lru(4, &mut |_| unreachable!()),
-        Err(ZPoolError::NothingToEvict)
-    );
 }
 
 #[test]

@@ -2,14 +2,13 @@
 //! with and without page-source failures, and deliberately broken variants of the same
 //! pool are caught.
 
-use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Mutex;
 
-use zpool::{EvictOutcome, Frame, Handle, PAGE_SIZE, PageSource, PoolStats, ZPool, ZPoolError};
+use zpool::{CompactStep, Frame, Handle, PAGE_SIZE, PageSource, PoolStats, ZPool, ZPoolError};
 use zpool_conformance::{
-    Expect, Op, Settings, SharedSource, check_zpool, check_zpool_failing, check_zpool_with,
-    decode_ops, run_ops,
+    Op, Settings, SharedSource, check_generation_reuse, check_zpool, check_zpool_failing,
+    check_zpool_with, decode_ops, run_ops,
 };
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -20,8 +19,14 @@ enum Bug {
     ReadPastEnd,
     SharedFrame,
     StatsMiscount,
-    EvictUnknownHandle,
     CompactLies,
+    /// `compact_step` reports a frame freed that was not.
+    StepLies,
+    /// `compact_step` never reports `done`.
+    StepNeverDone,
+    /// Handles carry 16 bits of generation: the 65 536th reuse of an entry brings a
+    /// stale handle back.
+    NarrowGeneration,
 }
 
 struct Obj {
@@ -31,19 +36,16 @@ struct Obj {
     host: usize,
     offset: usize,
     len: usize,
-    dying: bool,
-    freed_while_dying: bool,
 }
 
 #[derive(Default)]
 struct Slot {
-    generation: u16,
+    generation: u32,
     obj: Option<Obj>,
 }
 
 struct Inner {
     slots: Vec<Slot>,
-    lru: VecDeque<usize>,
     frames: usize,
 }
 
@@ -61,35 +63,44 @@ impl<S: PageSource> RefPool<S> {
             source,
             inner: Mutex::new(Inner {
                 slots: Vec::new(),
-                lru: VecDeque::new(),
                 frames: 0,
             }),
             bug,
         }
     }
 
-    fn handle(index: usize, generation: u16) -> Handle {
-        Handle::from_raw(((index as u64 + 1) << 16) | u64::from(generation)).unwrap()
+    /// 24 bits of generation (16 for the `NarrowGeneration` bug), 24 of index.
+    fn gen_mask(&self) -> u32 {
+        if self.bug == Bug::NarrowGeneration {
+            0xffff
+        } else {
+            0xff_ffff
+        }
+    }
+
+    fn handle(index: usize, generation: u32) -> Handle {
+        Handle::from_raw(((index as u64 + 1) << 24) | u64::from(generation)).unwrap()
     }
 
     fn decode(&self, inner: &Inner, h: Handle) -> Result<usize, ZPoolError> {
         let raw = h.to_raw();
-        let index = (raw >> 16)
+        let index = (raw >> 24)
             .checked_sub(1)
             .ok_or(ZPoolError::InvalidHandle)? as usize;
         let slot = inner.slots.get(index).ok_or(ZPoolError::InvalidHandle)?;
-        let gen_ok = slot.generation == raw as u16 || self.bug == Bug::IgnoreGeneration;
+        let gen_ok =
+            u64::from(slot.generation) == raw & 0xff_ffff || self.bug == Bug::IgnoreGeneration;
         match &slot.obj {
-            Some(o) if gen_ok && !o.freed_while_dying => Ok(index),
+            Some(_) if gen_ok => Ok(index),
             _ => Err(ZPoolError::InvalidHandle),
         }
     }
 
     fn release(&self, inner: &mut Inner, index: usize) {
+        let mask = self.gen_mask();
         let slot = &mut inner.slots[index];
-        slot.generation = slot.generation.wrapping_add(1);
+        slot.generation = slot.generation.wrapping_add(1) & mask;
         let obj = slot.obj.take().unwrap();
-        inner.lru.retain(|&i| i != index);
         let Some(frame) = obj.frame else {
             return;
         };
@@ -132,8 +143,6 @@ impl<S: PageSource> ZPool for RefPool<S> {
                         host,
                         offset: 8,
                         len,
-                        dying: false,
-                        freed_while_dying: false,
                     }),
                 });
                 return Ok(Self::handle(idx, 0));
@@ -157,21 +166,13 @@ impl<S: PageSource> ZPool for RefPool<S> {
             host: index,
             offset: 0,
             len,
-            dying: false,
-            freed_while_dying: false,
         });
         inner.frames += 1;
-        inner.lru.push_back(index);
         Ok(Self::handle(index, inner.slots[index].generation))
     }
     fn free(&self, handle: Handle) -> Result<(), ZPoolError> {
         let mut inner = self.inner.lock().unwrap();
         let i = self.decode(&inner, handle)?;
-        let obj = inner.slots[i].obj.as_mut().unwrap();
-        if obj.dying {
-            obj.freed_while_dying = true;
-            return Ok(());
-        }
         self.release(&mut inner, i);
         Ok(())
     }
@@ -239,48 +240,18 @@ impl<S: PageSource> ZPool for RefPool<S> {
             metadata_bytes: inner.slots.capacity() * std::mem::size_of::<Slot>(),
         }
     }
-    fn evict_lru(
-        &self,
-        retries: usize,
-        evict: &mut dyn FnMut(Handle),
-    ) -> Result<EvictOutcome, ZPoolError> {
-        let mut out = EvictOutcome::default();
-        for _ in 0..retries.max(1) {
-            let (index, h) = {
-                let mut inner = self.inner.lock().unwrap();
-                let Some(index) = inner.lru.pop_front() else {
-                    break;
-                };
-                let slot = &mut inner.slots[index];
-                slot.obj.as_mut().unwrap().dying = true;
-                (index, Self::handle(index, slot.generation))
-            };
-            if self.bug == Bug::EvictUnknownHandle {
-                evict(Handle::from_raw(h.to_raw() + (1 << 30)).unwrap());
-            }
-            evict(h);
-            let mut inner = self.inner.lock().unwrap();
-            let obj = inner.slots[index].obj.as_mut().unwrap();
-            obj.dying = false;
-            if obj.freed_while_dying {
-                self.release(&mut inner, index);
-                out.frames_freed += 1;
-                out.objects_evicted += 1;
-                return Ok(out);
-            }
-            inner.lru.push_back(index);
-        }
-        if out.objects_evicted == 0 {
-            Err(ZPoolError::NothingToEvict)
-        } else {
-            Ok(out)
-        }
-    }
     fn compact(&self) -> usize {
         if self.bug == Bug::CompactLies && self.total_frames() > 0 {
             1
         } else {
             0
+        }
+    }
+    fn compact_step(&self, _max_moves: usize) -> CompactStep {
+        CompactStep {
+            frames_freed: usize::from(self.bug == Bug::StepLies && self.total_frames() > 0),
+            objects_moved: 0,
+            done: self.bug != Bug::StepNeverDone,
         }
     }
 }
@@ -302,27 +273,21 @@ fn make(bug: Bug) -> impl Fn(SharedSource) -> RefPool<SharedSource> {
 
 #[test]
 fn reference_pool_passes() {
-    check_zpool(make(Bug::None), Expect::LRU);
+    check_zpool(make(Bug::None));
 }
 
 #[test]
 fn reference_pool_passes_under_failures() {
-    check_zpool_failing(make(Bug::None), Expect::LRU);
+    check_zpool_failing(make(Bug::None));
 }
 
 #[test]
-fn evict_expectation_is_checked() {
-    let ops = [
-        Op::Malloc { len: 10, seed: 1 },
-        Op::Evict {
-            retries: 1,
-            keep_mask: 0,
-            alloc_in_callback: false,
-        },
-    ];
-    assert!(run_ops(make(Bug::None), Expect::LRU, &ops, false).is_ok());
-    let v = run_ops(make(Bug::None), Expect::NO_LRU, &ops, false).unwrap_err();
-    assert!(v.0.contains("expected Unsupported"), "{v}");
+fn generation_reuse_check_passes_and_catches_a_16_bit_generation() {
+    check_generation_reuse(make(Bug::None), 100).unwrap();
+    let v = check_generation_reuse(make(Bug::NarrowGeneration), 100).unwrap_err();
+    // The 65 536th store after the free (index 65535) hands the first handle out again.
+    assert!(v.0.contains("store 65535 "), "{v}");
+    assert!(check_generation_reuse(make(Bug::IgnoreGeneration), 100).is_err());
 }
 
 #[test]
@@ -333,8 +298,9 @@ fn each_bug_is_caught() {
         Bug::ReadPastEnd,
         Bug::SharedFrame,
         Bug::StatsMiscount,
-        Bug::EvictUnknownHandle,
         Bug::CompactLies,
+        Bug::StepLies,
+        Bug::StepNeverDone,
     ] {
         let settings = Settings {
             cases: 64,
@@ -342,9 +308,7 @@ fn each_bug_is_caught() {
             failing: false,
             persist: false,
         };
-        let r = catch_unwind(AssertUnwindSafe(|| {
-            check_zpool_with(make(bug), Expect::LRU, settings)
-        }));
+        let r = catch_unwind(AssertUnwindSafe(|| check_zpool_with(make(bug), settings)));
         assert!(r.is_err(), "the suite missed {bug:?}");
     }
 }
@@ -354,6 +318,13 @@ fn decoded_fuzz_input_runs() {
     let bytes: Vec<u8> = (0..600u32).map(|i| (i * 7 + i / 3) as u8).collect();
     let ops = decode_ops(&bytes, MAX, true);
     assert!(ops.len() > 50);
-    run_ops(make(Bug::None), Expect::LRU, &ops, false).unwrap();
-    zpool_conformance::fuzz_one(make(Bug::None), Expect::LRU, &bytes);
+    assert_eq!(
+        decode_ops(&[10, 5], MAX, false),
+        [Op::CompactStep {
+            max_moves: 2,
+            until_done: true
+        }]
+    );
+    run_ops(make(Bug::None), &ops, false).unwrap();
+    zpool_conformance::fuzz_one(make(Bug::None), &bytes);
 }

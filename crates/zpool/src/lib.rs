@@ -9,7 +9,8 @@
 //!   allocators lives in this crate: allocator crates built on it can
 //!   `#![forbid(unsafe_code)]`.
 //! * [`ZPool`] is the allocator trait (Linux's zpool API is the reference): allocate, free,
-//!   read, write, total frames, optional LRU eviction, optional compaction. Handles are
+//!   read, write, map, total frames, compaction (whole, or bounded steps). There is no
+//!   eviction: the cache above owns the LRU. Handles are
 //!   typed ([`Handle`]) and validated: a stale, double-freed or forged handle is an
 //!   [`ZPoolError::InvalidHandle`], never corruption, a panic or undefined behaviour.
 //! * [`testing`]: page sources for tests (counting, poisoning, failing, corrupting),
@@ -27,7 +28,7 @@ mod sync;
 pub mod testing;
 
 pub use frame::{AllocError, Frame, HeapPageSource, PAGE_SIZE, Page, PageSource};
-pub use pool::{EvictOutcome, Handle, PoolStats, ZPool, ZPoolError};
+pub use pool::{CompactStep, Handle, PoolStats, ZPool, ZPoolError};
 pub use recycle::RecyclingSource;
 
 /// Locks of this crate (the [`RecyclingSource`] cache, the test sources' state) held

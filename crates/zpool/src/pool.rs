@@ -65,10 +65,8 @@ pub enum ZPoolError {
         /// The caller's buffer length.
         buffer: usize,
     },
-    /// This allocator does not support the operation (e.g. LRU eviction in an allocator without an LRU).
+    /// This allocator does not provide the (optional) operation.
     Unsupported,
-    /// Nothing could be evicted: the pool is empty or every candidate frame is in use.
-    NothingToEvict,
 }
 
 impl fmt::Display for ZPoolError {
@@ -90,18 +88,21 @@ impl fmt::Display for ZPoolError {
                 )
             }
             ZPoolError::Unsupported => f.write_str("operation not supported by this allocator"),
-            ZPoolError::NothingToEvict => f.write_str("nothing to evict"),
         }
     }
 }
 
-/// What one [`ZPool::evict_lru`] call achieved.
+/// What one [`ZPool::compact_step`] call did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct EvictOutcome {
-    /// Frames given back to the page source.
+pub struct CompactStep {
+    /// Frames given back to the page source (net: a destination that grew by a frame
+    /// counts against the frames its sources gave back).
     pub frames_freed: usize,
-    /// Objects whose handles were handed to the callback and then freed by it.
-    pub objects_evicted: usize,
+    /// Objects moved.
+    pub objects_moved: usize,
+    /// No compaction work was left when the step ended (as far as the allocator could
+    /// see: frees by other threads may create more).
+    pub done: bool,
 }
 
 /// A snapshot of an allocator's occupancy.
@@ -118,6 +119,10 @@ pub struct PoolStats {
 }
 
 /// The common face of the compressed-page allocators.
+///
+/// Allocators allocate; they do not decide what to evict: reclaim policy (an LRU of
+/// pages, writeback) belongs to the cache above (zcache), as Linux moved it into zswap
+/// (6.8). No method calls back into the caller.
 ///
 /// Every method takes `&self`: implementations lock internally (spin locks only) and may
 /// be called concurrently, including from contexts where sleeping is forbidden. No
@@ -180,29 +185,26 @@ pub trait ZPool: Send + Sync {
     /// Occupancy snapshot.
     fn stats(&self) -> PoolStats;
 
-    /// Evicts the least recently used frame, Linux `zbud_reclaim_page` style.
-    ///
-    /// The allocator picks the LRU frame, marks it dying under its lock, drops the lock
-    /// and calls `evict` once for each object in it. The callback is expected to free the
-    /// handle (typically through the owner's own invalidation path, which may call
-    /// [`ZPool::free`] and [`ZPool::read`] on this pool: no allocator lock is held during
-    /// the callback). A `free` of an object on a dying frame is harmless. When every
-    /// object of the frame has been freed, the frame goes back to the page source;
-    /// otherwise it is put back at the MRU end and the next frame is tried, up to
-    /// `retries` frames. Allocators without an LRU return [`ZPoolError::Unsupported`].
-    fn evict_lru(
-        &self,
-        retries: usize,
-        evict: &mut dyn FnMut(Handle),
-    ) -> Result<EvictOutcome, ZPoolError> {
-        let _ = (retries, evict);
-        Err(ZPoolError::Unsupported)
-    }
-
     /// Moves objects to free frames, returning how many frames went back to the page
-    /// source. Handles stay valid. The default does nothing.
+    /// source. Handles stay valid. The default does nothing. Allocators implement it as
+    /// [`ZPool::compact_step`] repeated until it reports `done`.
     fn compact(&self) -> usize {
         0
+    }
+
+    /// Bounded compaction: moves at most about `max_moves` objects (at least one step of
+    /// work when there is any) and returns what it did, so a caller with a budget (a
+    /// reclaim worker, a shrinker) can compact a little at a time. No allocator lock is
+    /// held between calls, and each lock hold inside a call does work proportional to
+    /// the objects it moves, never to the pool's size. The default runs the whole
+    /// [`ZPool::compact`] and reports `done`.
+    fn compact_step(&self, max_moves: usize) -> CompactStep {
+        let _ = max_moves;
+        CompactStep {
+            frames_freed: self.compact(),
+            objects_moved: 0,
+            done: true,
+        }
     }
 }
 
@@ -237,14 +239,18 @@ impl<P: ZPool + ?Sized> ZPool for alloc::boxed::Box<P> {
     fn stats(&self) -> PoolStats {
         (**self).stats()
     }
-    fn evict_lru(
+    fn map_read(
         &self,
-        retries: usize,
-        evict: &mut dyn FnMut(Handle),
-    ) -> Result<EvictOutcome, ZPoolError> {
-        (**self).evict_lru(retries, evict)
+        handle: Handle,
+        bounce: &mut [u8],
+        f: &mut dyn FnMut(&[u8]),
+    ) -> Result<(), ZPoolError> {
+        (**self).map_read(handle, bounce, f)
     }
     fn compact(&self) -> usize {
         (**self).compact()
+    }
+    fn compact_step(&self, max_moves: usize) -> CompactStep {
+        (**self).compact_step(max_moves)
     }
 }

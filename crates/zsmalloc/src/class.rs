@@ -14,8 +14,6 @@ use alloc::boxed::Box;
 use alloc::vec::Vec;
 use zpool::{Frame, PAGE_SIZE, PageSource, ZPoolError};
 
-use crate::sync::{AtomicUsize, Ordering};
-
 /// Bytes of in-slot header (non-huge classes).
 pub(crate) const HEADER: usize = 4;
 /// Bits of the slot number in a handle-table entry.
@@ -117,7 +115,7 @@ impl Geometry {
     }
 }
 
-/// A zspage descriptor: its frames (grown one at a time) and list links. 48 bytes.
+/// A zspage descriptor: its frames (grown one at a time) and list links. 32 bytes.
 #[derive(Debug)]
 struct ZsPage {
     /// Frames held (none for a free descriptor). A boxed slice, not a `Vec`: its length
@@ -127,15 +125,6 @@ struct ZsPage {
     inuse: u16,
     /// Fullness group it is listed in (0: not listed).
     group: u8,
-    /// Being evicted: on no fullness list and not on the LRU list, so allocation and
-    /// compaction do not see it; a free of its last object leaves it to the evictor.
-    dying: bool,
-    /// Pool clock at the last allocation into it (LRU order across classes).
-    stamp: u32,
-    /// Neighbour towards the most recently used end of the class's LRU list.
-    lru_prev: u32,
-    /// Neighbour towards the least recently used end.
-    lru_next: u32,
     /// Previous zspage in its fullness list.
     prev: u32,
     /// Next zspage in its fullness list, or next free descriptor.
@@ -147,7 +136,7 @@ struct ZsPage {
 
 // The descriptor's size is part of the metadata budget (README, "Metadata").
 #[cfg(target_pointer_width = "64")]
-const _: () = assert!(core::mem::size_of::<ZsPage>() == 48);
+const _: () = assert!(core::mem::size_of::<ZsPage>() == 32);
 
 impl ZsPage {
     /// A descriptor without frames (an empty boxed slice does not allocate).
@@ -156,10 +145,6 @@ impl ZsPage {
             frames: Box::default(),
             inuse: 0,
             group: 0,
-            dying: false,
-            stamp: 0,
-            lru_prev: NONE,
-            lru_next: NONE,
             prev: NONE,
             next: NONE,
             hlen: 0,
@@ -197,23 +182,8 @@ pub(crate) struct ClassInner {
     free_handle: u32,
     heads: [u32; NGROUPS],
     pub counts: [u32; NGROUPS],
-    /// Most recently used zspage (an allocation went into it last).
-    lru_head: u32,
-    /// Least recently used zspage: the class's eviction candidate.
-    lru_tail: u32,
     generation: u16,
     pub c: Counters,
-}
-
-/// Whether pool-clock stamp `a` is older than `b` (wrapping: stamps are compared over
-/// distances below 2^31 ticks).
-pub(crate) fn older(a: u32, b: u32) -> bool {
-    (a.wrapping_sub(b) as i32) < 0
-}
-
-/// A fresh pool-clock stamp, newer than every stamp handed out before.
-fn tick(clock: &AtomicUsize) -> u32 {
-    clock.fetch_add(1, Ordering::Relaxed).wrapping_add(1) as u32
 }
 
 fn group_of(inuse: usize, objs: usize) -> usize {
@@ -306,8 +276,6 @@ impl ClassInner {
             free_handle: NONE,
             heads: [NONE; NGROUPS],
             counts: [0; NGROUPS],
-            lru_head: NONE,
-            lru_tail: NONE,
             generation: 0,
             c: Counters::default(),
         }
@@ -415,141 +383,6 @@ impl ClassInner {
             .map(|h| h as usize)
     }
 
-    // ---- LRU list (most recently used at the head) ----
-
-    fn lru_listed(&self, z: usize) -> bool {
-        self.lru_head == z as u32 || self.zspages[z].lru_prev != NONE
-    }
-
-    fn lru_unlink(&mut self, z: usize) {
-        if !self.lru_listed(z) {
-            return;
-        }
-        let (prev, next) = (self.zspages[z].lru_prev, self.zspages[z].lru_next);
-        if prev == NONE {
-            self.lru_head = next;
-        } else {
-            self.zspages[prev as usize].lru_next = next;
-        }
-        if next == NONE {
-            self.lru_tail = prev;
-        } else {
-            self.zspages[next as usize].lru_prev = prev;
-        }
-        let zs = &mut self.zspages[z];
-        zs.lru_prev = NONE;
-        zs.lru_next = NONE;
-    }
-
-    fn lru_push_head(&mut self, z: usize, stamp: u32) {
-        let head = self.lru_head;
-        if head == NONE {
-            self.lru_tail = z as u32;
-        } else {
-            self.zspages[head as usize].lru_prev = z as u32;
-        }
-        let zs = &mut self.zspages[z];
-        zs.lru_prev = NONE;
-        zs.lru_next = head;
-        zs.stamp = stamp;
-        self.lru_head = z as u32;
-    }
-
-    /// An object was allocated into `z`: it becomes the most recently used zspage. The
-    /// shared clock is written only when the class's head changes (once per zspage
-    /// switch, not per store); a store into the current head just reads it.
-    fn lru_touch(&mut self, z: usize, clock: &AtomicUsize) {
-        if self.lru_head == z as u32 {
-            self.zspages[z].stamp = clock.load(Ordering::Relaxed) as u32;
-        } else {
-            self.lru_unlink(z);
-            self.lru_push_head(z, tick(clock));
-        }
-    }
-
-    /// The stamp of the class's least recently used zspage, if it has one.
-    pub(crate) fn lru_tail_stamp(&self) -> Option<u32> {
-        (self.lru_tail != NONE).then(|| self.zspages[self.lru_tail as usize].stamp)
-    }
-
-    // ---- eviction ----
-
-    /// Takes the least recently used zspage off the LRU and fullness lists and marks it
-    /// dying; returns it and its live object count.
-    pub(crate) fn begin_evict(&mut self) -> Option<(usize, usize)> {
-        if self.lru_tail == NONE {
-            return None;
-        }
-        let z = self.lru_tail as usize;
-        self.lru_unlink(z);
-        self.unlink(z);
-        self.zspages[z].dying = true;
-        Some((z, usize::from(self.zspages[z].inuse)))
-    }
-
-    /// Collects into `out` the (table index, generation) of live objects of the dying
-    /// zspage `z`, scanning the handle table from `*cursor` on; returns how many were
-    /// found and advances the cursor. One forward scan over all batches visits every
-    /// object of `z` exactly once: while `z` is dying no entry is made to point into it
-    /// (allocation and compaction skip it), entries only leave it (frees).
-    pub(crate) fn dying_batch(
-        &self,
-        z: usize,
-        cursor: &mut usize,
-        out: &mut [(u32, u16)],
-    ) -> usize {
-        let mut n = 0;
-        if self.zspages.get(z).is_none_or(|zs| zs.inuse == 0) {
-            *cursor = usize::MAX;
-            return 0;
-        }
-        while n < out.len() {
-            let Some(&e) = self.handles.get(*cursor) else {
-                *cursor = usize::MAX;
-                break;
-            };
-            let idx = *cursor;
-            *cursor += 1;
-            if e & FREE_BIT != 0 || (e >> SLOT_BITS) as usize != z {
-                continue;
-            }
-            let j = (e & (MAX_OBJS as u32 - 1)) as usize;
-            let generation = if self.geo.huge {
-                self.zspages[z].hgen
-            } else {
-                let mut h = [0u8; HEADER];
-                if read_bytes(&self.zspages[z].frames, j * self.geo.size(), &mut h).is_err() {
-                    continue;
-                }
-                (u32::from_le_bytes(h) >> 16) as u16
-            };
-            out[n] = (idx as u32, generation);
-            n += 1;
-        }
-        n
-    }
-
-    /// Ends the eviction of `z`: with no object left its frames go back to the source
-    /// (returned); otherwise it is relisted, at the most recently used end.
-    pub(crate) fn end_evict<S: PageSource + ?Sized>(
-        &mut self,
-        z: usize,
-        source: &S,
-        clock: &AtomicUsize,
-    ) -> (usize, usize) {
-        let Some(zs) = self.zspages.get_mut(z) else {
-            return (0, 0);
-        };
-        zs.dying = false;
-        let left = usize::from(zs.inuse);
-        if left == 0 {
-            return (0, self.release_zspage(z, source));
-        }
-        self.link(z);
-        self.lru_push_head(z, tick(clock));
-        (left, 0)
-    }
-
     // ---- bitmaps ----
 
     /// Used slots of zspage `z` with bytes in its last frame.
@@ -640,7 +473,6 @@ impl ClassInner {
     /// Gives an empty zspage's frames back and puts its descriptor on the free list.
     fn release_zspage<S: PageSource + ?Sized>(&mut self, z: usize, source: &S) -> usize {
         self.unlink(z);
-        self.lru_unlink(z);
         let frames = core::mem::take(&mut self.zspages[z].frames);
         let n = frames.len();
         for frame in frames.into_vec() {
@@ -767,7 +599,6 @@ impl ClassInner {
         len: usize,
         data: Option<&[u8]>,
         source: &S,
-        clock: &AtomicUsize,
     ) -> Result<(u32, u16), ZPoolError> {
         // Reserve the handle entry first: nothing below may fail after frames are taken
         // except the frames themselves.
@@ -831,7 +662,6 @@ impl ClassInner {
         } else {
             self.relink(z);
         }
-        self.lru_touch(z, clock);
         self.c.used += 1;
         self.c.bytes += len;
         Ok((idx, generation))
@@ -948,11 +778,7 @@ impl ClassInner {
         self.c.used -= 1;
         self.c.bytes -= loc.len;
         self.zspages[z].inuse -= 1;
-        if self.zspages[z].dying {
-            // The evictor owns a dying zspage: it frees or relists it when its callbacks
-            // are done.
-            0
-        } else if self.zspages[z].inuse == 0 {
+        if self.zspages[z].inuse == 0 {
             self.release_zspage(z, source)
         } else {
             self.relink(z);

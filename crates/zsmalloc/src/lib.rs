@@ -19,12 +19,8 @@
 //!   zspage with room; [`ZsPool::compact`] moves objects from the emptiest zspages of a
 //!   class into the fullest, frees the emptied ones, packs the last one and trims its
 //!   unused frames. [`ZsPool::freeable`] says cheaply how many frames that would free.
-//! * **LRU eviction** ([`ZPool::evict_lru`]): the unit is a zspage; each class keeps an
-//!   LRU list of its zspages (moved to the head on allocation, stamped with a pool-wide
-//!   clock), the pool's LRU zspage is the class tail with the oldest stamp. It is marked
-//!   dying (no allocation or compaction touches it), its handles are handed to the
-//!   callback in batches with no lock held, and its frames go back if the callback freed
-//!   every object; otherwise it is relisted as most recently used.
+//! * **No eviction**: the allocator allocates; the cache above (zcache) owns the LRU
+//!   and decides what to evict.
 //! * **Locking**: one spin lock per class (two threads storing different sizes do not
 //!   contend), leaf locks, never two at once. See `docs/concurrency.md`.
 //!
@@ -59,7 +55,7 @@ use core::fmt;
 
 use class::{ClassInner, Geometry, HEADER, INDEX_BITS, MAX_OBJS, NGROUPS};
 use sync::{AtomicUsize, Mutex, Ordering};
-pub use zpool::{EvictOutcome, Handle, PAGE_SIZE, PageSource, PoolStats, ZPool, ZPoolError};
+pub use zpool::{CompactStep, Handle, PAGE_SIZE, PageSource, PoolStats, ZPool, ZPoolError};
 
 /// Bytes of per-object header stored in the slot (length, magic, generation).
 pub const OBJ_HEADER_SIZE: usize = HEADER;
@@ -201,13 +197,7 @@ pub struct ZsPool<S: PageSource> {
     lookup: Vec<u8>,
     frames: AtomicUsize,
     compacted: AtomicUsize,
-    /// LRU clock: zspages are stamped with it when an allocation makes them their
-    /// class's most recently used; eviction takes the oldest class tail.
-    clock: AtomicUsize,
 }
-
-/// Handles collected per class-lock hold while a zspage is evicted.
-const EVICT_BATCH: usize = 32;
 
 /// Picks (frames, objects) for slot size `size`: least waste fraction, most frames on
 /// ties, at most `max_chain` frames and `MAX_OBJS` objects.
@@ -342,7 +332,6 @@ impl<S: PageSource> ZsPool<S> {
             lookup,
             frames: AtomicUsize::new(0),
             compacted: AtomicUsize::new(0),
-            clock: AtomicUsize::new(0),
         })
     }
 
@@ -579,7 +568,7 @@ impl<S: PageSource> ZsPool<S> {
         let class = &self.classes[cls];
         let mut inner = class.inner.lock();
         let before = inner.c.frames;
-        let res = inner.alloc(len, data, &self.source, &self.clock);
+        let res = inner.alloc(len, data, &self.source);
         let after = inner.c.frames;
         drop(inner);
         self.account(before, after);
@@ -590,21 +579,6 @@ impl<S: PageSource> ZsPool<S> {
     fn handle(cls: usize, idx: u32, generation: u16) -> Option<Handle> {
         let raw = (u64::from(generation) << 32) | ((cls as u64) << INDEX_BITS) | u64::from(idx);
         Handle::from_raw(raw)
-    }
-
-    /// The class whose least recently used zspage is the oldest in the pool. Takes each
-    /// class lock in turn, never two at once.
-    fn lru_class(&self) -> Option<usize> {
-        let mut best: Option<(usize, u32)> = None;
-        for (i, class) in self.classes.iter().enumerate() {
-            let stamp = class.inner.lock().lru_tail_stamp();
-            if let Some(s) = stamp
-                && best.is_none_or(|(_, b)| class::older(s, b))
-            {
-                best = Some((i, s));
-            }
-        }
-        best.map(|(i, _)| i)
     }
 }
 
@@ -697,58 +671,6 @@ impl<S: PageSource> ZPool for ZsPool<S> {
         st
     }
 
-    /// Evicts the least recently used zspage (see [`ZPool::evict_lru`] and the crate
-    /// README): the zspage whose last allocation is the oldest in the pool is marked
-    /// dying under its class lock; its handles are handed to `evict` in batches with no
-    /// lock held; then, under the lock again, it is freed whole if the callback freed
-    /// every object, otherwise relisted at the most recently used end and the next one
-    /// is tried, up to `retries` zspages.
-    fn evict_lru(
-        &self,
-        retries: usize,
-        evict: &mut dyn FnMut(Handle),
-    ) -> Result<EvictOutcome, ZPoolError> {
-        let mut out = EvictOutcome::default();
-        for _ in 0..retries {
-            let Some(cls) = self.lru_class() else {
-                break;
-            };
-            let class = &self.classes[cls];
-            // The class's tail may have changed since it was compared: take whatever is
-            // its least recently used zspage now.
-            let Some((z, handed)) = class.inner.lock().begin_evict() else {
-                continue;
-            };
-            let mut cursor = 0usize;
-            let mut batch = [(0u32, 0u16); EVICT_BATCH];
-            while cursor != usize::MAX {
-                let n = class.inner.lock().dying_batch(z, &mut cursor, &mut batch);
-                // No lock held: the callback may read, free and allocate in this pool.
-                for &(idx, generation) in &batch[..n] {
-                    if let Some(h) = Self::handle(cls, idx, generation) {
-                        evict(h);
-                    }
-                }
-            }
-            let mut inner = class.inner.lock();
-            let before = inner.c.frames;
-            let (left, freed) = inner.end_evict(z, &self.source, &self.clock);
-            let after = inner.c.frames;
-            drop(inner);
-            self.account(before, after);
-            out.objects_evicted += handed.saturating_sub(left);
-            if freed > 0 {
-                out.frames_freed += freed;
-                return Ok(out);
-            }
-        }
-        if out.objects_evicted == 0 {
-            Err(ZPoolError::NothingToEvict)
-        } else {
-            Ok(out)
-        }
-    }
-
     fn compact(&self) -> usize {
         // Largest classes first, as the kernel does (they free the most per move).
         (0..self.classes.len())
@@ -773,4 +695,12 @@ impl<S: PageSource> fmt::Debug for ZsPool<S> {
             .field("frames", &self.total_frames())
             .finish()
     }
+}
+
+/// Locks of this crate (class locks) held right now by any thread, counted only with the
+/// `lock-count` feature (tests: a page source checks that it is never called with one
+/// held); always 0 without it.
+#[doc(hidden)]
+pub fn held_locks() -> usize {
+    sync::held()
 }

@@ -1,7 +1,7 @@
 //! The shared zpool conformance suite (model-based, against a map model), on the default
 //! layout and on layouts chosen to stress merging, long and short chains and compaction.
 
-use zpool_conformance::{Expect, Settings, check_zpool_with};
+use zpool_conformance::{Settings, check_zpool_with};
 use zsmalloc::{PoolConfig, ZsPool};
 
 fn pool(
@@ -21,7 +21,6 @@ const SETTINGS: Settings = Settings {
 fn conformance_default_layout() {
     check_zpool_with(
         pool(PoolConfig::DEFAULT),
-        Expect::LRU,
         Settings {
             cases: 256,
             ..SETTINGS
@@ -33,7 +32,6 @@ fn conformance_default_layout() {
 fn conformance_default_layout_failing_source() {
     check_zpool_with(
         pool(PoolConfig::DEFAULT),
-        Expect::LRU,
         Settings {
             cases: 256,
             failing: true,
@@ -54,14 +52,13 @@ const COARSE: PoolConfig = PoolConfig {
 
 #[test]
 fn conformance_coarse_classes() {
-    check_zpool_with(pool(COARSE), Expect::LRU, SETTINGS);
+    check_zpool_with(pool(COARSE), SETTINGS);
 }
 
 #[test]
 fn conformance_coarse_classes_failing_source() {
     check_zpool_with(
         pool(COARSE),
-        Expect::LRU,
         Settings {
             failing: true,
             ..SETTINGS
@@ -77,7 +74,6 @@ fn conformance_fine_classes_short_chains() {
     };
     check_zpool_with(
         pool(config),
-        Expect::LRU,
         Settings {
             failing: true,
             ..SETTINGS

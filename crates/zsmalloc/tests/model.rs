@@ -2,11 +2,11 @@
 //! reach: many objects in the same few classes, so zspages fill, span frames, empty out
 //! and get compacted. Runs the shared interpreter (map model, byte-exact contents,
 //! stale/forged handles, frame accounting against the page source) on sequences whose
-//! lengths come from a narrow band, with frequent frees, compactions and LRU evictions
-//! (whole zspages evicted, or kept and relisted, between compactions).
+//! lengths come from a narrow band, with frequent frees, whole compactions and bounded
+//! compaction steps.
 
 use proptest::prelude::*;
-use zpool_conformance::{Expect, Op, fail_mode_strategy, run_ops};
+use zpool_conformance::{Op, fail_mode_strategy, run_ops};
 use zsmalloc::{PoolConfig, ZsPool};
 
 fn ops(failing: bool) -> impl Strategy<Value = Vec<Op>> {
@@ -29,8 +29,8 @@ fn ops(failing: bool) -> impl Strategy<Value = Vec<Op>> {
             1 => any::<usize>().prop_map(|slot| Op::Stale { slot }),
             1 => (any::<u64>(), Just(true)).prop_map(|(raw, near)| Op::Forged { raw, near }),
             2 => Just(Op::Compact),
-            2 => (0u8..4, prop_oneof![Just(0u8), Just(0xffu8), any::<u8>()], any::<bool>())
-                .prop_map(|(retries, keep_mask, alloc_in_callback)| Op::Evict { retries, keep_mask, alloc_in_callback }),
+            2 => (prop_oneof![Just(1u8), 0u8..24], any::<bool>())
+                .prop_map(|(max_moves, until_done)| Op::CompactStep { max_moves, until_done }),
             if failing { 1 } else { 0 } => fail_mode_strategy().prop_map(Op::SetFail),
         ];
         prop::collection::vec(op, 1..400)
@@ -48,7 +48,7 @@ proptest! {
 
     #[test]
     fn same_class_churn_and_compaction(ops in ops(false), drop_live in prop::bool::weighted(0.2)) {
-        if let Err(v) = run_ops(make(PoolConfig::DEFAULT), Expect::LRU, &ops, drop_live) {
+        if let Err(v) = run_ops(make(PoolConfig::DEFAULT), &ops, drop_live) {
             return Err(TestCaseError::fail(v.0));
         }
     }
@@ -56,7 +56,7 @@ proptest! {
     #[test]
     fn same_class_churn_and_compaction_failing_source(ops in ops(true), drop_live in prop::bool::weighted(0.2)) {
         let config = PoolConfig { max_chain: 4, ..PoolConfig::DEFAULT };
-        if let Err(v) = run_ops(make(config), Expect::LRU, &ops, drop_live) {
+        if let Err(v) = run_ops(make(config), &ops, drop_live) {
             return Err(TestCaseError::fail(v.0));
         }
     }
