@@ -5,7 +5,8 @@ use core::fmt;
 /// Which allocator backs a pool kind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum AllocatorKind {
-    /// Two objects per frame, frame LRU: cheap eviction (default for ephemeral pages).
+    /// Two objects per frame: evicting a page often frees a whole frame (default for
+    /// ephemeral pages).
     Zbud,
     /// Size classes over multi-frame zspages: density (default for persistent pages).
     Zsmalloc,
@@ -72,8 +73,11 @@ pub struct Config {
     /// Compression contexts (the kernel has one per CPU): at least the number of
     /// threads that call in at once.
     pub contexts: usize,
-    /// Frames a single store may reclaim (evict or write back) before giving up: the
-    /// bound on work in a store, which may run in atomic context.
+    /// Ephemeral pages a single store may evict before giving up: the bound on the work
+    /// of a store, which may run in atomic context. A store evicts only when freeing
+    /// this many frames could let it in (never inside the accept hysteresis, where it is
+    /// refused at once and [`crate::Zcache::reclaim`] does the work), and never writes
+    /// back.
     pub max_reclaim_per_store: usize,
     /// Which context a call tries first (then the next free one, in order). A caller
     /// that keeps coming back to the same context keeps its compressor tables, buffers

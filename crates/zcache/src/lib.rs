@@ -10,16 +10,21 @@
 //!   [`Config::accept_threshold_percent`]);
 //! * rejection of poorly compressing pages (over 7/8 page, or over 5/8 while the running
 //!   mean is too);
-//! * "eat its own tail": an ephemeral store that finds no frame evicts the least
-//!   recently used ephemeral frame; a persistent store steals ephemeral frames first,
-//!   then writes back its own least recently used pages through the host's
-//!   [`Writeback`]; persistent pages are never simply dropped;
+//! * zcache's own LRU of compressed pages, one per pool kind, with a second-chance
+//!   referenced bit; the allocators only allocate. A store that finds no frame evicts a
+//!   few ephemeral pages ("eat its own tail"; persistent stores steal them), at most
+//!   [`Config::max_reclaim_per_store`] and only when that can let it in; the rest is
+//!   the host's worker's ([`Zcache::reclaim`]) and shrinker's
+//!   ([`Zcache::shrinker_count`], [`Zcache::shrinker_scan`]);
+//! * writeback of persistent pages to the host's swap device through a claim protocol
+//!   that never writes a stale page ([`writeback`]); persistent pages are never simply
+//!   dropped;
 //! * same-filled pages stored as their word, with no allocation;
 //! * statistics under zswap's and zcache's names, sharded so no counter is shared by
 //!   every store.
 //!
-//! The page journey through the layers, the lock order and the eviction protocol are in
-//! `docs/architecture.md` and `docs/concurrency.md`.
+//! The page journey through the layers, the lock order, reclaim and the writeback
+//! protocol are in `docs/architecture.md` and `docs/concurrency.md`.
 //!
 //! ```
 //! use std::sync::Arc;
