@@ -216,8 +216,8 @@ impl Zcache {
     /// One bounded compaction step of both allocators; frames freed.
     fn compact_step(&self) -> usize {
         let pam = self.tmem.pam();
-        let _ = COMPACT_MOVES;
-        pam.eph.compact() + pam.pers.compact()
+        pam.eph.compact_step(COMPACT_MOVES).frames_freed
+            + pam.pers.compact_step(COMPACT_MOVES).frames_freed
     }
 
     /// Reclaims up to `budget` pages (ephemeral first, then persistent through
