@@ -20,6 +20,12 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "cargo test --workspace (unit, integration, property and doc tests)"
 cargo test --workspace
 
+step "no lock held across a host callback (feature lock-count: counted lock guards)"
+for c in zpool zbud zsmalloc zcache; do
+    echo "--- cargo test -p $c --features lock-count --test lock_count"
+    cargo test -p "$c" --features lock-count --test lock_count
+done
+
 step "release build: every zcache path fits a 16 KiB (kernel) stack"
 cargo test --release -p zcache --test stack
 

@@ -350,6 +350,12 @@ impl Zcache {
         total
     }
 
+    /// One bounded compaction step of the ephemeral allocator for a store whose
+    /// evictions freed no whole frame; frames freed.
+    pub(crate) fn compact_for_store(&self) -> usize {
+        self.tmem.pam().eph.compact_step(COMPACT_MOVES).frames_freed
+    }
+
     /// A store found no frame: evicts ephemeral pages (at most `left`) so it may retry,
     /// but only when freeing that many frames could let it in. Returns whether a page
     /// was evicted. Persistent stores steal ephemeral pages; they never write back here.

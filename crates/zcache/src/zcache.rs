@@ -288,18 +288,27 @@ impl Zcache {
         }
         let budget = self.config.max_reclaim_per_store;
         let mut evicted = 0;
+        let mut compacted = false;
         let result = loop {
             match self.tmem.store_in(ctx, pool, oid, index, page) {
                 Err(TmemError::Backend(ZError::NoFrame)) => {
                     // Bounded synchronous reclaim: a few ephemeral pages, only when
                     // that can let this store in; the rest is the worker's.
-                    if evicted >= budget
-                        || !self.reclaim_for_store(ctx, info.kind, budget - evicted)
+                    if evicted < budget
+                        && self.reclaim_for_store(ctx, info.kind, budget - evicted)
                     {
-                        pam.stats.inc(ctx.shard, C::reject_alloc_fail);
-                        break Err(ZcacheError::Backend(ZError::NoFrame));
+                        evicted += 1;
+                        continue;
                     }
-                    evicted += 1;
+                    // The evicted pages left holes but no whole frame (zsmalloc: other
+                    // size classes): one bounded compaction step of the ephemeral
+                    // pool, then a last try.
+                    if evicted > 0 && !compacted && self.compact_for_store() > 0 {
+                        compacted = true;
+                        continue;
+                    }
+                    pam.stats.inc(ctx.shard, C::reject_alloc_fail);
+                    break Err(ZcacheError::Backend(ZError::NoFrame));
                 }
                 Err(TmemError::NoMemory) => {
                     pam.stats.inc(ctx.shard, C::reject_no_memory);
