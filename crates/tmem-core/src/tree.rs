@@ -504,20 +504,21 @@ fn node_remove<D>(
     }
 }
 
+/// Drains a node in place: its box is walked where it lies and freed at the end, so no
+/// node (up to a kilobyte) is ever moved onto the stack. The recursion is at most the
+/// tree's height (11) deep, each frame a few words.
 fn node_drain<D>(node: Node<D>, level: u8, base: Index, f: &mut dyn FnMut(Index, D)) {
     let span_shift = SHIFT * (level as u32 - 1);
     match node {
-        Node::Leaf(l) => {
-            let [mut leaf] = *l;
-            for (i, s) in leaf.slots.iter_mut().enumerate() {
+        Node::Leaf(mut l) => {
+            for (i, s) in l[0].slots.iter_mut().enumerate() {
                 if let Some(d) = s.take() {
                     f(base | i as u64, d);
                 }
             }
         }
-        Node::Interior(n) => {
-            let [mut inner] = *n;
-            for (i, s) in inner.slots.iter_mut().enumerate() {
+        Node::Interior(mut n) => {
+            for (i, s) in n[0].slots.iter_mut().enumerate() {
                 if let Some(child) = s.take() {
                     node_drain(child, level - 1, base | ((i as u64) << span_shift), f);
                 }
