@@ -645,6 +645,34 @@ mod tests {
         assert_eq!(t.nodes(), (0, 0));
     }
 
+    /// Draining a height-11 tree must not move nodes onto the stack: measured as the
+    /// distance between a local at the call and the deepest local the callback sees.
+    #[test]
+    #[inline(never)]
+    fn drain_keeps_nodes_off_the_stack() {
+        let mut t: Tree<[u64; 8]> = Tree::new();
+        for i in 0..4u64 {
+            t.insert(u64::MAX - i, [i; 8]).unwrap();
+            t.insert(i << 33, [i; 8]).unwrap();
+        }
+        assert_eq!(t.height(), 11);
+        let top = 0u8;
+        let top = core::ptr::addr_of!(top) as usize;
+        let mut deepest = top;
+        t.drain(&mut |_, d| {
+            let here = 0u8;
+            let here = core::hint::black_box(core::ptr::addr_of!(here)) as usize;
+            deepest = deepest.min(here);
+            core::hint::black_box(d);
+        });
+        let used = top - deepest;
+        // Measured with 64-byte descriptors (4 KiB leaves): in place, 1.7 KiB in release
+        // and 9.4 KiB in debug (which keeps every temporary); moving nodes out of their
+        // boxes, 52 KiB and 71 KiB.
+        let limit = if cfg!(debug_assertions) { 16 * 1024 } else { 3 * 1024 };
+        assert!(used < limit, "drain used {used} bytes of stack at height 11");
+    }
+
     #[test]
     fn random_against_btreemap() {
         let mut t = Tree::new();
