@@ -107,7 +107,9 @@ impl<P: PamOps> Tmem<P> {
     }
 
     /// Destroys a client: leaves every shared pool it joined and destroys every pool
-    /// that no client is left in.
+    /// that no client is left in. Goes through the whole list even when leaving one
+    /// pool fails (a concurrent `destroy_pool` of it got there first: `NotAMember`), so
+    /// no membership is left behind; returns the first such error.
     pub fn destroy_client(&self, client: ClientId) -> TmemResult<(), P> {
         let pools = {
             let mut r = self.registry.write();
@@ -115,12 +117,15 @@ impl<P: PamOps> Tmem<P> {
                 .remove(&client.0)
                 .ok_or(TmemError::UnknownClient)?
         };
+        let mut first = Ok(());
         for p in pools {
-            // Re-add membership bookkeeping is not needed: leave() works from the pool
-            // side; the client entry is already gone.
-            self.leave(client, p, false)?;
+            // leave() works from the pool side; the client entry is already gone.
+            let r = self.leave(client, p, false);
+            if first.is_ok() {
+                first = r;
+            }
         }
-        Ok(())
+        first
     }
 
     fn add_pool(

@@ -102,3 +102,34 @@ fn compare_and_invalidate_races_new_store() {
         assert_eq!(t.pam().live(), 0);
     });
 }
+
+/// `destroy_pool` of one of a client's pools racing `destroy_client` of that client:
+/// whichever gets to the pool first, every pool of the client ends destroyed and every
+/// page freed (destroy_client used to stop at the first pool it could not leave,
+/// leaving phantom members in the rest, which were then never drained).
+#[test]
+fn destroy_client_races_destroy_pool() {
+    loom::model(|| {
+        let t = Arc::new(Tmem::new(SeedPam::new()));
+        let c = t.new_client().unwrap();
+        let mut ctx = SeedCtx::default();
+        let pools: Vec<_> = (0..2)
+            .map(|i| {
+                let p = t.new_pool(c, PoolKind::Persistent).unwrap();
+                t.store(&mut ctx, p, O, i, &seed_page(i as u32)).unwrap();
+                p
+            })
+            .collect();
+        let t2 = t.clone();
+        let p0 = pools[0];
+        let th = thread::spawn(move || {
+            // May lose to destroy_client: then the client or membership is gone.
+            let _ = t2.destroy_pool(c, p0);
+        });
+        let r = t.destroy_client(c);
+        assert!(matches!(r, Ok(()) | Err(TmemError::NotAMember) | Err(TmemError::UnknownPool)));
+        th.join().unwrap();
+        assert!(t.pool_ids().is_empty(), "pools left: {:?}", t.pool_ids());
+        assert_eq!(t.pam().live(), 0);
+    });
+}
