@@ -134,6 +134,18 @@ impl<P: PamOps> Tmem<P> {
         kind: PoolKind,
         uuid: Option<Uuid>,
     ) -> TmemResult<PoolId, P> {
+        // The pool (its 16 KiB bucket array fallibly, then its `Arc`) is made before the
+        // registry lock is taken: `Arc::new` cannot report failure on stable Rust, and an
+        // allocation failure must never happen with the registry locked. Its id is set
+        // once known, while the `Arc` is still ours alone.
+        let placeholder = PoolInfo {
+            id: PoolId(0),
+            kind,
+            shared: uuid.is_some(),
+        };
+        let mut fresh = Some(Arc::new(
+            Pool::new(placeholder).map_err(|_| TmemError::NoMemory)?,
+        ));
         let mut r = self.registry.write();
         let r = &mut *r;
         if let Some(u) = uuid
@@ -161,12 +173,11 @@ impl<P: PamOps> Tmem<P> {
         r.pools.try_reserve(1).map_err(|_| TmemError::NoMemory)?;
         r.shared.try_reserve(1).map_err(|_| TmemError::NoMemory)?;
         let id = next_free(&r.pools, &mut r.next_pool).ok_or(TmemError::IdsExhausted)?;
-        let info = PoolInfo {
-            id: PoolId(id),
-            kind,
-            shared: uuid.is_some(),
-        };
-        let pool = Pool::new(info).map_err(|_| TmemError::NoMemory)?;
+        let mut pool = fresh.take().ok_or(TmemError::NoMemory)?;
+        Arc::get_mut(&mut pool)
+            .ok_or(TmemError::NoMemory)?
+            .info
+            .id = PoolId(id);
         let mut members = Vec::new();
         members.try_reserve(1).map_err(|_| TmemError::NoMemory)?;
         members.push(client);
@@ -178,7 +189,7 @@ impl<P: PamOps> Tmem<P> {
         r.pools.insert(
             id,
             PoolEntry {
-                pool: Arc::new(pool),
+                pool,
                 members,
                 uuid,
             },

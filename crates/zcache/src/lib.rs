@@ -47,6 +47,7 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+mod allocator;
 mod cleancache;
 mod config;
 mod desc;

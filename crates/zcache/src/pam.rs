@@ -10,6 +10,7 @@ use tmem_core::{Key, LoadStep, PamOps, PoolInfo, PoolKind};
 use zcomp::{AnyCompressor, Compressor, MAX_COMPRESSED_LEN, StorePolicy, Verdict};
 use zpool::{PAGE_SIZE, Page, ZPool, ZPoolError};
 
+use crate::allocator::Allocator;
 use crate::desc::{DescKind, MAX_OBJECT_LEN, ZDesc};
 use crate::header::{self, MAX_HEADER};
 use crate::lru::Lru;
@@ -211,8 +212,8 @@ impl FillTable {
 /// zcache's [`PamOps`] implementation.
 pub struct ZPam {
     pub(crate) source: Arc<LimitedSource>,
-    pub(crate) eph: Box<dyn ZPool>,
-    pub(crate) pers: Box<dyn ZPool>,
+    pub(crate) eph: Allocator,
+    pub(crate) pers: Allocator,
     /// The LRU of each pool kind's compressed pages (zcache's, not the allocators').
     pub(crate) eph_lru: Lru,
     pub(crate) pers_lru: Lru,
@@ -226,8 +227,7 @@ pub struct ZPam {
 impl ZPam {
     pub(crate) fn new(
         source: Arc<LimitedSource>,
-        eph: Box<dyn ZPool>,
-        pers: Box<dyn ZPool>,
+        (eph, pers): (Allocator, Allocator),
         stats: Shards,
         algorithm: zcomp::Algorithm,
         policy: StorePolicy,
@@ -248,8 +248,8 @@ impl ZPam {
         }
     }
 
-    pub(crate) fn pool(&self, persistent: bool) -> &dyn ZPool {
-        if persistent { &*self.pers } else { &*self.eph }
+    pub(crate) fn pool(&self, persistent: bool) -> &Allocator {
+        if persistent { &self.pers } else { &self.eph }
     }
 
     pub(crate) fn lru(&self, persistent: bool) -> &Lru {

@@ -20,6 +20,7 @@
 //! allocator lock, one at a time), and none across a host callback.
 
 use tmem_core::PoolKind;
+use zpool::ZPool;
 
 use crate::desc::ZDesc;
 use crate::frontswap::swap_key_of;

@@ -11,11 +11,10 @@ use tmem_core::{
     ClientId, Index, Key, LoadMode, Oid, PoolHandle, PoolId, PoolInfo, StoreOutcome,
     Tmem, TmemError,
 };
-use zbud::ZBud;
 use zpool::{Page, PageSource, ZPool};
-use zsmalloc::ZsPool;
 
-use crate::config::{AllocatorKind, Config};
+use crate::allocator::Allocator;
+use crate::config::Config;
 use crate::desc::ZDesc;
 use crate::lru::Lru;
 use crate::pam::{ZCtx, ZError, ZPam};
@@ -120,22 +119,6 @@ pub struct Zcache {
     pub(crate) swap: Box<[SwapSlot]>,
 }
 
-fn make_pool(
-    kind: AllocatorKind,
-    source: Arc<LimitedSource>,
-) -> Result<Box<dyn ZPool>, ZcacheError> {
-    let mut v: Vec<Box<dyn ZPool>> = Vec::new();
-    v.try_reserve_exact(1).map_err(|_| ZcacheError::NoMemory)?;
-    match kind {
-        AllocatorKind::Zbud => v.push(Box::new(ZBud::new(source))),
-        AllocatorKind::Zsmalloc => v.push(Box::new(ZsPool::new(source).map_err(|e| match e {
-            zsmalloc::CreateError::NoMemory => ZcacheError::NoMemory,
-            zsmalloc::CreateError::InvalidConfig(w) => ZcacheError::InvalidConfig(w),
-        })?)),
-    }
-    v.pop().ok_or(ZcacheError::NoMemory)
-}
-
 impl Zcache {
     /// Builds a zcache over the host's page source.
     pub fn new(config: Config, source: Arc<dyn PageSource>) -> Result<Zcache, ZcacheError> {
@@ -169,8 +152,8 @@ impl Zcache {
             config.max_frames,
             config.accept_threshold_percent,
         ));
-        let eph = make_pool(config.ephemeral_allocator, limited.clone())?;
-        let pers = make_pool(config.persistent_allocator, limited.clone())?;
+        let eph = Allocator::new(config.ephemeral_allocator, limited.clone())?;
+        let pers = Allocator::new(config.persistent_allocator, limited.clone())?;
         // One shard per context, one for the reclaimer.
         let stats = Shards::new(config.contexts + 1).map_err(|_| ZcacheError::NoMemory)?;
         let lrus = (
@@ -179,8 +162,7 @@ impl Zcache {
         );
         let pam = ZPam::new(
             limited,
-            eph,
-            pers,
+            (eph, pers),
             stats,
             config.compressor,
             config.policy,

@@ -1,0 +1,90 @@
+//! The two allocators behind one value: a pool kind's allocator lives inline in
+//! [`crate::ZPam`] (no `Box<dyn ZPool>`: nothing to allocate, which stable Rust could not
+//! do fallibly, and static dispatch on the hot path).
+
+use alloc::sync::Arc;
+
+use zbud::ZBud;
+use zpool::{CompactStep, Handle, PoolStats, ZPool, ZPoolError};
+use zsmalloc::ZsPool;
+
+use crate::config::AllocatorKind;
+use crate::source::LimitedSource;
+use crate::zcache::ZcacheError;
+
+/// zbud or zsmalloc over zcache's frame limit.
+// One of each per `Zcache`: the few hundred bytes the smaller variant wastes are nothing
+// next to a heap indirection on every operation.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Allocator {
+    Zbud(ZBud<Arc<LimitedSource>>),
+    Zsmalloc(ZsPool<Arc<LimitedSource>>),
+}
+
+impl Allocator {
+    pub(crate) fn new(kind: AllocatorKind, source: Arc<LimitedSource>) -> Result<Self, ZcacheError> {
+        Ok(match kind {
+            AllocatorKind::Zbud => Allocator::Zbud(ZBud::new(source)),
+            AllocatorKind::Zsmalloc => Allocator::Zsmalloc(ZsPool::new(source).map_err(|e| match e {
+                zsmalloc::CreateError::NoMemory => ZcacheError::NoMemory,
+                zsmalloc::CreateError::InvalidConfig(w) => ZcacheError::InvalidConfig(w),
+            })?),
+        })
+    }
+}
+
+macro_rules! both {
+    ($self:ident, $p:ident => $e:expr) => {
+        match $self {
+            Allocator::Zbud($p) => $e,
+            Allocator::Zsmalloc($p) => $e,
+        }
+    };
+}
+
+impl ZPool for Allocator {
+    fn name(&self) -> &'static str {
+        both!(self, p => p.name())
+    }
+    fn max_alloc(&self) -> usize {
+        both!(self, p => p.max_alloc())
+    }
+    fn malloc(&self, len: usize) -> Result<Handle, ZPoolError> {
+        both!(self, p => p.malloc(len))
+    }
+    fn free(&self, handle: Handle) -> Result<(), ZPoolError> {
+        both!(self, p => p.free(handle))
+    }
+    fn write(&self, handle: Handle, data: &[u8]) -> Result<(), ZPoolError> {
+        both!(self, p => p.write(handle, data))
+    }
+    fn read(&self, handle: Handle, out: &mut [u8]) -> Result<usize, ZPoolError> {
+        both!(self, p => p.read(handle, out))
+    }
+    fn object_len(&self, handle: Handle) -> Result<usize, ZPoolError> {
+        both!(self, p => p.object_len(handle))
+    }
+    fn map_read(
+        &self,
+        handle: Handle,
+        bounce: &mut [u8],
+        f: &mut dyn FnMut(&[u8]),
+    ) -> Result<(), ZPoolError> {
+        both!(self, p => p.map_read(handle, bounce, f))
+    }
+    fn store(&self, data: &[u8]) -> Result<Handle, ZPoolError> {
+        both!(self, p => p.store(data))
+    }
+    fn total_frames(&self) -> usize {
+        both!(self, p => p.total_frames())
+    }
+    fn stats(&self) -> PoolStats {
+        both!(self, p => p.stats())
+    }
+    fn compact(&self) -> usize {
+        both!(self, p => p.compact())
+    }
+    fn compact_step(&self, max_moves: usize) -> CompactStep {
+        both!(self, p => p.compact_step(max_moves))
+    }
+}
