@@ -152,12 +152,19 @@ fn churn(objs: &[Vec<u8>], config: PoolConfig, l8: &LinuxLayout, l4: &LinuxLayou
         format!("freeable {}", pool.freeable()),
     );
     let freed_frames = pool.compact();
+    let md = pool.metadata();
+    let n = pool.stats().objects as f64;
     let after = mk(
         "dev churn, after compact",
         &pool,
         format!(
-            "compact() freed {freed_frames}, freeable now {}",
-            pool.freeable()
+            "compact() freed {freed_frames}, freeable now {}; metadata B/object: handle tables {:.2}, descriptors {:.2}, frame lists {:.2}, bitmaps {:.2}, fixed {:.2}",
+            pool.freeable(),
+            md.handle_tables as f64 / n,
+            md.zspage_descriptors as f64 / n,
+            md.frame_lists as f64 / n,
+            md.bitmaps as f64 / n,
+            md.fixed as f64 / n,
         ),
     );
     // Every live object still reads back intact.

@@ -12,17 +12,25 @@
 //!   than one frame of slack instead of a whole `k`-frame zspage. Classes whose geometry
 //!   (frames, objects) is identical are merged into the larger one. Objects too large for
 //!   any class live alone in a frame (the huge class).
-//! * **Handles** go through a per-class table of 4-byte entries (zspage, slot); a 4-byte
-//!   in-slot header carries the length and the handle's 16-bit generation, so a stale or
-//!   forged handle is an error and objects can move. There is no 8-byte in-object handle.
+//! * **Handles** go through a per-class table of 6-byte entries (zspage, slot and the
+//!   entry's own 17-bit generation, which the handle carries): a stale or forged handle
+//!   is an error, and objects can move. Each slot starts with a 4-byte header naming
+//!   its entry (the back-pointer compaction uses) and the object's length. There is no
+//!   8-byte in-object handle.
 //! * **Fullness groups** (ten 10 % buckets plus full): allocation takes the fullest
-//!   zspage with room; [`ZsPool::compact`] moves objects from the emptiest zspages of a
-//!   class into the fullest, frees the emptied ones, packs the last one and trims its
-//!   unused frames. [`ZsPool::freeable`] says cheaply how many frames that would free.
+//!   zspage with room; compaction moves objects from the emptiest zspages of a class
+//!   into the fullest, frees the emptied ones, packs the last one and trims its unused
+//!   frames, in bounded steps ([`ZPool::compact_step`]). [`ZsPool::freeable`] says
+//!   cheaply how many frames that would free.
 //! * **No eviction**: the allocator allocates; the cache above (zcache) owns the LRU
 //!   and decides what to evict.
 //! * **Locking**: one spin lock per class (two threads storing different sizes do not
-//!   contend), leaf locks, never two at once. See `docs/concurrency.md`.
+//!   contend), leaf locks, never two at once, and **never held while the page source
+//!   runs**: a frame is taken before the lock (or the lock is dropped, a frame taken,
+//!   the lock retaken and the choice made again), frames to give back are collected
+//!   under the lock and given back after it is dropped. Compaction moves at most
+//!   [`MOVES_PER_HOLD`] objects per lock hold. See the crate README and
+//!   `docs/concurrency.md`.
 //!
 //! The crate is `no_std` and free of `unsafe`: frame memory is reached through
 //! [`zpool::Frame`].
@@ -46,145 +54,37 @@
 
 extern crate alloc;
 
+mod bin;
+mod bitmap;
 mod class;
+mod compact;
+mod fullness;
+mod geometry;
+mod handle;
+mod layout;
 pub mod linux;
+mod stats;
 mod sync;
+mod zspage;
 
 use alloc::vec::Vec;
 use core::fmt;
 
-use class::{ClassInner, Geometry, HEADER, INDEX_BITS, MAX_OBJS, NGROUPS};
+use class::{AllocFail, ClassInner};
 use sync::{AtomicUsize, Mutex, Ordering};
+use zpool::Frame;
+
+pub use compact::{MAX_GROW_MOVES, MOVES_PER_HOLD};
+pub use layout::{CreateError, PoolConfig};
+pub use stats::{ClassStats, FULLNESS_GROUPS, MetadataStats};
 pub use zpool::{CompactStep, Handle, PAGE_SIZE, PageSource, PoolStats, ZPool, ZPoolError};
 
-/// Bytes of per-object header stored in the slot (length, magic, generation).
-pub const OBJ_HEADER_SIZE: usize = HEADER;
-
-/// Number of fullness groups reported per class: 0 (empty), ten 10 % buckets, full.
-pub const FULLNESS_GROUPS: usize = NGROUPS;
-
-/// Tunables of a pool's class layout.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PoolConfig {
-    /// Longest zspage, in frames (the kernel's `CONFIG_ZSMALLOC_CHAIN_SIZE`). Each class
-    /// takes the length in `1..=max_chain` that wastes least (also bounded so a zspage
-    /// holds at most 512 objects). 1..=255.
-    pub max_chain: usize,
-    /// Smallest slot size (header included). Multiple of 8, at least 8.
-    pub min_class: usize,
-    /// Class spacing for slots smaller than `split`. Multiple of 8.
-    pub small_spacing: usize,
-    /// Slot size from which `spacing` applies.
-    pub split: usize,
-    /// Class spacing from `split` up. Multiple of 8.
-    pub spacing: usize,
-}
-
-impl PoolConfig {
-    /// The defaults, chosen with a class-by-class model of the dev corpus (README).
-    pub const DEFAULT: PoolConfig = PoolConfig {
-        max_chain: 64,
-        min_class: 32,
-        small_spacing: 32,
-        split: 1024,
-        spacing: 48,
-    };
-
-    /// Linux-like spacing (16 bytes from 32) with this crate's lazy zspages, for
-    /// comparisons.
-    pub const FINE: PoolConfig = PoolConfig {
-        max_chain: 16,
-        min_class: 32,
-        small_spacing: 16,
-        split: PAGE_SIZE,
-        spacing: 16,
-    };
-}
-
-impl Default for PoolConfig {
-    fn default() -> Self {
-        PoolConfig::DEFAULT
-    }
-}
-
-/// Why a pool could not be created.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CreateError {
-    /// A [`PoolConfig`] field is out of range; the text says which.
-    InvalidConfig(&'static str),
-    /// Metadata memory could not be allocated.
-    NoMemory,
-}
-
-impl fmt::Display for CreateError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            CreateError::InvalidConfig(why) => write!(f, "invalid zsmalloc configuration: {why}"),
-            CreateError::NoMemory => f.write_str("no memory for zsmalloc metadata"),
-        }
-    }
-}
-
-/// Where a pool's metadata bytes (outside its frames) go; see [`ZsPool::metadata`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct MetadataStats {
-    /// Handle tables: 4 bytes per entry (live or free), plus growth slack.
-    pub handle_tables: usize,
-    /// Zspage descriptors.
-    pub zspage_descriptors: usize,
-    /// Frame lists: 8 bytes per frame held.
-    pub frame_lists: usize,
-    /// Slot bitmaps: one bit per slot, in 64-bit words per zspage.
-    pub bitmaps: usize,
-    /// Fixed: the pool, its class structs and its size lookup table.
-    pub fixed: usize,
-}
-
-impl MetadataStats {
-    /// Sum of all parts ([`PoolStats::metadata_bytes`]).
-    pub fn total(&self) -> usize {
-        self.handle_tables + self.zspage_descriptors + self.frame_lists + self.bitmaps + self.fixed
-    }
-}
-
-/// One row of the per-class table (the kernel's debugfs `classes` file).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ClassStats {
-    /// Class index (the representative of merged classes; the huge class is last).
-    pub index: usize,
-    /// Slot size in bytes (header included; 4096 for the huge class).
-    pub size: usize,
-    /// Smallest object length this class stores.
-    pub min_len: usize,
-    /// Largest object length this class stores.
-    pub max_len: usize,
-    /// Whether this is the huge class (one object alone in a frame).
-    pub huge: bool,
-    /// Zspages per fullness group (0 = empty, 1..=10 = 10 % buckets, 11 = full).
-    pub fullness: [usize; FULLNESS_GROUPS],
-    /// Slots backed by frames (the kernel's `obj_allocated`).
-    pub objs_allocated: usize,
-    /// Live objects (`obj_used`).
-    pub objs_used: usize,
-    /// Live bytes.
-    pub bytes: usize,
-    /// Frames held (`pages_used`).
-    pub frames: usize,
-    /// Zspages held.
-    pub zspages: usize,
-    /// Frames per full zspage (`pages_per_zspage`).
-    pub frames_per_zspage: usize,
-    /// Objects per zspage.
-    pub objs_per_zspage: usize,
-    /// Frames compaction could free now (`freeable`).
-    pub freeable: usize,
-    /// Frames freed by compaction in this class so far.
-    pub compacted: usize,
-}
+/// Bytes of per-object header stored in the slot (the owning entry's index, length).
+pub const OBJ_HEADER_SIZE: usize = handle::HEADER;
 
 struct Class {
-    geo: Geometry,
-    min_len: u16,
+    /// The class's shape (also in `inner`; here for lock-free reports).
+    geo: geometry::Geometry,
     inner: Mutex<ClassInner>,
 }
 
@@ -195,29 +95,13 @@ pub struct ZsPool<S: PageSource> {
     classes: Vec<Class>,
     /// `(len + HEADER).div_ceil(8)` -> class index, for `len` in `1..=PAGE_SIZE`.
     lookup: Vec<u8>,
+    /// Frames held, summed over classes (relaxed: updated after each class lock hold
+    /// that changed a class's count).
     frames: AtomicUsize,
+    /// Frames freed by compaction since creation.
     compacted: AtomicUsize,
-}
-
-/// Picks (frames, objects) for slot size `size`: least waste fraction, most frames on
-/// ties, at most `max_chain` frames and `MAX_OBJS` objects.
-fn geometry(size: usize, max_chain: usize) -> Geometry {
-    let kmax = max_chain.min((MAX_OBJS * size / PAGE_SIZE).max(1));
-    let mut best = (usize::MAX, 1usize, 1usize); // (waste * PAGE_SIZE-normalised, k, m)
-    for k in 1..=kmax {
-        let m = (k * PAGE_SIZE / size).min(MAX_OBJS);
-        if m == 0 {
-            continue;
-        }
-        let waste = k * PAGE_SIZE - m * size;
-        // Compare waste / (k * PAGE_SIZE) without floats: w1 * k2 <= w2 * k1. On a tie
-        // the longer zspage wins: frames are taken lazily, so length costs nothing, and
-        // fewer zspages mean fewer descriptors.
-        if best.0 == usize::MAX || waste * best.1 <= best.0 * k {
-            best = (waste, k, m);
-        }
-    }
-    Geometry::new(size, best.1, best.2, false)
+    /// The class the next compaction step starts at (a hint).
+    cursor: AtomicUsize,
 }
 
 impl<S: PageSource> ZsPool<S> {
@@ -228,110 +112,27 @@ impl<S: PageSource> ZsPool<S> {
 
     /// A pool with the given class layout.
     pub fn with_config(source: S, config: PoolConfig) -> Result<Self, CreateError> {
-        let c = config;
-        if c.max_chain == 0 || c.max_chain > 255 {
-            return Err(CreateError::InvalidConfig("max_chain must be in 1..=255"));
-        }
-        if c.min_class < 8 || !c.min_class.is_multiple_of(8) || c.min_class > PAGE_SIZE {
-            return Err(CreateError::InvalidConfig(
-                "min_class must be a multiple of 8 in 8..=4096",
-            ));
-        }
-        if c.small_spacing == 0
-            || !c.small_spacing.is_multiple_of(8)
-            || c.spacing == 0
-            || !c.spacing.is_multiple_of(8)
-        {
-            return Err(CreateError::InvalidConfig(
-                "spacings must be non-zero multiples of 8",
-            ));
-        }
-        // Slot sizes, smallest first; the huge class comes last.
-        let mut sizes: Vec<usize> = Vec::new();
-        let mut s = c.min_class;
-        while s < PAGE_SIZE {
-            sizes.try_reserve(1).map_err(|_| CreateError::NoMemory)?;
-            sizes.push(s);
-            s += if s < c.split {
-                c.small_spacing
-            } else {
-                c.spacing
-            };
-        }
-        // Merge from the largest down: a class with the geometry of the next larger
-        // distinct class uses that one.
-        let mut geos: Vec<Geometry> = Vec::new();
-        geos.try_reserve(sizes.len() + 1)
-            .map_err(|_| CreateError::NoMemory)?;
-        geos.push(Geometry::new(PAGE_SIZE, 1, 1, true));
-        // rep_of_size[i] = index into `geos` (built in descending order).
-        let mut rep_desc: Vec<usize> = Vec::new();
-        rep_desc
-            .try_reserve(sizes.len())
-            .map_err(|_| CreateError::NoMemory)?;
-        for &size in sizes.iter().rev() {
-            let g = geometry(size, c.max_chain);
-            let last = geos.len() - 1;
-            let prev = geos[last];
-            if !prev.huge && prev.frames() == g.frames() && prev.objs() == g.objs() {
-                rep_desc.push(last);
-            } else if g.objs() == 1 && g.frames() == 1 {
-                // One object per frame: the huge class does that without a header.
-                rep_desc.push(0);
-            } else {
-                geos.push(g);
-                rep_desc.push(geos.len() - 1);
-            }
-        }
-        if geos.len() > 256 {
-            return Err(CreateError::InvalidConfig(
-                "more than 256 distinct classes: use a coarser spacing",
-            ));
-        }
-        // Renumber ascending: class index = geos.len() - 1 - desc index, except the huge
-        // class which goes last.
-        let n = geos.len();
-        let asc = |d: usize| if d == 0 { n - 1 } else { n - 1 - d };
+        let layout = layout::build(&config)?;
         let mut classes: Vec<Class> = Vec::new();
-        classes.try_reserve(n).map_err(|_| CreateError::NoMemory)?;
-        for i in 0..n {
-            let d = if i == n - 1 { 0 } else { n - 1 - i };
-            let geo = geos[d];
+        classes
+            .try_reserve_exact(layout.classes.len())
+            .map_err(|_| CreateError::NoMemory)?;
+        for spec in &layout.classes {
             classes.push(Class {
-                geo,
-                min_len: 0,
-                inner: Mutex::new(ClassInner::new(geo)),
+                geo: spec.geo,
+                inner: Mutex::new(ClassInner::new(spec.geo, spec.min_len)),
             });
         }
-        let slots = (PAGE_SIZE + HEADER).div_ceil(8) + 1;
-        let mut lookup: Vec<u8> = Vec::new();
-        lookup
-            .try_reserve_exact(slots)
-            .map_err(|_| CreateError::NoMemory)?;
-        // sizes ascending; rep_desc is in descending size order.
-        let nsizes = sizes.len();
-        for key in 0..slots {
-            let need = key * 8;
-            let pos = sizes.partition_point(|&s| s < need);
-            let cls = if pos == nsizes {
-                n - 1
-            } else {
-                asc(rep_desc[nsizes - 1 - pos])
-            };
-            lookup.push(cls as u8);
-        }
-        // Smallest length per class, for reports.
-        for len in (1..=PAGE_SIZE).rev() {
-            let cls = lookup[(len + HEADER).div_ceil(8)] as usize;
-            classes[cls].min_len = len as u16;
-        }
+        let n = classes.len();
         Ok(ZsPool {
             source,
             config,
             classes,
-            lookup,
+            lookup: layout.lookup,
             frames: AtomicUsize::new(0),
             compacted: AtomicUsize::new(0),
+            // The huge class, then the largest normal classes first.
+            cursor: AtomicUsize::new(n - 1),
         })
     }
 
@@ -357,7 +158,7 @@ impl<S: PageSource> ZsPool<S> {
             .iter()
             .rev()
             .find(|c| !c.geo.huge)
-            .map_or(1, |c| c.geo.size() - HEADER + 1)
+            .map_or(1, |c| c.geo.size() - OBJ_HEADER_SIZE + 1)
     }
 
     /// Class index that stores objects of `len` bytes (`None` if `len` is 0 or over
@@ -366,7 +167,7 @@ impl<S: PageSource> ZsPool<S> {
         if len == 0 || len > PAGE_SIZE {
             return None;
         }
-        Some(self.lookup[(len + HEADER).div_ceil(8)] as usize)
+        Some(self.lookup[(len + OBJ_HEADER_SIZE).div_ceil(8)] as usize)
     }
 
     /// Map-style read (the kernel's `zs_map_object` for reading): calls `f` with the
@@ -398,26 +199,8 @@ impl<S: PageSource> ZsPool<S> {
         Ok(f(bytes))
     }
 
-    /// Metadata bytes outside the frames, by kind.
-    pub fn metadata(&self) -> MetadataStats {
-        let mut m = MetadataStats {
-            fixed: core::mem::size_of::<Self>()
-                + self.classes.capacity() * core::mem::size_of::<Class>()
-                + self.lookup.capacity(),
-            ..MetadataStats::default()
-        };
-        for class in &self.classes {
-            let [h, z, f, b] = class.inner.lock().metadata();
-            m.handle_tables += h;
-            m.zspage_descriptors += z;
-            m.frame_lists += f;
-            m.bitmaps += b;
-        }
-        m
-    }
-
-    /// Frames [`ZsPool::compact`] could give back now (the kernel's `zs_can_compact`
-    /// summed over classes). Takes each class lock briefly; O(classes).
+    /// Frames compaction could give back now (the kernel's `zs_can_compact` summed over
+    /// classes). Takes each class lock briefly; O(classes).
     pub fn freeable(&self) -> usize {
         self.classes.iter().map(|c| c.inner.lock().freeable()).sum()
     }
@@ -432,56 +215,15 @@ impl<S: PageSource> ZsPool<S> {
         self.compacted.load(Ordering::Relaxed)
     }
 
-    /// Compacts one class; returns frames freed.
+    /// Compacts one class (in bounded lock holds); returns frames freed.
     pub fn compact_class(&self, index: usize) -> usize {
-        let Some(class) = self.classes.get(index) else {
-            return 0;
-        };
         let mut total = 0;
         loop {
-            // One bounded pass per lock hold: stores, loads and frees of the class get
-            // the lock between passes.
-            let mut inner = class.inner.lock();
-            let before = inner.c.frames;
-            let pass = inner.compact_pass(&self.source);
-            let after = inner.c.frames;
-            drop(inner);
-            self.account(before, after);
-            self.compacted.fetch_add(pass.freed, Ordering::Relaxed);
-            total += pass.freed;
-            if !pass.more {
+            let (_, freed, done) = self.compact_class_budget(index, 1024);
+            total += freed;
+            if done {
                 return total;
             }
-        }
-    }
-
-    /// The per-class table: calls `f` once per class, smallest first, huge class last.
-    pub fn for_each_class(&self, mut f: impl FnMut(&ClassStats)) {
-        for (index, class) in self.classes.iter().enumerate() {
-            let inner = class.inner.lock();
-            let row = ClassStats {
-                index,
-                size: class.geo.size(),
-                min_len: usize::from(class.min_len),
-                max_len: if class.geo.huge {
-                    PAGE_SIZE
-                } else {
-                    class.geo.size() - HEADER
-                },
-                huge: class.geo.huge,
-                fullness: inner.counts.map(|n| n as usize),
-                objs_allocated: inner.objs_allocated(),
-                objs_used: inner.c.used,
-                bytes: inner.c.bytes,
-                frames: inner.c.frames,
-                zspages: inner.c.zspages as usize,
-                frames_per_zspage: class.geo.frames(),
-                objs_per_zspage: class.geo.objs(),
-                freeable: inner.freeable(),
-                compacted: inner.c.compacted as usize,
-            };
-            drop(inner);
-            f(&row);
         }
     }
 
@@ -494,62 +236,8 @@ impl<S: PageSource> ZsPool<S> {
         }
     }
 
-    /// Writes the per-class table in the layout of the kernel's debugfs
-    /// `zsmalloc/<pool>/classes` file (one line per class holding frames, then a total
-    /// line). Columns: class, slot size, zspages per fullness group (`10%` = in use
-    /// under 10 %, ..., `100%` = 90-99 %, `full`), `obj_allocated`, `obj_used`,
-    /// `pages_used`, `pages_per_zspage`, `freeable`.
-    pub fn write_class_table(&self, w: &mut impl fmt::Write) -> fmt::Result {
-        write!(w, "{:>5} {:>5}", "class", "size")?;
-        for g in 1..FULLNESS_GROUPS - 1 {
-            write!(w, " {:>3}%", g * 10)?;
-        }
-        writeln!(
-            w,
-            " {:>4} {:>13} {:>8} {:>10} {:>16} {:>8}",
-            "full", "obj_allocated", "obj_used", "pages_used", "pages_per_zspage", "freeable"
-        )?;
-        let mut total = ClassStats::default();
-        let mut result = Ok(());
-        self.for_each_class(|c| {
-            if c.frames == 0 || result.is_err() {
-                return;
-            }
-            result = (|| {
-                write!(w, "{:>5} {:>5}", c.index, c.size)?;
-                for g in 1..FULLNESS_GROUPS {
-                    write!(w, " {:>4}", c.fullness[g])?;
-                }
-                writeln!(
-                    w,
-                    " {:>13} {:>8} {:>10} {:>16} {:>8}",
-                    c.objs_allocated, c.objs_used, c.frames, c.frames_per_zspage, c.freeable
-                )
-            })();
-            total.objs_allocated += c.objs_allocated;
-            total.objs_used += c.objs_used;
-            total.frames += c.frames;
-            total.freeable += c.freeable;
-        });
-        result?;
-        writeln!(
-            w,
-            "{:<width$} {:>13} {:>8} {:>10} {:>16} {:>8}",
-            "Total",
-            total.objs_allocated,
-            total.objs_used,
-            total.frames,
-            "",
-            total.freeable,
-            width = 11 + 5 * (FULLNESS_GROUPS - 1),
-        )
-    }
-
-    fn split(&self, handle: Handle) -> Result<(&Class, u32, u16), ZPoolError> {
-        let raw = handle.to_raw();
-        let idx = (raw & ((1 << INDEX_BITS) - 1)) as u32;
-        let cls = ((raw >> INDEX_BITS) & 0xff) as usize;
-        let generation = (raw >> 32) as u16;
+    fn split(&self, handle: Handle) -> Result<(&Class, u32, u32), ZPoolError> {
+        let (cls, idx, generation) = handle::decode(handle).ok_or(ZPoolError::InvalidHandle)?;
         let class = self.classes.get(cls).ok_or(ZPoolError::InvalidHandle)?;
         Ok((class, idx, generation))
     }
@@ -566,19 +254,33 @@ impl<S: PageSource> ZsPool<S> {
             }
         };
         let class = &self.classes[cls];
-        let mut inner = class.inner.lock();
-        let before = inner.c.frames;
-        let res = inner.alloc(len, data, &self.source);
-        let after = inner.c.frames;
-        drop(inner);
-        self.account(before, after);
+        // A frame is only ever taken with no lock held: when the class needs one, it
+        // says so without changing anything, the lock is dropped, a frame taken, and
+        // the allocation tried again from scratch (another thread may have made room
+        // meanwhile: then the spare goes back, after unlocking).
+        let mut spare: Option<Frame> = None;
+        let res = loop {
+            let mut inner = class.inner.lock();
+            let before = inner.c.frames;
+            let r = inner.alloc(len, data, &mut spare);
+            let after = inner.c.frames;
+            drop(inner);
+            self.account(before, after);
+            match r {
+                Ok(x) => break Ok(x),
+                Err(AllocFail::NeedFrame) if spare.is_none() => match self.source.alloc_frame() {
+                    Ok(f) => spare = Some(f),
+                    Err(_) => break Err(ZPoolError::NoMemory),
+                },
+                Err(AllocFail::NeedFrame) => break Err(ZPoolError::NoMemory),
+                Err(AllocFail::Error(e)) => break Err(e),
+            }
+        };
+        if let Some(f) = spare {
+            self.source.free_frame(f);
+        }
         let (idx, generation) = res?;
-        Self::handle(cls, idx, generation).ok_or(ZPoolError::NoMemory)
-    }
-
-    fn handle(cls: usize, idx: u32, generation: u16) -> Option<Handle> {
-        let raw = (u64::from(generation) << 32) | ((cls as u64) << INDEX_BITS) | u64::from(idx);
-        Handle::from_raw(raw)
+        handle::encode(cls, idx, generation).ok_or(ZPoolError::NoMemory)
     }
 }
 
@@ -604,10 +306,14 @@ impl<S: PageSource> ZPool for ZsPool<S> {
         let mut inner = class.inner.lock();
         let loc = inner.lookup(idx, generation)?;
         let before = inner.c.frames;
-        inner.free(idx, loc, &self.source);
+        let released = inner.free(idx, loc);
         let after = inner.c.frames;
         drop(inner);
         self.account(before, after);
+        if let Some(frames) = released {
+            // The emptied zspage's frames go back with no lock held.
+            bin::release_list(frames, &self.source);
+        }
         Ok(())
     }
 
@@ -660,30 +366,30 @@ impl<S: PageSource> ZPool for ZsPool<S> {
     }
 
     fn stats(&self) -> PoolStats {
-        let mut st = PoolStats::default();
-        for class in &self.classes {
-            let inner = class.inner.lock();
-            st.frames += inner.c.frames;
-            st.objects += inner.c.used;
-            st.bytes += inner.c.bytes;
-        }
-        st.metadata_bytes = self.metadata().total();
-        st
+        self.pool_stats()
     }
 
+    /// Every class, largest first, in bounded steps until done.
     fn compact(&self) -> usize {
-        // Largest classes first, as the kernel does (they free the most per move).
-        (0..self.classes.len())
-            .rev()
-            .map(|i| self.compact_class(i))
-            .sum()
+        self.compact_all()
+    }
+
+    /// Classes from the largest down (resuming where the last step stopped), at most
+    /// [`MOVES_PER_HOLD`] moves per class-lock hold; see the crate README.
+    fn compact_step(&self, max_moves: usize) -> CompactStep {
+        self.step(max_moves)
     }
 }
 
 impl<S: PageSource> Drop for ZsPool<S> {
     fn drop(&mut self) {
-        for class in &self.classes {
-            class.inner.lock().release_all(&self.source);
+        let source = &self.source;
+        for class in &mut self.classes {
+            // Exclusive access: no lock is taken, none is held while frames go back.
+            class
+                .inner
+                .get_mut()
+                .take_all_frames(|f| source.free_frame(f));
         }
     }
 }
@@ -697,9 +403,9 @@ impl<S: PageSource> fmt::Debug for ZsPool<S> {
     }
 }
 
-/// Locks of this crate (class locks) held right now by any thread, counted only with the
-/// `lock-count` feature (tests: a page source checks that it is never called with one
-/// held); always 0 without it.
+/// Locks of this crate (class locks) held right now by any thread, counted only with
+/// the `lock-count` feature (tests: a page source checks that it is never called with
+/// one held); always 0 without it.
 #[doc(hidden)]
 pub fn held_locks() -> usize {
     sync::held()

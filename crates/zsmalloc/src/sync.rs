@@ -57,6 +57,18 @@ impl<T> Mutex<T> {
         let g = counting::Counted::new(g);
         g
     }
+
+    /// The data, through exclusive access to the mutex (no locking needed).
+    pub(crate) fn get_mut(&mut self) -> &mut T {
+        #[cfg(not(loom))]
+        {
+            self.inner.get_mut()
+        }
+        #[cfg(loom)]
+        {
+            self.inner.get_mut().unwrap_or_else(|p| p.into_inner())
+        }
+    }
 }
 
 /// Locks of this crate held now, by any thread (see `crate::held_locks`).

@@ -80,3 +80,14 @@ fn conformance_fine_classes_short_chains() {
         },
     );
 }
+
+/// A stale handle stays refused while its table entry is freed and reused more often
+/// than a 16-bit generation counts (the suite's check), in a normal and in the huge
+/// class.
+#[test]
+fn a_stale_handle_stays_refused_while_its_entry_is_reused() {
+    for len in [700, 4000] {
+        zpool_conformance::check_generation_reuse(pool(PoolConfig::DEFAULT), len)
+            .unwrap_or_else(|v| panic!("len {len}: {v}"));
+    }
+}

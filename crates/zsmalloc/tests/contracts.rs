@@ -333,32 +333,34 @@ fn failure_at_every_frame_leaves_the_pool_consistent() {
     }
 }
 
-/// Flipped header bits (length, magic or generation) make the handle an error, never a
-/// wrong copy or a panic.
+/// Flipped header bits make the handle an error, never a wrong copy or a panic. The
+/// header is the slot's back-pointer (entry index, bits 0..22) and the length above the
+/// class's shortest (bits 22..32): a flipped back-pointer bit no longer names the
+/// handle's entry (`InvalidHandle`); a flipped length bit gives `InvalidHandle` or a
+/// length that still fits the slot.
 #[test]
 fn corrupted_headers_are_errors() {
     let src = Arc::new(CorruptingSource::new(HeapPageSource));
     let pool = ZsPool::new(src.clone()).expect("pool");
     let h = pool.store(&pattern(100, 1)).expect("store");
-    for byte in 0..OBJ_HEADER_SIZE {
-        for bit in 0..8 {
-            // SAFETY: single-threaded test; the pool is not inside a method and holds no
-            // borrow of its frames between calls.
-            assert!(unsafe { src.flip_bits(0, byte, 1 << bit) });
-            let mut out = vec![0u8; PAGE_SIZE];
-            match pool.read(h, &mut out) {
-                Err(ZPoolError::InvalidHandle) => {}
-                Ok(n) => {
-                    // A flipped length bit that still fits the slot reads a different
-                    // length; it must stay within the slot.
-                    assert!(byte < 2 && n <= 128, "byte {byte} bit {bit}: read {n}");
-                }
-                Err(e) => panic!("unexpected {e:?}"),
-            }
-            // SAFETY: as above.
-            assert!(unsafe { src.flip_bits(0, byte, 1 << bit) });
-            assert_eq!(read_back(&pool, h), pattern(100, 1));
+    let cap = classes(&pool)[pool.class_index(100).expect("class")].max_len;
+    for bit in 0..8 * OBJ_HEADER_SIZE {
+        let (byte, mask) = (bit / 8, 1u8 << (bit % 8));
+        // SAFETY: single-threaded test; the pool is not inside a method and holds no
+        // borrow of its frames between calls.
+        assert!(unsafe { src.flip_bits(0, byte, mask) });
+        let mut out = vec![0u8; PAGE_SIZE];
+        match pool.read(h, &mut out) {
+            Err(ZPoolError::InvalidHandle) => {}
+            Ok(n) => assert!(bit >= 22 && n <= cap, "bit {bit}: read {n}"),
+            Err(e) => panic!("unexpected {e:?}"),
         }
+        if bit < 22 {
+            assert_eq!(pool.free(h), Err(ZPoolError::InvalidHandle), "bit {bit}");
+        }
+        // SAFETY: as above.
+        assert!(unsafe { src.flip_bits(0, byte, mask) });
+        assert_eq!(read_back(&pool, h), pattern(100, 1));
     }
 }
 
@@ -550,4 +552,26 @@ fn class_table_text_lists_used_classes_and_totals() {
     assert_eq!(nums[1], st.objects, "{text}");
     assert_eq!(nums[2], st.frames, "{text}");
     assert_eq!(nums[3], pool.freeable(), "{text}");
+}
+
+/// Each handle-table entry has its own 17-bit generation, carried by the handle: a
+/// stale handle stays refused while its own entry is freed and reused 2^17 - 2 times
+/// (the 2^17 - 1st reuse would bring it back; a per-class 16-bit counter used to let it
+/// back in at the 65 535th). The same entry is reused every time (LIFO free list).
+#[test]
+fn a_stale_handle_is_refused_for_every_reuse_of_its_entry_up_to_the_generation_period() {
+    let pool = ZsPool::new(HeapPageSource).expect("pool");
+    let data = pattern(700, 1);
+    let first = pool.store(&data).expect("store");
+    pool.free(first).expect("free");
+    let index = |h: Handle| h.to_raw() & ((1 << 22) - 1);
+    let mut out = vec![0u8; PAGE_SIZE];
+    for i in 0..(1u32 << 17) - 2 {
+        let h = pool.store(&data).expect("store");
+        assert_eq!(index(h), index(first), "reuse {i}: the same entry");
+        assert_ne!(h, first, "reuse {i}");
+        assert_eq!(pool.read(first, &mut out), Err(ZPoolError::InvalidHandle));
+        assert_eq!(pool.free(first), Err(ZPoolError::InvalidHandle));
+        pool.free(h).expect("free");
+    }
 }
