@@ -45,6 +45,7 @@ mod key;
 mod pam;
 mod pool;
 mod sync;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 mod tmem;
 mod tree;

@@ -60,6 +60,7 @@ mod reclaim;
 mod source;
 mod stats;
 mod sync;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod writeback;
 mod zcache;

@@ -25,6 +25,7 @@ mod pool;
 mod recycle;
 pub mod span;
 mod sync;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
 pub use frame::{AllocError, Frame, HeapPageSource, PAGE_SIZE, Page, PageSource};
