@@ -1,42 +1,61 @@
-//! Compaction: re-pairing objects so the frame count approaches the offline optimum.
+//! Compaction: re-pairing objects so the frame count approaches the offline optimum,
+//! in steps whose every lock hold does bounded work.
 //!
 //! Arrival-order best fit leaves lone frames whose objects are too large to pair with
 //! each other (their would-be partners went into earlier frames), so pairing lone frames
-//! alone gains little. `compact()` therefore works in two passes:
+//! alone gains little. A compaction round therefore has four phases, kept in the pool
+//! (under its lock) between steps, each lock hold doing a bounded slice of one:
 //!
-//! 1. **Re-pairing** (`compact_repair`). A snapshot of every object (entry index,
-//!    generation, chunks, current partner) is taken in batches of frames, then, without
-//!    the lock, an optimal pairing is planned: largest object first, each with the largest
-//!    remaining object that fits beside it (an exchange argument shows this maximises the
-//!    number of pairs, like the two-pointer method), preferring the current partner when
-//!    it is as large as the best choice, so pairs that already share a frame stay put.
-//!    The plan is carried out in batches of [`BATCH`] pairs per lock hold. Each step
-//!    revalidates both objects (entry live, same generation: the pool
-//!    may have changed between batches) and brings the two objects into one frame:
-//!    already together; or move one into the other's frame if that frame is lone; or
-//!    first move the other frame's occupant to a lone frame with room (best fit, not a
-//!    frame already finished in this run), then move. A step that finds no room is
-//!    skipped. No step allocates a frame, so compaction never ends with more frames than
-//!    it started with; a frame whose last object moves out goes back to the source.
-//! 2. **Lone pairing** (`compact_lone`): whatever lone frames remain are paired with the
-//!    unbuddied lists (largest lone object with the smallest, moving the smaller one).
+//! 1. **Snapshot**: every object (entry index, generation, chunks, current partner), at
+//!    most [`SNAP_FRAMES`] frames per hold.
+//! 2. **Plan**: an optimal pairing, at most [`PLAN_UNITS`] item steps per hold: largest
+//!    object first, each with the largest remaining object that fits beside it (an
+//!    exchange argument shows this maximises the number of pairs, like the two-pointer
+//!    method), preferring the current partner when it is as large as the best choice, so
+//!    pairs that already share a frame stay put.
+//! 3. **Realise**: at most [`PAIRS_PER_HOLD`] planned pairs per hold. Each revalidates
+//!    both objects (entry live, same generation: the pool may have changed since the
+//!    snapshot) and brings them into one frame: already together; or move one into the
+//!    other's frame if that frame is lone; or first move the other frame's occupant to a
+//!    lone frame with room (best fit, a few frames per unbuddied list), then move. A
+//!    pair that finds no room is skipped. No frame is allocated, so compaction never
+//!    ends a hold with more frames than it started with; a frame whose last object moves
+//!    out goes back to the page source after the hold.
+//! 4. **Lone pairing**: whatever lone frames remain are paired through the unbuddied
+//!    lists (largest lone object with the smallest that fits, moving the smaller), at
+//!    most [`MOVES_PER_HOLD`] moves per hold; lists that cannot pair with the smallest
+//!    lone object are skipped as a whole, so a hold's work is O(lists + moves).
 //!
-//! The plan needs 16 bytes per object plus 8 per pair of temporary heap, allocated
-//! fallibly; without it, only the lone pass runs. Objects that move keep their handle
-//! (entry index and generation); their frame's LRU position is the destination's.
+//! The round ends (the step reports `done`) when the lone phase finds nothing to pair.
+//! The snapshot and the plan need about 16 bytes per object plus 12 per pair of
+//! temporary heap, allocated fallibly **with the lock dropped** (the round waits for it
+//! in a phase of its own; whoever brings it installs it if the round still waits) and
+//! freed after unlocking when the round ends; without it, only the lone phase runs.
+//! Objects that move keep their handle (entry index and generation).
 
 use alloc::vec::Vec;
 
-use crate::meta::{HNIL, NIL};
+use crate::meta::{Desc, Entry, HNIL, NIL};
 use crate::{Inner, NCHUNKS, PageSource, ZBud, chunks_for, offset_of};
-use zpool::Frame;
+use zpool::{CompactStep, Frame};
 
-/// Pairs carried out (or lone frames paired) per lock hold.
-pub(crate) const BATCH: usize = 32;
-/// Frames scanned per lock hold while snapshotting and cleaning up.
-const SCAN_BATCH: usize = 1024;
+/// Frames snapshotted per lock hold.
+pub const SNAP_FRAMES: usize = 64;
+/// Planning steps (items counted, sorted or paired) per lock hold.
+pub const PLAN_UNITS: usize = 512;
+/// Planned pairs carried out per lock hold (each at most two moves).
+pub const PAIRS_PER_HOLD: usize = 8;
+/// Lone-pairing moves per lock hold.
+pub const MOVES_PER_HOLD: usize = 8;
+/// Frames a hold can give back (two per pair).
+const FREED_PER_HOLD: usize = 2 * PAIRS_PER_HOLD;
 /// Frames of one unbuddied list examined when looking for room for a displaced object.
-const TARGET_SCAN: usize = 16;
+const TARGET_SCAN: usize = 4;
+/// Work units (frames snapshotted, plan steps; a move counts as 64) per unit of a
+/// step's budget: `compact_step(n)` does about `64 n` of them.
+const UNITS_PER_MOVE: usize = 64;
+/// The budget of each step `compact()` takes.
+const COMPACT_BUDGET: usize = 1024;
 const NONE: u32 = u32::MAX;
 
 /// One object in the compaction snapshot.
@@ -52,11 +71,199 @@ struct Item {
     taken: bool,
 }
 
+/// Where a round of compaction is.
+#[derive(Default)]
+enum Phase {
+    /// No round running.
+    #[default]
+    Idle,
+    /// Waiting for the snapshot's memory, allocated with the lock dropped.
+    ItemsAlloc,
+    /// Snapshotting frames `from..`.
+    Snapshot { from: usize },
+    /// Waiting for the planner's memory, allocated with the lock dropped.
+    PlanAlloc,
+    /// Planning (see [`Stage`]).
+    Plan,
+    /// Realising planned pairs `next..`.
+    Realise { next: usize },
+    /// Pairing lone frames.
+    Lone,
+}
+
+/// The resumable planner's position.
+#[derive(Clone, Copy)]
+enum Stage {
+    /// Zero-filling the by-size order (within its reserved capacity) up to the items.
+    Zero,
+    /// Counting items by chunks, from item `i`.
+    Count { i: usize },
+    /// Filling the by-size order, from item `i`.
+    Fill { i: usize },
+    /// Pairing: at size `k`, position `pos` of its run; `pending` = an item taken and
+    /// the size of the partner being searched for.
+    Pair {
+        k: usize,
+        pos: usize,
+        pending: Option<(usize, usize)>,
+    },
+}
+
+/// Per-size tables of the planner: `[count, start, fill/cursor, remaining]`.
+type Tables = [[u32; NCHUNKS + 1]; 4];
+
+/// A compaction round's state, kept in the pool between steps.
+#[derive(Default)]
+pub(crate) struct Compaction {
+    phase: Phase,
+    items: Vec<Item>,
+    order: Vec<u32>,
+    pairs: Vec<(u32, u32)>,
+    tables: Vec<Tables>,
+    stage: Option<Stage>,
+}
+
+impl Compaction {
+    /// Heap bytes held by a running round.
+    pub(crate) fn bytes(&self) -> usize {
+        self.items.capacity() * core::mem::size_of::<Item>()
+            + self.order.capacity() * 4
+            + self.pairs.capacity() * 8
+            + self.tables.capacity() * core::mem::size_of::<Tables>()
+    }
+
+    /// Ends the round: its memory is handed back to be freed after unlocking.
+    fn take(&mut self) -> Compaction {
+        core::mem::take(self)
+    }
+}
+
+/// Memory a hold needs before the round can go on, to be allocated with no lock held.
+#[derive(Clone, Copy)]
+pub(crate) enum Need {
+    /// The snapshot's items, for about this many objects.
+    Items(usize),
+    /// The planner's tables for this many items.
+    Plan(usize),
+}
+
+/// What one hold did.
+pub(crate) struct HoldOut {
+    moved: usize,
+    done: bool,
+    need: Option<Need>,
+    /// A finished round's memory, to be freed after unlocking.
+    garbage: Compaction,
+}
+
+impl HoldOut {
+    fn moved(moved: usize, done: bool) -> HoldOut {
+        HoldOut {
+            moved,
+            done,
+            need: None,
+            garbage: Compaction::default(),
+        }
+    }
+}
+
+/// Memory allocated for a [`Need`], with no lock held.
+enum Supply {
+    Items(Vec<Item>),
+    Plan {
+        order: Vec<u32>,
+        pairs: Vec<(u32, u32)>,
+        tables: Vec<Tables>,
+    },
+}
+
+impl Supply {
+    /// Allocates what `need` asks for; `None` without memory.
+    fn allocate(need: Need) -> Option<Supply> {
+        match need {
+            Need::Items(n) => {
+                let mut items = Vec::new();
+                items.try_reserve_exact(n).ok()?;
+                Some(Supply::Items(items))
+            }
+            Need::Plan(n) => {
+                let (mut order, mut pairs, mut tables) = (Vec::new(), Vec::new(), Vec::new());
+                order.try_reserve_exact(n).ok()?;
+                pairs.try_reserve_exact(n / 2).ok()?;
+                tables.try_reserve_exact(1).ok()?;
+                tables.push([[0; NCHUNKS + 1]; 4]);
+                Some(Supply::Plan {
+                    order,
+                    pairs,
+                    tables,
+                })
+            }
+        }
+    }
+}
+
+/// Mutable borrows of two distinct descriptors.
+fn two_mut(descs: &mut [Desc], a: usize, b: usize) -> Option<(&mut Desc, &mut Desc)> {
+    if a == b || a >= descs.len() || b >= descs.len() {
+        return None;
+    }
+    if a < b {
+        let (lo, hi) = descs.split_at_mut(b);
+        Some((&mut lo[a], &mut hi[0]))
+    } else {
+        let (lo, hi) = descs.split_at_mut(a);
+        Some((&mut hi[0], &mut lo[b]))
+    }
+}
+
+/// Frames freed during one hold, given back after it.
+struct Freed {
+    frames: [Option<Frame>; FREED_PER_HOLD],
+    n: usize,
+}
+
+impl Freed {
+    fn new() -> Freed {
+        Freed {
+            frames: [const { None }; FREED_PER_HOLD],
+            n: 0,
+        }
+    }
+
+    fn room(&self) -> usize {
+        FREED_PER_HOLD - self.n
+    }
+
+    fn push(&mut self, f: Option<Frame>) {
+        if let Some(f) = f {
+            // Holds check `room` before each move (two per pair, one per lone move).
+            debug_assert!(self.n < FREED_PER_HOLD);
+            if let Some(slot) = self.frames.get_mut(self.n) {
+                *slot = Some(f);
+                self.n += 1;
+            }
+        }
+    }
+
+    fn release<S: PageSource + ?Sized>(&mut self, source: &S) -> usize {
+        let n = self.n;
+        for f in self.frames.iter_mut().filter_map(Option::take) {
+            source.free_frame(f);
+        }
+        self.n = 0;
+        n
+    }
+}
+
 impl Inner {
     /// Moves object `i` into the empty side of lone frame `d`; returns the source frame
     /// if that emptied it. `d` must be lone and have room.
     fn move_obj(&mut self, i: u32, d: u32) -> Option<Frame> {
         let e = self.entry(i);
+        if !e.is_live() {
+            // Callers validate first; a free entry's bits are links, not a place.
+            return None;
+        }
         let (s, ss, len) = (e.frame(), e.side(), e.len());
         let dside = 1 - self.d(d).lone_side()?;
         if s == d || s as usize >= self.descs.len() || d as usize >= self.descs.len() {
@@ -66,14 +273,14 @@ impl Inner {
         self.ub_unlink(d);
         self.ub_unlink(s);
         let (src_off, dst_off) = (offset_of(ss, len), offset_of(dside, len));
-        let (dd, sd) = zpool::span::two_mut(&mut self.descs, d as usize, s as usize)?;
+        let (dd, sd) = two_mut(&mut self.descs, d as usize, s as usize)?;
         if let (Some(df), Some(sf)) = (dd.frame.as_mut(), sd.frame.as_ref()) {
             df[dst_off..dst_off + len].copy_from_slice(&sf[src_off..src_off + len]);
         }
         dd.set_rev(dside, i);
         dd.set_has(dside, true);
         sd.set_has(ss, false);
-        self.entries[i as usize] = crate::meta::Entry::live(e.generation(), d, dside, len);
+        self.entries[i as usize] = Entry::live(e.generation(), d, dside, len);
         self.lone -= 1; // `d` now holds two objects
         if s_count == 1 {
             self.lone -= 1;
@@ -95,8 +302,8 @@ impl Inner {
         Some(e.frame())
     }
 
-    /// A lone frame with room for `chunks`, not finished in this compaction and not in
-    /// `exclude` (best fit, a few frames per list).
+    /// A lone frame with room for `chunks`, not in `exclude` (best fit, at most
+    /// [`TARGET_SCAN`] frames per list).
     fn find_target(&self, chunks: usize, exclude: [u32; 2]) -> Option<u32> {
         if chunks >= NCHUNKS {
             return None;
@@ -109,7 +316,7 @@ impl Inner {
                 if f == NIL {
                     break;
                 }
-                if !self.d(f).done() && !exclude.contains(&f) {
+                if !exclude.contains(&f) {
                     return Some(f);
                 }
                 f = self.d(f).ub_next();
@@ -120,23 +327,21 @@ impl Inner {
     }
 
     /// Brings planned partners `a` (the larger) and `b` into one frame if the pool
-    /// allows; returns a frame freed on the way.
-    fn realise(&mut self, a: &Item, b: &Item) -> Option<Frame> {
-        let fa = self.validate(a)?;
-        let fb = self.validate(b)?;
+    /// allows; returns the objects moved, frames freed into `out`.
+    fn realise(&mut self, a: &Item, b: &Item, out: &mut Freed) -> usize {
+        let (Some(fa), Some(fb)) = (self.validate(a), self.validate(b)) else {
+            return 0;
+        };
         if fa == fb {
-            self.dm(fa).set_done(true);
-            return None;
+            return 0;
         }
         if self.d(fa).count() == 1 {
-            let freed = self.move_obj(b.idx, fa);
-            self.dm(fa).set_done(true);
-            return freed;
+            out.push(self.move_obj(b.idx, fa));
+            return 1;
         }
         if self.d(fb).count() == 1 {
-            let freed = self.move_obj(a.idx, fb);
-            self.dm(fb).set_done(true);
-            return freed;
+            out.push(self.move_obj(a.idx, fb));
+            return 1;
         }
         // Both frames hold another object: move one of those out to make room.
         for (keep, kf, other, of) in [(a, fa, b, fb), (b, fb, a, fa)] {
@@ -144,23 +349,22 @@ impl Inner {
             let z = self.d(kf).rev(1 - kside);
             let zchunks = chunks_for(self.entry(z).len());
             if let Some(t) = self.find_target(zchunks, [kf, of]) {
-                let f1 = self.move_obj(z, t);
-                let f2 = self.move_obj(other.idx, kf);
-                self.dm(kf).set_done(true);
-                return f1.or(f2);
+                out.push(self.move_obj(z, t));
+                out.push(self.move_obj(other.idx, kf));
+                return 2;
             }
         }
-        None
+        0
     }
 
-    /// Appends the objects of frames `from..to` to `out` (capacity reserved).
-    fn snapshot(&self, from: usize, to: usize, out: &mut Vec<Item>) {
+    /// Appends the objects of frames `from..to` to `items` (capacity reserved).
+    fn snapshot(&self, from: usize, to: usize, items: &mut Vec<Item>) {
         for f in from..to.min(self.descs.len()) {
             let d = &self.descs[f];
             if d.frame.is_none() {
                 continue;
             }
-            let base = out.len() as u32;
+            let base = items.len() as u32;
             let both = d.count() == 2;
             for side in 0..2 {
                 if !d.has(side) {
@@ -173,7 +377,7 @@ impl Inner {
                     (true, _) => base,
                     _ => NONE,
                 };
-                out.push(Item {
+                items.push(Item {
                     idx,
                     generation: e.generation() as u32,
                     partner,
@@ -184,188 +388,335 @@ impl Inner {
         }
     }
 
-    /// Pairs lone frames through the unbuddied lists (largest lone object with the
-    /// smallest that fits beside it, moving the smaller); up to `out.len()` frames freed.
-    fn compact_lone_batch(&mut self, out: &mut [Option<Frame>]) -> usize {
-        let mut done = 0;
+    /// Lone pairing: the largest lone object (fewest free chunks) with the smallest
+    /// (most free chunks), moving the smaller, at most `max_moves` moves. `true` when
+    /// nothing more pairs.
+    fn lone_hold(&mut self, max_moves: usize, out: &mut Freed) -> (usize, bool) {
+        let mut moved = 0;
         let mut hi_k = 1usize;
-        let mut hi_f = self.ub_head[1];
-        while done < out.len() {
-            while hi_f == NIL {
-                hi_k += 1;
-                if hi_k >= NCHUNKS {
-                    return done;
-                }
-                hi_f = self.ub_head[hi_k];
+        loop {
+            if moved >= max_moves || out.room() == 0 {
+                return (moved, false);
             }
-            let above = if hi_k + 1 >= NCHUNKS {
-                0
+            if hi_k >= NCHUNKS {
+                return (moved, true);
+            }
+            let above = (self.ub_mask >> hi_k) << hi_k;
+            if above == 0 {
+                return (moved, true);
+            }
+            hi_k = above.trailing_zeros() as usize;
+            let hi_f = self.ub_head[hi_k];
+            let lo_k = 63 - self.ub_mask.leading_zeros() as usize;
+            let lo_f = if lo_k == hi_k {
+                self.d(hi_f).ub_next()
             } else {
-                (self.ub_mask >> (hi_k + 1)) << (hi_k + 1)
+                self.ub_head[lo_k]
             };
-            let (lo_k, lo_f) = if above != 0 {
-                let k = 63 - above.leading_zeros() as usize;
-                (k, self.ub_head[k])
-            } else {
-                let n = self.d(hi_f).ub_next();
-                if n == NIL {
-                    return done;
-                }
-                (hi_k, n)
-            };
+            if lo_f == NIL {
+                // One lone frame in the last list: nothing to pair it with.
+                return (moved, true);
+            }
             if hi_k + lo_k < NCHUNKS {
-                // Even the smallest lone object does not fit beside this one.
-                hi_f = self.d(hi_f).ub_next();
+                // Not even the smallest lone object fits beside these: skip every list
+                // whose objects are too large for it.
+                hi_k = (hi_k + 1).max(NCHUNKS - lo_k);
                 continue;
             }
-            let mut next = self.d(hi_f).ub_next();
-            if next == lo_f {
-                next = self.d(lo_f).ub_next();
-            }
             let Some(side) = self.d(lo_f).lone_side() else {
-                return done;
+                return (moved, true);
             };
-            let moved = self.d(lo_f).rev(side);
-            out[done] = self.move_obj(moved, hi_f);
-            done += 1;
-            hi_f = next;
+            let obj = self.d(lo_f).rev(side);
+            out.push(self.move_obj(obj, hi_f));
+            moved += 1;
         }
+    }
+
+    /// One bounded hold of the compaction round: at most `units` work units and
+    /// `max_moves` moves (a pair may take one more).
+    fn compact_hold(&mut self, units: usize, max_moves: usize, out: &mut Freed) -> HoldOut {
+        match self.compaction.phase {
+            Phase::Idle | Phase::ItemsAlloc => {
+                // A round starts: room for every object's snapshot (and those stored
+                // meanwhile), allocated with the lock dropped.
+                self.compaction.phase = Phase::ItemsAlloc;
+                let n = self.objects + self.objects / 8 + 2 * SNAP_FRAMES;
+                HoldOut {
+                    need: Some(Need::Items(n)),
+                    ..HoldOut::moved(0, false)
+                }
+            }
+            Phase::Snapshot { from } => {
+                let n = self.descs.len();
+                let to = (from + units.clamp(1, SNAP_FRAMES)).min(n);
+                let items = &mut self.compaction.items;
+                if items.capacity() - items.len() < 2 * (to - from) {
+                    // More objects than reserved for (stored since the round began):
+                    // plan with those snapshotted; the lone phase sees the rest.
+                    self.compaction.phase = Phase::PlanAlloc;
+                } else {
+                    let mut items = core::mem::take(&mut self.compaction.items);
+                    self.snapshot(from, to, &mut items);
+                    self.compaction.items = items;
+                    self.compaction.phase = if to >= n {
+                        Phase::PlanAlloc
+                    } else {
+                        Phase::Snapshot { from: to }
+                    };
+                }
+                HoldOut::moved(0, false)
+            }
+            Phase::PlanAlloc => HoldOut {
+                need: Some(Need::Plan(self.compaction.items.len())),
+                ..HoldOut::moved(0, false)
+            },
+            Phase::Plan => {
+                if self.compaction.plan_units(units.clamp(1, PLAN_UNITS)) {
+                    self.compaction.phase = Phase::Realise { next: 0 };
+                }
+                HoldOut::moved(0, false)
+            }
+            Phase::Realise { next } => {
+                let mut moved = 0;
+                let mut i = next;
+                let pairs = core::mem::take(&mut self.compaction.pairs);
+                let items = core::mem::take(&mut self.compaction.items);
+                let budget = max_moves.max(2);
+                while i < pairs.len()
+                    && i < next + PAIRS_PER_HOLD
+                    && moved + 2 <= budget
+                    && out.room() >= 2
+                {
+                    let (a, b) = pairs[i];
+                    moved += self.realise(&items[a as usize], &items[b as usize], out);
+                    i += 1;
+                }
+                self.compaction.pairs = pairs;
+                self.compaction.items = items;
+                let mut o = HoldOut::moved(moved, false);
+                if i >= self.compaction.pairs.len() {
+                    // The plan is spent: its memory goes (after unlocking), then the lone
+                    // frames left are paired.
+                    o.garbage = self.compaction.take();
+                    self.compaction.phase = Phase::Lone;
+                } else {
+                    self.compaction.phase = Phase::Realise { next: i };
+                }
+                o
+            }
+            Phase::Lone => {
+                let (moved, done) = self.lone_hold(max_moves.clamp(1, MOVES_PER_HOLD), out);
+                let mut o = HoldOut::moved(moved, done);
+                if done {
+                    o.garbage = self.compaction.take();
+                }
+                o
+            }
+        }
+    }
+
+    /// Installs memory allocated for a [`Need`] if the round still waits for it (another
+    /// thread's step may have moved it on meanwhile); otherwise hands it back, to be
+    /// freed after unlocking. Without memory (`None`), the round skips to lone pairing.
+    fn supply(&mut self, need: Need, got: Option<Supply>) -> Option<Supply> {
+        let c = &mut self.compaction;
+        match (need, got, &c.phase) {
+            (Need::Items(_), Some(Supply::Items(items)), Phase::ItemsAlloc) => {
+                c.items = items;
+                c.phase = Phase::Snapshot { from: 0 };
+                None
+            }
+            (
+                Need::Plan(n),
+                Some(Supply::Plan {
+                    order,
+                    pairs,
+                    tables,
+                }),
+                Phase::PlanAlloc,
+            ) if n == c.items.len() => {
+                c.order = order;
+                c.pairs = pairs;
+                c.tables = tables;
+                c.stage = Some(Stage::Zero);
+                c.phase = Phase::Plan;
+                None
+            }
+            (Need::Items(_), None, Phase::ItemsAlloc) | (Need::Plan(_), None, Phase::PlanAlloc) => {
+                let old = c.take();
+                c.phase = Phase::Lone;
+                Some(Supply::Items(old.items))
+            }
+            (_, got, _) => got,
+        }
+    }
+}
+
+impl Compaction {
+    /// Runs up to `units` planning steps; `true` when the plan is complete.
+    fn plan_units(&mut self, units: usize) -> bool {
+        let (Some(mut stage), Some(t)) = (self.stage, self.tables.first_mut()) else {
+            return true;
+        };
+        let [count, start, cursor, remaining] = t;
+        let items = &mut self.items;
+        let n = items.len();
+        let mut left = units;
+        let done = loop {
+            if left == 0 {
+                break false;
+            }
+            left -= 1;
+            match stage {
+                Stage::Zero if self.order.len() < n => {
+                    // Within the capacity reserved with no lock held: no allocation.
+                    let k = (n - self.order.len()).min(16);
+                    self.order.extend((0..k).map(|_| 0));
+                }
+                Stage::Zero => stage = Stage::Count { i: 0 },
+                Stage::Count { i } if i < n => {
+                    count[usize::from(items[i].chunks)] += 1;
+                    stage = Stage::Count { i: i + 1 };
+                }
+                Stage::Count { .. } => {
+                    for k in 1..=NCHUNKS {
+                        start[k] = start[k - 1] + count[k - 1];
+                    }
+                    *cursor = *start;
+                    stage = Stage::Fill { i: 0 };
+                }
+                Stage::Fill { i } if i < n => {
+                    let k = usize::from(items[i].chunks);
+                    self.order[cursor[k] as usize] = i as u32;
+                    cursor[k] += 1;
+                    stage = Stage::Fill { i: i + 1 };
+                }
+                Stage::Fill { .. } => {
+                    *cursor = *start;
+                    *remaining = *count;
+                    stage = Stage::Pair {
+                        k: NCHUNKS,
+                        pos: start[NCHUNKS] as usize,
+                        pending: None,
+                    };
+                }
+                Stage::Pair { k: 0, .. } => break true,
+                Stage::Pair { k, pos, pending } => {
+                    if let Some((a, kb)) = pending {
+                        // Searching size kb's run for an untaken partner of `a`.
+                        let end = (start[kb] + count[kb]) as usize;
+                        if (cursor[kb] as usize) < end {
+                            let c = self.order[cursor[kb] as usize] as usize;
+                            cursor[kb] += 1;
+                            if !items[c].taken {
+                                items[c].taken = true;
+                                remaining[kb] -= 1;
+                                self.pairs.push((a as u32, c as u32));
+                                stage = Stage::Pair {
+                                    k,
+                                    pos,
+                                    pending: None,
+                                };
+                            }
+                        } else {
+                            stage = Stage::Pair {
+                                k,
+                                pos,
+                                pending: None,
+                            };
+                        }
+                        continue;
+                    }
+                    if pos >= (start[k] + count[k]) as usize {
+                        let k = k - 1;
+                        stage = Stage::Pair {
+                            k,
+                            pos: start[k] as usize,
+                            pending: None,
+                        };
+                        continue;
+                    }
+                    stage = Stage::Pair {
+                        k,
+                        pos: pos + 1,
+                        pending: None,
+                    };
+                    let a = self.order[pos] as usize;
+                    if items[a].taken {
+                        continue;
+                    }
+                    items[a].taken = true;
+                    remaining[k] -= 1;
+                    let limit = (NCHUNKS - k).min(k);
+                    let Some(kb) = (1..=limit).rev().find(|&j| remaining[j] > 0) else {
+                        continue;
+                    };
+                    let p = items[a].partner;
+                    if p != NONE
+                        && !items[p as usize].taken
+                        && usize::from(items[p as usize].chunks) == kb
+                    {
+                        items[p as usize].taken = true;
+                        remaining[kb] -= 1;
+                        self.pairs.push((a as u32, p));
+                    } else {
+                        stage = Stage::Pair {
+                            k,
+                            pos: pos + 1,
+                            pending: Some((a, kb)),
+                        };
+                    }
+                }
+            }
+        };
+        self.stage = Some(stage);
         done
     }
 }
 
-/// Plans an optimal pairing of `items`: largest first, each with the largest untaken
-/// object that fits beside it (the current partner when it is that large). Returns item
-/// index pairs (larger, smaller), or `None` if the plan's memory cannot be had.
-fn plan(items: &mut [Item]) -> Option<Vec<(u32, u32)>> {
-    let n = items.len();
-    let mut count = [0usize; NCHUNKS + 1];
-    for it in items.iter() {
-        count[usize::from(it.chunks)] += 1;
-    }
-    let mut start = [0usize; NCHUNKS + 1];
-    for k in 1..=NCHUNKS {
-        start[k] = start[k - 1] + count[k - 1];
-    }
-    let mut order: Vec<u32> = Vec::new();
-    order.try_reserve_exact(n).ok()?;
-    order.resize(n, 0);
-    let mut fill = start;
-    for (i, it) in items.iter().enumerate() {
-        let k = usize::from(it.chunks);
-        order[fill[k]] = i as u32;
-        fill[k] += 1;
-    }
-    let mut pairs = Vec::new();
-    pairs.try_reserve_exact(n / 2).ok()?;
-    let mut cursor = start;
-    let mut remaining = count;
-    for k in (1..=NCHUNKS).rev() {
-        for pos in start[k]..start[k] + count[k] {
-            let a = order[pos] as usize;
-            if items[a].taken {
-                continue;
-            }
-            items[a].taken = true;
-            remaining[k] -= 1;
-            let limit = (NCHUNKS - k).min(k);
-            let Some(kb) = (1..=limit).rev().find(|&j| remaining[j] > 0) else {
-                continue;
-            };
-            let p = items[a].partner;
-            let b = if p != NONE
-                && !items[p as usize].taken
-                && usize::from(items[p as usize].chunks) == kb
-            {
-                p as usize
-            } else {
-                let end = start[kb] + count[kb];
-                let mut found = None;
-                while cursor[kb] < end {
-                    let c = order[cursor[kb]] as usize;
-                    cursor[kb] += 1;
-                    if !items[c].taken {
-                        found = Some(c);
-                        break;
-                    }
-                }
-                match found {
-                    Some(c) => c,
-                    None => continue,
-                }
-            };
-            items[b].taken = true;
-            remaining[kb] -= 1;
-            pairs.push((a as u32, b as u32));
-        }
-    }
-    Some(pairs)
-}
-
 impl<S: PageSource> ZBud<S> {
-    /// Pass 1: plan an optimal pairing of every object and carry it out. Returns frames
-    /// given back.
-    pub(crate) fn compact_repair(&self) -> usize {
-        let mut items: Vec<Item> = Vec::new();
-        let mut from = 0;
-        loop {
-            if items.try_reserve(2 * SCAN_BATCH).is_err() {
-                return 0;
+    /// [`zpool::ZPool::compact_step`]: lock holds of bounded work until about
+    /// `max_moves` objects moved (a pair may take one more), `64 * max_moves` work
+    /// units of snapshot and planning were spent, or the round ended (`done`). Frames
+    /// freed go back to the page source after each hold.
+    pub(crate) fn step(&self, max_moves: usize) -> CompactStep {
+        let budget = max_moves.max(1);
+        let mut units = budget.saturating_mul(UNITS_PER_MOVE);
+        let mut out = CompactStep::default();
+        while out.objects_moved < budget && units > 0 {
+            let mut freed = Freed::new();
+            let hold_units = units.min(SNAP_FRAMES.max(PLAN_UNITS));
+            let hold =
+                self.inner
+                    .lock()
+                    .compact_hold(hold_units, budget - out.objects_moved, &mut freed);
+            units = units.saturating_sub(hold_units.max(hold.moved * UNITS_PER_MOVE));
+            // No lock held from here: frames go back, a finished round's memory is
+            // freed, and memory the round needs is allocated, then installed under the
+            // lock if the round still waits for it.
+            out.frames_freed += freed.release(&self.source);
+            out.objects_moved += hold.moved;
+            drop(hold.garbage);
+            if let Some(need) = hold.need {
+                let got = Supply::allocate(need);
+                let unused = self.inner.lock().supply(need, got);
+                drop(unused);
             }
-            let g = self.inner.lock();
-            let n = g.descs.len();
-            if from >= n {
+            if hold.done {
+                out.done = true;
                 break;
             }
-            let to = (from + SCAN_BATCH).min(n);
-            g.snapshot(from, to, &mut items);
-            from = to;
         }
-        let Some(pairs) = plan(&mut items) else {
-            return 0;
-        };
-        let mut freed = 0;
-        for chunk in pairs.chunks(BATCH) {
-            let mut batch: [Option<Frame>; BATCH] = [const { None }; BATCH];
-            {
-                let mut g = self.inner.lock();
-                for (slot, &(a, b)) in batch.iter_mut().zip(chunk) {
-                    *slot = g.realise(&items[a as usize], &items[b as usize]);
-                }
-            }
-            for frame in batch.iter_mut().filter_map(Option::take) {
-                self.source.free_frame(frame);
-                freed += 1;
-            }
-        }
-        // Clear the "finished" marks.
-        let mut from = 0;
-        loop {
-            let mut g = self.inner.lock();
-            let n = g.descs.len();
-            if from >= n {
-                break;
-            }
-            let to = (from + SCAN_BATCH).min(n);
-            for d in &mut g.descs[from..to] {
-                d.set_done(false);
-            }
-            from = to;
-        }
-        freed
+        out
     }
 
-    /// Pass 2: pair the remaining lone frames. Returns frames given back.
-    pub(crate) fn compact_lone(&self) -> usize {
+    /// Steps until the round is done; frames freed.
+    pub(crate) fn compact_all(&self) -> usize {
         let mut total = 0;
         loop {
-            let mut batch: [Option<Frame>; BATCH] = [const { None }; BATCH];
-            let n = self.inner.lock().compact_lone_batch(&mut batch);
-            for frame in batch.iter_mut().filter_map(Option::take) {
-                self.source.free_frame(frame);
-            }
-            total += n;
-            if n < BATCH {
+            let s = self.step(COMPACT_BUDGET);
+            total += s.frames_freed;
+            if s.done {
                 return total;
             }
         }

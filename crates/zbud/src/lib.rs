@@ -12,9 +12,12 @@
 //!   fit, the object gets a fresh frame as its first buddy.
 //! * No eviction: zbud allocates, the cache above decides what to evict (zcache keeps its
 //!   own page LRU), so frames keep no LRU order.
-//! * [`ZPool::compact`] re-pairs lone frames (largest lone object with the smallest one
-//!   that fits, which maximises the number of pairs), moving objects between frames;
-//!   handles stay valid because they go through an indirection table.
+//! * Compaction ([`ZPool::compact`], or bounded [`ZPool::compact_step`]s) re-pairs
+//!   objects towards an optimal pairing (largest first, each with the largest object
+//!   that fits beside it), moving objects between frames; handles stay valid because
+//!   they go through an indirection table. Every lock hold of it does bounded work
+//!   (`compact.rs`): a 64-frame slice of the snapshot, 512 planning steps, 8 pairs or
+//!   8 moves.
 //!
 //! Metadata, all out of band and fallibly grown: 24 bytes per frame descriptor and 8
 //! bytes per handle entry (see `PoolStats::metadata_bytes`). Handles carry a 23-bit
@@ -40,6 +43,8 @@ use alloc::vec::Vec;
 use meta::{Desc, Entry, FRAME_BITS, GEN_BITS, GEN_MASK, HIDX_BITS, HNIL, NIL};
 use sync::Mutex;
 use zpool::{Frame, Handle, PAGE_SIZE, PageSource, PoolStats, ZPool, ZPoolError};
+
+pub use compact::{MOVES_PER_HOLD, PAIRS_PER_HOLD, PLAN_UNITS, SNAP_FRAMES};
 
 /// Bytes per chunk: objects are placed in whole chunks.
 pub const CHUNK_SIZE: usize = 64;
@@ -125,8 +130,8 @@ struct Inner {
     bytes: usize,
     lone: usize,
     compacted_frames: u64,
-    /// A `compact()` is running (a second one returns at once).
-    compacting: bool,
+    /// The compaction round in progress (its phase and temporary tables).
+    compaction: compact::Compaction,
 }
 
 /// Makes room for at least one more element, growing by an eighth (at least 64
@@ -168,7 +173,7 @@ impl Inner {
             bytes: 0,
             lone: 0,
             compacted_frames: 0,
-            compacting: false,
+            compaction: compact::Compaction::default(),
         }
     }
 
@@ -424,6 +429,7 @@ impl Inner {
         self.descs.capacity() * core::mem::size_of::<Desc>()
             + self.entries.capacity() * core::mem::size_of::<Entry>()
             + core::mem::size_of::<Inner>()
+            + self.compaction.bytes()
     }
 }
 
@@ -612,17 +618,16 @@ impl<S: PageSource> ZPool for ZBud<S> {
         }
     }
 
+    /// Compaction rounds' steps until one round is done.
     fn compact(&self) -> usize {
-        {
-            let mut g = self.inner.lock();
-            if g.compacting {
-                return 0;
-            }
-            g.compacting = true;
-        }
-        let freed = self.compact_repair() + self.compact_lone();
-        self.inner.lock().compacting = false;
-        freed
+        self.compact_all()
+    }
+
+    /// One bounded slice of the compaction round (see `compact.rs`): lock holds of at
+    /// most 64 frames snapshotted, 512 planning steps, 8 pairs or 8 moves, until about
+    /// `max_moves` objects moved.
+    fn compact_step(&self, max_moves: usize) -> zpool::CompactStep {
+        self.step(max_moves)
     }
 }
 

@@ -1,7 +1,7 @@
 //! Out-of-band metadata, packed: frame descriptors (24 bytes) and handle entries (8 bytes).
 //!
 //! Frame descriptor, besides the `Frame` (8 bytes), 128 bits in two `u64` words (not a
-//! `u128`, whose 16-byte alignment would pad the descriptor to 32 bytes), 78 of them used:
+//! `u128`, whose 16-byte alignment would pad the descriptor to 32 bytes), 77 of them used:
 //!
 //! | bits    | field                                                                |
 //! |---------|----------------------------------------------------------------------|
@@ -11,7 +11,6 @@
 //! | 50..74  | unbuddied-list `prev`; for an unused descriptor, the free-list link |
 //! | 74,75   | first / last buddy present                                           |
 //! | 76      | on an unbuddied list                                                 |
-//! | 77      | holds its final pair in the compaction running now                   |
 //!
 //! A lone frame has one empty side, and only lone frames sit on unbuddied lists: the
 //! empty side's 25 bits hold the list's `next` link, so the doubly linked unbuddied lists
@@ -67,11 +66,6 @@ const LISTED: Field = Field {
     shift: 76,
     width: 1,
 };
-const DONE: Field = Field {
-    shift: 77,
-    width: 1,
-};
-
 /// One frame's descriptor (24 bytes).
 pub(crate) struct Desc {
     /// The frame, or `None` for a descriptor on the free list.
@@ -168,12 +162,6 @@ impl Desc {
     pub(crate) fn set_listed(&mut self, v: bool) {
         self.put(LISTED, u32::from(v))
     }
-    pub(crate) fn done(&self) -> bool {
-        self.get(DONE) != 0
-    }
-    pub(crate) fn set_done(&mut self, v: bool) {
-        self.put(DONE, u32::from(v))
-    }
 }
 
 /// One handle-table entry (8 bytes).
@@ -243,7 +231,6 @@ mod tests {
         d.set_ub_prev(NIL - 1);
         d.set_has(0, true);
         d.set_listed(true);
-        d.set_done(true);
         assert_eq!(
             (d.rev(0), d.rev(1), d.ub_prev()),
             (HNIL - 1, 12345, NIL - 1)
@@ -255,7 +242,7 @@ mod tests {
         d.set_has(1, true);
         assert_eq!((d.lone_side(), d.count(), d.ub_next()), (None, 2, NIL));
         d.set_listed(false);
-        assert!(!d.listed() && d.has(1) && d.done());
+        assert!(!d.listed() && d.has(1));
         assert_eq!(d.ub_prev(), NIL - 1);
     }
 

@@ -13,9 +13,9 @@
 //!   eviction: the cache above owns the LRU. Handles are
 //!   typed ([`Handle`]) and validated: a stale, double-freed or forged handle is an
 //!   [`ZPoolError::InvalidHandle`], never corruption, a panic or undefined behaviour.
-//! * [`testing`]: page sources for tests (counting, poisoning, failing, corrupting),
-//!   always compiled so every crate's tests and fuzz targets share them.
-//! * [`span`]: safe copies for objects that cross a frame boundary.
+//! * `testing` (feature `testing`): page sources for tests (counting, poisoning,
+//!   failing, corrupting), shared by every crate's tests and the fuzz targets; a kernel
+//!   build does not carry them.
 #![no_std]
 
 extern crate alloc;
@@ -23,7 +23,6 @@ extern crate alloc;
 mod frame;
 mod pool;
 mod recycle;
-pub mod span;
 mod sync;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

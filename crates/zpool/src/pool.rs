@@ -105,6 +105,14 @@ pub struct CompactStep {
     pub done: bool,
 }
 
+impl CompactStep {
+    /// How many objects a step may move beyond its `max(max_moves, 1)`: an allocator
+    /// may finish the moves that free a frame it took for a destination (zsmalloc: the
+    /// objects on one frame, at most 128) or the second move of a pair (zbud), so that
+    /// no step ends with more frames than it started with.
+    pub const MAX_OVERSHOOT: usize = 128;
+}
+
 /// A snapshot of an allocator's occupancy.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PoolStats {
@@ -192,9 +200,11 @@ pub trait ZPool: Send + Sync {
         0
     }
 
-    /// Bounded compaction: moves at most about `max_moves` objects (at least one step of
-    /// work when there is any) and returns what it did, so a caller with a budget (a
-    /// reclaim worker, a shrinker) can compact a little at a time. No allocator lock is
+    /// Bounded compaction: moves at most `max(max_moves, 1)` objects, plus at most
+    /// [`CompactStep::MAX_OVERSHOOT`] to finish freeing a frame (at least one step of
+    /// work when there is any), and returns what it did, so a caller with a budget (a
+    /// reclaim worker, a shrinker) can compact a little at a time. Called until it
+    /// reports `done`, it ends. No allocator lock is
     /// held between calls, and each lock hold inside a call does work proportional to
     /// the objects it moves, never to the pool's size. The default runs the whole
     /// [`ZPool::compact`] and reports `done`.

@@ -9,9 +9,10 @@
 //! source can check that no lock of this crate is held inside a callback. Without the
 //! feature the guard is the back end's own type: no cost.
 
-#[cfg(not(loom))]
+// Atomics: only the test page sources (`testing`) use them.
+#[cfg(all(not(loom), any(test, feature = "testing")))]
 pub(crate) use core::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
-#[cfg(loom)]
+#[cfg(all(loom, any(test, feature = "testing")))]
 pub(crate) use loom::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 
 /// A mutual-exclusion lock: `spin::Mutex` (never sleeps), or loom's model of a mutex.

@@ -15,7 +15,7 @@
 //! `CountingSource<FailingSource<PoisoningSource<HeapPageSource>>>`: the counter then sees
 //! exactly the frames the pool holds, and injected failures are counted as failures.
 //!
-//! Everything here is `no_std` and always compiled (no feature), and uses the crate's
+//! Everything here is `no_std`, compiled with the `testing` feature, and uses the crate's
 //! `sync` shim, so it also runs inside loom models.
 
 use core::ptr::NonNull;
