@@ -43,7 +43,10 @@ use crate::sync::Ordering;
 pub const MOVES_PER_HOLD: usize = 8;
 /// Most objects a destination's growth may commit a hold to moving (one frame of the
 /// smallest default slots); a source frame touched by more is not emptied that way.
+/// A step may exceed its budget by up to this many moves (`CompactStep::MAX_OVERSHOOT`).
 pub const MAX_GROW_MOVES: usize = PAGE_SIZE / 32;
+
+const _: () = assert!(MAX_GROW_MOVES <= zpool::CompactStep::MAX_OVERSHOOT);
 /// The budget of each step `compact()` takes.
 const COMPACT_BUDGET: usize = 1024;
 /// Bytes copied per chunk when an object moves (keeps stack use small).
