@@ -49,6 +49,8 @@ pub const MAX_GROW_MOVES: usize = PAGE_SIZE / 32;
 const _: () = assert!(MAX_GROW_MOVES <= zpool::CompactStep::MAX_OVERSHOOT);
 /// The budget of each step `compact()` takes.
 const COMPACT_BUDGET: usize = 1024;
+/// Bin room (single frames) a hold keeps free before each move.
+const TRIM_ROOM: usize = 8;
 /// Bytes copied per chunk when an object moves (keeps stack use small).
 const MOVE_CHUNK: usize = 128;
 
@@ -200,7 +202,10 @@ impl ClassInner {
         if self.geo.huge {
             return end(0, HoldEnd::Done);
         }
-        let trim_room = self.geo.frames().min(crate::bin::BIN_FRAMES);
+        // Room kept in the bin for the trims of one iteration. A trim takes what fits;
+        // frames it leaves are trimmed by a later hold (the source is chosen again, or
+        // packed as the last partly used zspage).
+        let trim_room = TRIM_ROOM;
         loop {
             if self.freeable() == 0 {
                 return end(moved, HoldEnd::Done);
