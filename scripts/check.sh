@@ -69,7 +69,7 @@ else
     step "valgrind memcheck: directed test suites (no invalid access, no definite leak)"
     # crate:test-target pairs: the directed tests of each layer (the long property
     # tests run natively above; under valgrind they would take an hour).
-    for spec in tmem-core:api zbud:layout zsmalloc:contracts zsmalloc:evict zcache:front_ends; do
+    for spec in tmem-core:api zbud:layout zsmalloc:contracts zcache:front_ends zcache:reclaim; do
         c=${spec%%:*}; t=${spec##*:}
         exe=$(cargo test -p "$c" --test "$t" --no-run --message-format=json 2>/dev/null \
             | python3 -c 'import json,sys

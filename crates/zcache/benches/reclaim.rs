@@ -165,7 +165,11 @@ fn frontswap_limited(c: &Corpus, limit: usize) {
         let ok = if hit {
             &out == p
         } else {
-            dev.slots.lock().unwrap().get(&(i as u64)).is_some_and(|d| **d == *p)
+            dev.slots
+                .lock()
+                .unwrap()
+                .get(&(i as u64))
+                .is_some_and(|d| **d == *p)
         };
         wrong += usize::from(!ok);
     }
@@ -243,8 +247,18 @@ fn main() {
     );
     println!(
         "{:<8} {:<7} {:>6} {:>7} {:>9} {:>9} {:>7} {:>7} {:>8} {:>9} {:>8} {:>8}",
-        "alloc", "mode", "limit", "hits", "put/s", "get/s", "p50 us", "p99 us", "max us",
-        "worker s", "evicted", "peak"
+        "alloc",
+        "mode",
+        "limit",
+        "hits",
+        "put/s",
+        "get/s",
+        "p50 us",
+        "p99 us",
+        "max us",
+        "worker s",
+        "evicted",
+        "peak"
     );
     for eph in AllocatorKind::ALL {
         for mode in ["worker", "sync"] {

@@ -22,14 +22,30 @@ pub(crate) enum Allocator {
 }
 
 impl Allocator {
-    pub(crate) fn new(kind: AllocatorKind, source: Arc<LimitedSource>) -> Result<Self, ZcacheError> {
+    pub(crate) fn new(
+        kind: AllocatorKind,
+        source: Arc<LimitedSource>,
+    ) -> Result<Self, ZcacheError> {
         Ok(match kind {
             AllocatorKind::Zbud => Allocator::Zbud(ZBud::new(source)),
-            AllocatorKind::Zsmalloc => Allocator::Zsmalloc(ZsPool::new(source).map_err(|e| match e {
-                zsmalloc::CreateError::NoMemory => ZcacheError::NoMemory,
-                zsmalloc::CreateError::InvalidConfig(w) => ZcacheError::InvalidConfig(w),
-            })?),
+            AllocatorKind::Zsmalloc => {
+                Allocator::Zsmalloc(ZsPool::new(source).map_err(|e| match e {
+                    zsmalloc::CreateError::NoMemory => ZcacheError::NoMemory,
+                    zsmalloc::CreateError::InvalidConfig(w) => ZcacheError::InvalidConfig(w),
+                })?)
+            }
         })
+    }
+}
+
+impl Allocator {
+    /// Frames compaction could give back now: exact for zsmalloc (the kernel's
+    /// `zs_can_compact`), an upper bound for zbud (half its lone frames).
+    pub(crate) fn compactable_frames(&self) -> usize {
+        match self {
+            Allocator::Zbud(p) => p.zbud_stats().lone_frames / 2,
+            Allocator::Zsmalloc(p) => p.freeable(),
+        }
     }
 }
 

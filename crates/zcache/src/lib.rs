@@ -72,10 +72,10 @@ pub use config::{AllocatorKind, Config, UnknownAllocator, stack_hint};
 pub use desc::{DescKind, ZDesc};
 pub use frontswap::{FRONTSWAP_TAG, Frontswap, MAX_SWAP_TYPES, swap_key, swap_key_of};
 pub use pam::{ZCtx, ZError, ZPam};
-pub use stats::Counters;
-pub use tmem_core::{Oid, PoolId};
 pub use reclaim::ReclaimOutcome;
+pub use stats::Counters;
 pub use tmem_core::{LoadMode, PoolInfo, PoolKind, StoreOutcome};
+pub use tmem_core::{Oid, PoolId};
 pub use writeback::{SlotClaim, Writeback};
 pub use zcache::{Stats, Zcache, ZcacheError};
 pub use zpool::{PAGE_SIZE, Page};
@@ -98,6 +98,9 @@ impl Zcache {
 /// Compression contexts are not counted: they are try-only tokens nobody waits on.
 #[doc(hidden)]
 pub fn held_locks() -> usize {
-    sync::held() + tmem_core::held_locks() + zpool::held_locks() + zbud::held_locks()
+    sync::held()
+        + tmem_core::held_locks()
+        + zpool::held_locks()
+        + zbud::held_locks()
         + zsmalloc::held_locks()
 }

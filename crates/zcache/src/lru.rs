@@ -33,14 +33,31 @@ use alloc::vec::Vec;
 
 use zpool::Handle;
 
-use crate::sync::{AtomicU64, Mutex, Ordering};
+use crate::sync::Mutex;
+// The node words are `core` atomics even under loom: as loom atomics every link update
+// is a branch point and the models do not finish. The list itself is under the (modelled)
+// list lock; what loom does not see is the lock-free read of a node's handle by a load
+// (ordered by the bucket lock that published the descriptor) and the referenced bit's
+// set racing its clear (both atomic read-modify-writes; the worst outcome is one lost
+// second chance).
+use core::sync::atomic::{AtomicU64, Ordering};
 
 /// Nodes per chunk.
+#[cfg(not(loom))]
 const CHUNK: usize = 1024;
 /// Chunks per directory block.
+#[cfg(not(loom))]
 const DIR: usize = 1024;
 /// Directory blocks: 256 x 1024 x 1024 = 2^28 nodes (a terabyte of 4 KiB pages).
+#[cfg(not(loom))]
 const TOP: usize = 256;
+// Under loom every atomic is a modelled object: small chunks keep the models fast.
+#[cfg(loom)]
+const CHUNK: usize = 8;
+#[cfg(loom)]
+const DIR: usize = 8;
+#[cfg(loom)]
+const TOP: usize = 8;
 /// Most nodes one list can hold.
 pub(crate) const MAX_NODES: usize = TOP * DIR * CHUNK;
 

@@ -215,10 +215,18 @@ impl Zcache {
     }
 
     /// One bounded compaction step of both allocators; frames freed.
-    fn compact_step(&self) -> usize {
+    /// One bounded compaction step of the pools that may have holes (`eph`, `pers`) and
+    /// hold frames at all (a relaxed read: an empty pool is not walked).
+    fn compact_step(&self, eph: bool, pers: bool) -> usize {
         let pam = self.tmem.pam();
-        pam.eph.compact_step(COMPACT_MOVES).frames_freed
-            + pam.pers.compact_step(COMPACT_MOVES).frames_freed
+        let step = |p: &crate::allocator::Allocator| {
+            if p.total_frames() > 0 {
+                p.compact_step(COMPACT_MOVES).frames_freed
+            } else {
+                0
+            }
+        };
+        (if eph { step(&pam.eph) } else { 0 }) + (if pers { step(&pam.pers) } else { 0 })
     }
 
     /// Reclaims up to `budget` pages (ephemeral first, then persistent through
@@ -262,7 +270,7 @@ impl Zcache {
                     since_compact += 1;
                     if since_compact >= COMPACT_EVERY {
                         since_compact = 0;
-                        out.compacted_frames += self.compact_step();
+                        out.compacted_frames += self.compact_step(!eph_empty, eph_empty);
                     }
                 }
                 // Bounded: a run of pages that all stay ends the call (each one is
@@ -276,8 +284,12 @@ impl Zcache {
                 Step::Empty => break,
             }
         }
-        if since_compact > 0 || out.evicted_pages + out.written_back_pages == 0 {
-            out.compacted_frames += self.compact_step();
+        if out.evicted_pages + out.written_back_pages == 0 {
+            // Nothing left to evict: holes left by invalidations may still free frames.
+            out.compacted_frames += self.compact_step(true, true);
+        } else if since_compact > 0 {
+            out.compacted_frames +=
+                self.compact_step(out.evicted_pages > 0, out.written_back_pages > 0);
         }
         out.frames_freed = before.saturating_sub(src.held());
         out.more = !src.can_accept();
@@ -354,7 +366,7 @@ impl Zcache {
     /// One bounded compaction step of the ephemeral allocator for a store whose
     /// evictions freed no whole frame; frames freed.
     pub(crate) fn compact_for_store(&self) -> usize {
-        self.tmem.pam().eph.compact_step(COMPACT_MOVES).frames_freed
+        self.compact_step(true, false)
     }
 
     /// A store found no frame: evicts ephemeral pages (at most `left`) so it may retry,

@@ -67,7 +67,11 @@ impl LimitedSource {
     /// Whether an allocation could pass the limit once `frames` more were freed: the
     /// test a store makes before it evicts, so it never evicts only to be refused.
     pub(crate) fn could_accept_after(&self, frames: usize) -> bool {
-        let cap = if self.is_full() { self.accept } else { self.max };
+        let cap = if self.is_full() {
+            self.accept
+        } else {
+            self.max
+        };
         self.held().saturating_sub(frames) < cap
     }
     pub(crate) fn limit_hits(&self) -> u64 {

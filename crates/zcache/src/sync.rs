@@ -41,7 +41,6 @@ mod imp {
             super::counted(self.0.write())
         }
     }
-
 }
 
 #[cfg(loom)]
@@ -77,7 +76,6 @@ mod imp {
             super::counted(self.0.write().expect("loom rwlock poisoned"))
         }
     }
-
 }
 
 pub(crate) use imp::*;

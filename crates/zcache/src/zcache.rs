@@ -8,8 +8,8 @@ use crossbeam_utils::CachePadded;
 use hashbrown::HashMap;
 
 use tmem_core::{
-    ClientId, Index, Key, LoadMode, Oid, PoolHandle, PoolId, PoolInfo, StoreOutcome,
-    Tmem, TmemError,
+    ClientId, Index, Key, LoadMode, Oid, PoolHandle, PoolId, PoolInfo, StoreOutcome, Tmem,
+    TmemError,
 };
 use zpool::{Page, PageSource, ZPool};
 
@@ -276,8 +276,7 @@ impl Zcache {
                 Err(TmemError::Backend(ZError::NoFrame)) => {
                     // Bounded synchronous reclaim: a few ephemeral pages, only when
                     // that can let this store in; the rest is the worker's.
-                    if evicted < budget
-                        && self.reclaim_for_store(ctx, info.kind, budget - evicted)
+                    if evicted < budget && self.reclaim_for_store(ctx, info.kind, budget - evicted)
                     {
                         evicted += 1;
                         continue;
@@ -328,6 +327,14 @@ impl Zcache {
             Err(_) => {}
         }
         Ok(r?)
+    }
+
+    /// Frames compaction could give back now, both allocators together: exact for
+    /// zsmalloc (the kernel's `zs_can_compact`), an upper bound for zbud (half its lone
+    /// frames). Takes each allocator lock briefly.
+    pub fn compactable_frames(&self) -> usize {
+        let pam = self.tmem.pam();
+        pam.eph.compactable_frames() + pam.pers.compactable_frames()
     }
 
     /// Runs both allocators' compaction; returns frames freed.

@@ -109,11 +109,21 @@ fn no_lock_is_held_across_a_host_callback() {
         let mut page = [0u8; 4096];
         for i in 0..600u32 {
             let p = test_page(i * 8 + 3 + i % 5);
-            cc.put_page(pool, zcache::file_key_from_inode(u64::from(i / 64)), u64::from(i), &p);
+            cc.put_page(
+                pool,
+                zcache::file_key_from_inode(u64::from(i / 64)),
+                u64::from(i),
+                &p,
+            );
             let _ = fs.store(0, u64::from(i), &p);
             if i % 7 == 0 {
                 let _ = fs.load(0, u64::from(i / 2), &mut page);
-                cc.get_page(pool, zcache::file_key_from_inode(u64::from(i / 128)), u64::from(i / 2), &mut page);
+                cc.get_page(
+                    pool,
+                    zcache::file_key_from_inode(u64::from(i / 128)),
+                    u64::from(i / 2),
+                    &mut page,
+                );
                 let _ = fs.invalidate_page(0, u64::from(i / 3));
             }
             if i % 50 == 49 {
@@ -142,6 +152,10 @@ fn no_lock_is_held_across_a_host_callback() {
         assert!(c > 0, "{name} was never called: {report}");
     }
     println!("{report}");
-    let under: usize = host.under_lock.iter().map(|a| a.load(Ordering::Relaxed)).sum();
+    let under: usize = host
+        .under_lock
+        .iter()
+        .map(|a| a.load(Ordering::Relaxed))
+        .sum();
     assert_eq!(under, 0, "{report}");
 }

@@ -26,7 +26,9 @@ fn cfg(eph: AllocatorKind, pers: AllocatorKind, max_frames: usize, accept: u8) -
 /// Pages of the sample that are not same-filled (same-filled pages use no frame and sit
 /// on no LRU).
 fn object_pages(c: &Corpus) -> Vec<usize> {
-    (0..c.len()).filter(|&i| !c.records()[i].same_filled()).collect()
+    (0..c.len())
+        .filter(|&i| !c.records()[i].same_filled())
+        .collect()
 }
 
 /// Fraction of `idx` still loadable (keeping loads), checking every hit's bytes.
@@ -34,8 +36,7 @@ fn surviving(z: &Zcache, pool: zcache::PoolId, c: &Corpus, idx: &[usize]) -> f64
     let mut out = [0u8; 4096];
     let mut hits = 0;
     for &i in idx {
-        if z
-            .load(pool, Oid::new(1, 2, 3), i as u64, &mut out, LoadMode::Keep)
+        if z.load(pool, Oid::new(1, 2, 3), i as u64, &mut out, LoadMode::Keep)
             .unwrap()
         {
             assert_eq!(&out, &c.pages()[i], "page {i}");
@@ -57,7 +58,9 @@ fn eat_its_own_tail_keeps_the_most_recent_pages() {
         )
         .unwrap();
         let t = z.tmem();
-        let pool = t.new_pool(t.new_client().unwrap(), PoolKind::Ephemeral).unwrap();
+        let pool = t
+            .new_pool(t.new_client().unwrap(), PoolKind::Ephemeral)
+            .unwrap();
         let mut refused = 0;
         let mut accepted = Vec::new();
         for &i in &pages {
@@ -91,7 +94,9 @@ fn with_hysteresis_a_store_never_evicts_only_to_be_refused() {
     )
     .unwrap();
     let t = z.tmem();
-    let pool = t.new_pool(t.new_client().unwrap(), PoolKind::Ephemeral).unwrap();
+    let pool = t
+        .new_pool(t.new_client().unwrap(), PoolKind::Ephemeral)
+        .unwrap();
     let mut refused_at_limit = 0;
     let mut worker_runs = 0;
     for &i in &pages {
@@ -104,7 +109,10 @@ fn with_hysteresis_a_store_never_evicts_only_to_be_refused() {
             "one store evicted {evicted} pages"
         );
         if evicted > 0 {
-            assert!(r.is_ok(), "store {i} evicted {evicted} pages and was refused");
+            assert!(
+                r.is_ok(),
+                "store {i} evicted {evicted} pages and was refused"
+            );
         }
         if r == Err(ZcacheError::Backend(ZError::NoFrame)) {
             refused_at_limit += 1;
@@ -114,7 +122,10 @@ fn with_hysteresis_a_store_never_evicts_only_to_be_refused() {
                 let o = z.reclaim(256);
                 worker_runs += 1;
                 assert!(o.evicted_pages > 0 && o.evicted_pages <= 256, "{o:?}");
-                assert!(!o.more, "the worker stops below the accept threshold: {o:?}");
+                assert!(
+                    !o.more,
+                    "the worker stops below the accept threshold: {o:?}"
+                );
                 assert!(!z.reclaim_wanted());
             }
         }
@@ -126,8 +137,13 @@ fn with_hysteresis_a_store_never_evicts_only_to_be_refused() {
     let tenth = pages.len() / 10;
     let newest = surviving(&z, pool, &c, &pages[pages.len() - tenth..]);
     let oldest = surviving(&z, pool, &c, &pages[..tenth]);
-    println!("hysteresis: newest tenth {newest:.2}, oldest {oldest:.2}, refused {refused_at_limit}");
-    assert!(newest > 0.5 && oldest <= 0.02, "newest {newest}, oldest {oldest}");
+    println!(
+        "hysteresis: newest tenth {newest:.2}, oldest {oldest:.2}, refused {refused_at_limit}"
+    );
+    assert!(
+        newest > 0.5 && oldest <= 0.02,
+        "newest {newest}, oldest {oldest}"
+    );
 }
 
 #[test]
@@ -140,18 +156,26 @@ fn second_chance_spares_referenced_pages() {
     )
     .unwrap();
     let t = z.tmem();
-    let pool = t.new_pool(t.new_client().unwrap(), PoolKind::Ephemeral).unwrap();
+    let pool = t
+        .new_pool(t.new_client().unwrap(), PoolKind::Ephemeral)
+        .unwrap();
     let n = 200;
     let pages: Vec<usize> = pages
         .into_iter()
-        .filter(|&i| z.store(pool, Oid::new(1, 2, 3), i as u64, &c.pages()[i]).is_ok())
+        .filter(|&i| {
+            z.store(pool, Oid::new(1, 2, 3), i as u64, &c.pages()[i])
+                .is_ok()
+        })
         .take(n)
         .collect();
     assert_eq!(pages.len(), n);
     // Touch the 20 oldest pages: they get a second chance.
     let mut out = [0u8; 4096];
     for &i in &pages[..20] {
-        assert!(z.load(pool, Oid::new(1, 2, 3), i as u64, &mut out, LoadMode::Keep).unwrap());
+        assert!(
+            z.load(pool, Oid::new(1, 2, 3), i as u64, &mut out, LoadMode::Keep)
+                .unwrap()
+        );
     }
     // Evict 40 pages: the referenced ones rotate, the next 40 unreferenced go.
     let mut evicted = 0;
@@ -160,8 +184,16 @@ fn second_chance_spares_referenced_pages() {
         assert!(k > 0);
         evicted += k;
     }
-    assert_eq!(surviving(&z, pool, &c, &pages[..20]), 1.0, "referenced pages evicted");
-    assert_eq!(surviving(&z, pool, &c, &pages[20..60]), 0.0, "LRU pages kept");
+    assert_eq!(
+        surviving(&z, pool, &c, &pages[..20]),
+        1.0,
+        "referenced pages evicted"
+    );
+    assert_eq!(
+        surviving(&z, pool, &c, &pages[20..60]),
+        0.0,
+        "LRU pages kept"
+    );
     assert_eq!(surviving(&z, pool, &c, &pages[60..n]), 1.0);
     let st = z.stats();
     assert!(st.counters.lru_rotations >= 20, "{st:?}");
@@ -199,11 +231,17 @@ fn persistent_stores_steal_ephemeral_pages_never_persistent_ones() {
     let st = z.stats();
     assert!(st.counters.pers_ate_eph > 0, "{st:?}");
     assert!(st.eph_frames < eph_before);
-    assert!(st.counters.reject_alloc_fail > 0, "the limit must refuse at last");
+    assert!(
+        st.counters.reject_alloc_fail > 0,
+        "the limit must refuse at last"
+    );
     // Without writeback, persistent pages stay: every accepted store loads back exact.
     let mut out = [0u8; 4096];
     for i in ok {
-        assert!(fs.load(0, i as u64, &mut out).unwrap(), "persistent page {i} lost");
+        assert!(
+            fs.load(0, i as u64, &mut out).unwrap(),
+            "persistent page {i} lost"
+        );
         assert_eq!(&out, &c.pages()[i]);
     }
     // Nothing to reclaim but persistent pages, and no writeback: the worker frees none.
@@ -256,14 +294,21 @@ fn writeback_goes_in_lru_order_and_refused_pages_stay() {
             if fs.load(2, i as u64, out).unwrap() {
                 assert_eq!(&out[..], &c.pages()[i][..]);
             } else {
-                assert_eq!(wb.written(2, i as u64).as_ref(), Some(&c.pages()[i]), "page {i} lost");
+                assert_eq!(
+                    wb.written(2, i as u64).as_ref(),
+                    Some(&c.pages()[i]),
+                    "page {i} lost"
+                );
                 assert!(i % 5 != 0 && i % 7 != 0, "a refused page was dropped");
                 from_wb += 1;
             }
         }
         let st = z.stats();
         assert_eq!(from_wb as i64, st.counters.written_back_pages);
-        assert!(st.counters.writeback_refused > 0 && st.counters.writeback_busy > 0, "{st:?}");
+        assert!(
+            st.counters.writeback_refused > 0 && st.counters.writeback_busy > 0,
+            "{st:?}"
+        );
         // shrink() from the host's memory-pressure hook: it stops at the target, or
         // when only pages the host will not take are left.
         let before = z.stats().pool_frames;

@@ -44,7 +44,10 @@ enum Op {
     Shrink(u8),
     /// Queue kernel operations to run inside the next writeback callbacks. `on_claimed`
     /// ones act on the slot being claimed (slot field ignored).
-    Race { on_claimed: Vec<KOp>, elsewhere: Vec<KOp> },
+    Race {
+        on_claimed: Vec<KOp>,
+        elsewhere: Vec<KOp>,
+    },
 }
 
 #[derive(Default)]
@@ -104,14 +107,18 @@ impl Host {
                 let got = if hit {
                     page
                 } else {
-                    self.st.lock().unwrap().dev.get(&slot).copied().unwrap_or([0xee; 4096])
-                };
-                if got != want {
                     self.st
                         .lock()
                         .unwrap()
-                        .violations
-                        .push(format!("swap-in of slot {slot} read other bytes (hit {hit})"));
+                        .dev
+                        .get(&slot)
+                        .copied()
+                        .unwrap_or([0xee; 4096])
+                };
+                if got != want {
+                    self.st.lock().unwrap().violations.push(format!(
+                        "swap-in of slot {slot} read other bytes (hit {hit})"
+                    ));
                 }
                 if free {
                     f.invalidate_page(0, slot).expect("invalidate");
@@ -158,7 +165,8 @@ impl Writeback for Host {
         }
         let mut st = self.st.lock().unwrap();
         if st.claims.get(&claim.token) != Some(&claim.offset) {
-            st.violations.push(format!("write of an unknown claim {claim:?}"));
+            st.violations
+                .push(format!("write of an unknown claim {claim:?}"));
             return false;
         }
         if st.model.get(&claim.offset) != Some(page) {
@@ -179,7 +187,8 @@ impl Writeback for Host {
     fn release(&self, claim: SlotClaim, _written: bool) {
         let mut st = self.st.lock().unwrap();
         if st.claims.remove(&claim.token) != Some(claim.offset) {
-            st.violations.push(format!("release of an unknown claim {claim:?}"));
+            st.violations
+                .push(format!("release of an unknown claim {claim:?}"));
         }
     }
 }
@@ -198,7 +207,8 @@ fn run(ops: &[Op], pers: AllocatorKind, exclusive: bool, max_frames: usize) -> R
         ..Config::default()
     };
     let z = Arc::new(
-        Zcache::with_writeback(cfg, Arc::new(HeapPageSource), host.clone()).map_err(|e| e.to_string())?,
+        Zcache::with_writeback(cfg, Arc::new(HeapPageSource), host.clone())
+            .map_err(|e| e.to_string())?,
     );
     host.z.set(Arc::downgrade(&z)).unwrap();
     z.frontswap().init(0).unwrap();
@@ -214,7 +224,10 @@ fn run(ops: &[Op], pers: AllocatorKind, exclusive: bool, max_frames: usize) -> R
             Op::Shrink(t) => {
                 z.shrink(usize::from(*t));
             }
-            Op::Race { on_claimed, elsewhere } => {
+            Op::Race {
+                on_claimed,
+                elsewhere,
+            } => {
                 let mut st = host.st.lock().unwrap();
                 st.race_claimed = on_claimed.iter().copied().collect();
                 st.race_elsewhere = elsewhere.iter().copied().collect();
@@ -227,13 +240,26 @@ fn run(ops: &[Op], pers: AllocatorKind, exclusive: bool, max_frames: usize) -> R
     }
     // Every slot in use reads back as its last page.
     let f = z.frontswap();
-    let model: Vec<(u64, Page)> = host.st.lock().unwrap().model.iter().map(|(k, v)| (*k, *v)).collect();
+    let model: Vec<(u64, Page)> = host
+        .st
+        .lock()
+        .unwrap()
+        .model
+        .iter()
+        .map(|(k, v)| (*k, *v))
+        .collect();
     for (slot, want) in model {
         let mut page = [0u8; 4096];
         let got = if f.load(0, slot, &mut page).unwrap() {
             page
         } else {
-            host.st.lock().unwrap().dev.get(&slot).copied().ok_or(format!("slot {slot} lost"))?
+            host.st
+                .lock()
+                .unwrap()
+                .dev
+                .get(&slot)
+                .copied()
+                .ok_or(format!("slot {slot} lost"))?
         };
         if got != want {
             return Err(format!("final: slot {slot} reads other bytes"));
@@ -291,12 +317,21 @@ fn a_slot_reused_before_the_claim_is_not_overwritten() {
     for pers in AllocatorKind::ALL {
         let mut ops = Vec::new();
         for slot in 0..SLOTS {
-            ops.push(Op::K(KOp::Out { slot, seed: slot as u32 * 8 + 3 }));
+            ops.push(Op::K(KOp::Out {
+                slot,
+                seed: slot as u32 * 8 + 3,
+            }));
         }
         ops.push(Op::Race {
             on_claimed: vec![
-                KOp::In { slot: 0, free: true },
-                KOp::Out { slot: 0, seed: 2 * 8 + 2 },
+                KOp::In {
+                    slot: 0,
+                    free: true,
+                },
+                KOp::Out {
+                    slot: 0,
+                    seed: 2 * 8 + 2,
+                },
             ],
             elsewhere: vec![],
         });

@@ -84,7 +84,11 @@ fn teardown_of_the_deepest_trees_fits_a_16_kib_stack() {
             let cc = z.cleancache();
             let fs = z.frontswap();
             fs.init(0).unwrap();
-            let pools = [cc.init_fs().unwrap(), cc.init_fs().unwrap(), cc.init_fs().unwrap()];
+            let pools = [
+                cc.init_fs().unwrap(),
+                cc.init_fs().unwrap(),
+                cc.init_fs().unwrap(),
+            ];
             for i in 0..64u64 {
                 let page = &pages[i as usize % 5];
                 for (k, &p) in pools.iter().enumerate() {
