@@ -174,10 +174,7 @@ impl<P: PamOps> Tmem<P> {
         r.shared.try_reserve(1).map_err(|_| TmemError::NoMemory)?;
         let id = next_free(&r.pools, &mut r.next_pool).ok_or(TmemError::IdsExhausted)?;
         let mut pool = fresh.take().ok_or(TmemError::NoMemory)?;
-        Arc::get_mut(&mut pool)
-            .ok_or(TmemError::NoMemory)?
-            .info
-            .id = PoolId(id);
+        Arc::get_mut(&mut pool).ok_or(TmemError::NoMemory)?.info.id = PoolId(id);
         let mut members = Vec::new();
         members.try_reserve(1).map_err(|_| TmemError::NoMemory)?;
         members.push(client);

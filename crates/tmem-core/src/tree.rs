@@ -669,8 +669,15 @@ mod tests {
         // Measured with 64-byte descriptors (4 KiB leaves): in place, 1.7 KiB in release
         // and 9.4 KiB in debug (which keeps every temporary); moving nodes out of their
         // boxes, 52 KiB and 71 KiB.
-        let limit = if cfg!(debug_assertions) { 16 * 1024 } else { 3 * 1024 };
-        assert!(used < limit, "drain used {used} bytes of stack at height 11");
+        let limit = if cfg!(debug_assertions) {
+            16 * 1024
+        } else {
+            3 * 1024
+        };
+        assert!(
+            used < limit,
+            "drain used {used} bytes of stack at height 11"
+        );
     }
 
     #[test]

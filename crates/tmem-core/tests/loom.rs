@@ -127,7 +127,10 @@ fn destroy_client_races_destroy_pool() {
             let _ = t2.destroy_pool(c, p0);
         });
         let r = t.destroy_client(c);
-        assert!(matches!(r, Ok(()) | Err(TmemError::NotAMember) | Err(TmemError::UnknownPool)));
+        assert!(matches!(
+            r,
+            Ok(()) | Err(TmemError::NotAMember) | Err(TmemError::UnknownPool)
+        ));
         th.join().unwrap();
         assert!(t.pool_ids().is_empty(), "pools left: {:?}", t.pool_ids());
         assert_eq!(t.pam().live(), 0);

@@ -12,12 +12,12 @@
 //! written, the claim released. Swap-in (`load`) then reads each page from zcache or,
 //! on a miss, from the file, and every page is compared with what was swapped out.
 
+use std::collections::HashSet;
 use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
-use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 

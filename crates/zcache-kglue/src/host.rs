@@ -81,7 +81,13 @@ pub type ZcacheWritebackWriteFn = Option<
 /// after the write (`written` is 1 if it was accepted), or without a write (`written`
 /// 0) when the slot no longer held the page zcache had picked. No zcache lock is held.
 pub type ZcacheWritebackReleaseFn = Option<
-    unsafe extern "C" fn(host: *mut c_void, swap_type: u32, offset: u64, token: u64, written: c_int),
+    unsafe extern "C" fn(
+        host: *mut c_void,
+        swap_type: u32,
+        offset: u64,
+        token: u64,
+        written: c_int,
+    ),
 >;
 
 /// Called once when the instance's memory is finally gone: at the end of
@@ -345,7 +351,11 @@ pub(crate) fn build(cfg: &ZcacheConfig) -> Result<Instance, c_int> {
         free,
         host: cfg.host,
     });
-    let z = match (cfg.writeback_claim, cfg.writeback_write, cfg.writeback_release) {
+    let z = match (
+        cfg.writeback_claim,
+        cfg.writeback_write,
+        cfg.writeback_release,
+    ) {
         (Some(claim), Some(write), Some(release)) => Zcache::with_writeback(
             config,
             source,
