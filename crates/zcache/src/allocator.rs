@@ -1,8 +1,11 @@
-//! The two allocators behind one value: a pool kind's allocator lives inline in
-//! [`crate::ZPam`] (no `Box<dyn ZPool>`: nothing to allocate, which stable Rust could not
-//! do fallibly, and static dispatch on the hot path).
+//! The two allocators behind one value, with static dispatch (no `Box<dyn ZPool>`,
+//! which stable Rust cannot allocate fallibly). Each lives on the heap in a
+//! one-element boxed array made fallibly ([`Allocator::boxed`]), so a `Zcache` stays
+//! small enough to be built and moved on a 16 KiB kernel stack.
 
+use alloc::boxed::Box;
 use alloc::sync::Arc;
+use alloc::vec::Vec;
 
 use zbud::ZBud;
 use zpool::{CompactStep, Handle, PoolStats, ZPool, ZPoolError};
@@ -13,8 +16,8 @@ use crate::source::LimitedSource;
 use crate::zcache::ZcacheError;
 
 /// zbud or zsmalloc over zcache's frame limit.
-// One of each per `Zcache`: the few hundred bytes the smaller variant wastes are nothing
-// next to a heap indirection on every operation.
+// One of each per `Zcache`, on the heap: the few hundred bytes the smaller variant
+// wastes are nothing; boxing each variant would add an indirection per operation.
 #[allow(clippy::large_enum_variant)]
 pub(crate) enum Allocator {
     Zbud(ZBud<Arc<LimitedSource>>),
@@ -22,10 +25,18 @@ pub(crate) enum Allocator {
 }
 
 impl Allocator {
-    pub(crate) fn new(
+    /// The allocator of `kind`, on the heap (allocated fallibly). Index it with `[0]`.
+    pub(crate) fn boxed(
         kind: AllocatorKind,
         source: Arc<LimitedSource>,
-    ) -> Result<Self, ZcacheError> {
+    ) -> Result<Box<[Allocator; 1]>, ZcacheError> {
+        let mut v = Vec::new();
+        v.try_reserve_exact(1).map_err(|_| ZcacheError::NoMemory)?;
+        v.push(Self::new(kind, source)?);
+        Box::<[Allocator; 1]>::try_from(v).map_err(|_| ZcacheError::NoMemory)
+    }
+
+    fn new(kind: AllocatorKind, source: Arc<LimitedSource>) -> Result<Self, ZcacheError> {
         Ok(match kind {
             AllocatorKind::Zbud => Allocator::Zbud(ZBud::new(source)),
             AllocatorKind::Zsmalloc => {

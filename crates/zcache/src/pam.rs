@@ -212,8 +212,8 @@ impl FillTable {
 /// zcache's [`PamOps`] implementation.
 pub struct ZPam {
     pub(crate) source: Arc<LimitedSource>,
-    pub(crate) eph: Allocator,
-    pub(crate) pers: Allocator,
+    pub(crate) eph: Box<[Allocator; 1]>,
+    pub(crate) pers: Box<[Allocator; 1]>,
     /// The LRU of each pool kind's compressed pages (zcache's, not the allocators').
     pub(crate) eph_lru: Lru,
     pub(crate) pers_lru: Lru,
@@ -227,7 +227,7 @@ pub struct ZPam {
 impl ZPam {
     pub(crate) fn new(
         source: Arc<LimitedSource>,
-        (eph, pers): (Allocator, Allocator),
+        (eph, pers): (Box<[Allocator; 1]>, Box<[Allocator; 1]>),
         stats: Shards,
         algorithm: zcomp::Algorithm,
         policy: StorePolicy,
@@ -249,7 +249,11 @@ impl ZPam {
     }
 
     pub(crate) fn pool(&self, persistent: bool) -> &Allocator {
-        if persistent { &self.pers } else { &self.eph }
+        if persistent {
+            &self.pers[0]
+        } else {
+            &self.eph[0]
+        }
     }
 
     pub(crate) fn lru(&self, persistent: bool) -> &Lru {

@@ -94,7 +94,7 @@ impl Zcache {
         let pam = self.tmem.pam();
         let mut found = None;
         // The header is decoded (and the whole object checksummed) where it lies.
-        let r = pam.eph.map_read(iso.handle, &mut scratch.obj, &mut |obj| {
+        let r = pam.eph[0].map_read(iso.handle, &mut scratch.obj, &mut |obj| {
             found = header::decode(obj).map(|h| (h, obj.len()));
         });
         if r.is_err() {
@@ -143,7 +143,7 @@ impl Zcache {
         let (comps, scratch) = ctx.evict_parts();
 
         // 1. Pick: read the object (its key is in the header), no tmem lock.
-        let Ok(n) = pam.pers.read(iso.handle, &mut scratch.obj) else {
+        let Ok(n) = pam.pers[0].read(iso.handle, &mut scratch.obj) else {
             pam.pers_lru.finish(iso.id);
             return Step::Kept;
         };
@@ -226,7 +226,7 @@ impl Zcache {
                 0
             }
         };
-        (if eph { step(&pam.eph) } else { 0 }) + (if pers { step(&pam.pers) } else { 0 })
+        (if eph { step(&pam.eph[0]) } else { 0 }) + (if pers { step(&pam.pers[0]) } else { 0 })
     }
 
     /// Reclaims up to `budget` pages (ephemeral first, then persistent through

@@ -152,8 +152,8 @@ impl Zcache {
             config.max_frames,
             config.accept_threshold_percent,
         ));
-        let eph = Allocator::new(config.ephemeral_allocator, limited.clone())?;
-        let pers = Allocator::new(config.persistent_allocator, limited.clone())?;
+        let eph = Allocator::boxed(config.ephemeral_allocator, limited.clone())?;
+        let pers = Allocator::boxed(config.persistent_allocator, limited.clone())?;
         // One shard per context, one for the reclaimer.
         let stats = Shards::new(config.contexts + 1).map_err(|_| ZcacheError::NoMemory)?;
         let lrus = (
@@ -334,20 +334,20 @@ impl Zcache {
     /// frames). Takes each allocator lock briefly.
     pub fn compactable_frames(&self) -> usize {
         let pam = self.tmem.pam();
-        pam.eph.compactable_frames() + pam.pers.compactable_frames()
+        pam.eph[0].compactable_frames() + pam.pers[0].compactable_frames()
     }
 
     /// Runs both allocators' compaction; returns frames freed.
     pub fn compact(&self) -> usize {
         let pam = self.tmem.pam();
-        pam.eph.compact() + pam.pers.compact()
+        pam.eph[0].compact() + pam.pers[0].compact()
     }
 
     /// A statistics snapshot (no lock is held across the read; figures from different
     /// shards may be a few operations apart).
     pub fn stats(&self) -> Stats {
         let pam = self.tmem.pam();
-        let (e, p) = (pam.eph.stats(), pam.pers.stats());
+        let (e, p) = (pam.eph[0].stats(), pam.pers[0].stats());
         let frames = pam.source.held();
         Stats {
             counters: pam.stats.snapshot(),
@@ -382,8 +382,8 @@ impl Zcache {
     /// not included.)
     pub fn metadata_bytes(&self) -> usize {
         let pam = self.tmem.pam();
-        let mut n = pam.eph.stats().metadata_bytes
-            + pam.pers.stats().metadata_bytes
+        let mut n = pam.eph[0].stats().metadata_bytes
+            + pam.pers[0].stats().metadata_bytes
             + pam.fill_table_bytes()
             + pam.eph_lru.metadata_bytes()
             + pam.pers_lru.metadata_bytes();
