@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's one test command: everything CI checks, in order.
 # Usage: scripts/check.sh            (from the repository root)
-# Environment: CHECK_SKIP_LOOM=1 skips the loom models (local quick runs only).
+# Environment: CHECK_SKIP_LOOM=1 skips the loom models, CHECK_SKIP_MIRI=1 Miri,
+# CHECK_SKIP_VALGRIND=1 valgrind (local quick runs only).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -59,6 +60,39 @@ else
             CARGO_TARGET_DIR=target/loom \
             cargo test --release -p "$c" --test loom
     done
+fi
+
+if [ "${CHECK_SKIP_MIRI:-0}" = 1 ]; then
+    step "SKIP: Miri (CHECK_SKIP_MIRI=1)"
+else
+    step "Miri (nightly): zpool's unit tests and a subset of the allocators' directed tests"
+    have_miri=1
+    if ! cargo +nightly miri --version >/dev/null 2>&1; then
+        echo "installing Miri: rustup component add miri rust-src --toolchain nightly"
+        if ! rustup component add miri rust-src --toolchain nightly; then
+            echo "installing a nightly toolchain with Miri"
+            rustup toolchain install nightly --profile minimal --component miri,rust-src \
+                || have_miri=0
+        fi
+    fi
+    if [ "$have_miri" = 1 ] && cargo +nightly miri --version >/dev/null 2>&1; then
+        # Strict provenance: frames are pointers the page sources hand around. Small
+        # proptest case counts: Miri runs ~100x slower than native code.
+        export MIRIFLAGS="-Zmiri-strict-provenance"
+        CARGO_TARGET_DIR=target/miri cargo +nightly miri setup
+        echo "--- miri: zpool --lib (frames, page sources, test sources)"
+        CARGO_TARGET_DIR=target/miri PROPTEST_CASES=4 cargo +nightly miri test -p zpool --lib
+        echo "--- miri: zbud --test layout (subset)"
+        CARGO_TARGET_DIR=target/miri PROPTEST_CASES=4 cargo +nightly miri test -p zbud \
+            --test layout -- first_buddy stale_double failed_allocation dropping_the_pool
+        echo "--- miri: zsmalloc --test contracts (subset)"
+        CARGO_TARGET_DIR=target/miri PROPTEST_CASES=4 cargo +nightly miri test -p zsmalloc \
+            --test contracts -- stale_and_forged huge_objects zspages_grow_lazily \
+            read_with_maps corrupted_headers
+        unset MIRIFLAGS
+    else
+        echo "SKIP: Miri: the nightly toolchain's miri component could not be installed"
+    fi
 fi
 
 if [ "${CHECK_SKIP_VALGRIND:-0}" = 1 ]; then
