@@ -1,28 +1,9 @@
 //! Arbitrary bytes into the lzo decompressor: an error or a whole page, never a panic,
 //! an out-of-bounds access or a hang.
+//! The body is `zcache_fuzz::decompress_lzo` (src/lib.rs), which the stable driver
+//! (tests/stable.rs) runs too.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use std::sync::Mutex;
-use zcomp::{Algorithm, AnyCompressor, Compressor, PAGE_SIZE};
 
-static COMPRESSOR: Mutex<Option<AnyCompressor>> = Mutex::new(None);
-
-fuzz_target!(|data: &[u8]| {
-    let mut slot = COMPRESSOR.lock().unwrap();
-    let c = slot.get_or_insert_with(|| AnyCompressor::new(Algorithm::Lzo).unwrap());
-    let mut page = [0xA5u8; PAGE_SIZE];
-    match c.decompress(data, &mut page) {
-        Ok(()) => {
-            // Ok means exactly one page came out (zcomp checks the decoded length). Such
-            // a page, odd as it may be, must also survive a compress/decompress round
-            // trip, which feeds the compressor pages no test would think of.
-            let mut scratch = [0u8; zcomp::MAX_COMPRESSED_LEN];
-            let len = c.compress(&page, &mut scratch).unwrap();
-            let mut again = [0u8; PAGE_SIZE];
-            c.decompress(&scratch[..len], &mut again).unwrap();
-            assert!(again == page);
-        }
-        Err(e) => assert_eq!(e.algorithm(), Algorithm::Lzo),
-    }
-});
+fuzz_target!(|data: &[u8]| zcache_fuzz::decompress_lzo(data));

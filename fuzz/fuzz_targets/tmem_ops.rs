@@ -1,12 +1,9 @@
 //! tmem-core operation sequences decoded from fuzzer bytes, run by the same interpreter
 //! as `crates/tmem-core/tests/model.rs`: any divergence from the map model panics.
+//! The body is `zcache_fuzz::tmem_ops` (src/lib.rs), which the stable driver
+//! (tests/stable.rs) runs too.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tmem_core::testing::{Op, run};
 
-fuzz_target!(|data: &[u8]| {
-    if let Err(e) = run(&Op::decode(data)) {
-        panic!("{e}");
-    }
-});
+fuzz_target!(|data: &[u8]| zcache_fuzz::tmem_ops(data));
