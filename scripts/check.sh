@@ -2,7 +2,9 @@
 # The project's one test command: everything CI checks, in order.
 # Usage: scripts/check.sh            (from the repository root)
 # Environment: CHECK_SKIP_LOOM=1 skips the loom models, CHECK_SKIP_MIRI=1 Miri,
-# CHECK_SKIP_VALGRIND=1 valgrind (local quick runs only).
+# CHECK_SKIP_VALGRIND=1 valgrind, CHECK_SKIP_FUZZ=1 the fuzz targets (local quick runs only).
+# CHECK_FUZZ_SECS: seconds per fuzz target (default 30); CHECK_FUZZ_MODE=stable forces the
+# fuzz step's stable fallback, CHECK_FUZZ_MODE=cargo-fuzz fails instead of falling back.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -121,6 +123,83 @@ for l in sys.stdin:
             --errors-for-leak-kinds=definite \
             "$exe" --test-threads=1 -q --skip sample_through_both_front_ends_byte_exact
     done
+fi
+
+if [ "${CHECK_SKIP_FUZZ:-0}" = 1 ]; then
+    step "SKIP: fuzz targets (CHECK_SKIP_FUZZ=1)"
+else
+    # Every target in fuzz/ for a bounded time (its own workspace and target dir,
+    # fuzz/target). cargo-fuzz on nightly (libFuzzer, AddressSanitizer) when it can be
+    # installed; otherwise the stable driver fuzz/tests/stable.rs runs the same target
+    # bodies (fuzz/src/lib.rs) on a seeded generator after replaying fuzz/corpus/. The
+    # committed seed corpus is only read: libFuzzer writes new inputs into the first
+    # corpus directory it is given, a temporary one here.
+    fuzz_secs=${CHECK_FUZZ_SECS:-30}
+    fuzz_mode=${CHECK_FUZZ_MODE:-auto}
+    case "$fuzz_mode" in
+        auto|stable|cargo-fuzz) ;;
+        *) echo "FAIL: CHECK_FUZZ_MODE=$fuzz_mode (auto, stable or cargo-fuzz)"; exit 1 ;;
+    esac
+    fuzz_why=""
+    if [ "$fuzz_mode" = stable ]; then
+        fuzz_why="CHECK_FUZZ_MODE=stable"
+    else
+        if ! cargo +nightly --version >/dev/null 2>&1; then
+            echo "installing a nightly toolchain: rustup toolchain install nightly --profile minimal"
+            rustup toolchain install nightly --profile minimal || fuzz_why="no nightly toolchain"
+        fi
+        if [ -z "$fuzz_why" ] && ! cargo fuzz --version >/dev/null 2>&1; then
+            echo "installing cargo-fuzz: cargo install cargo-fuzz --locked"
+            cargo install cargo-fuzz --locked || fuzz_why="cargo-fuzz could not be installed"
+        fi
+        if [ -z "$fuzz_why" ]; then
+            echo "--- cargo +nightly fuzz build (release, debug assertions, AddressSanitizer)"
+            cargo +nightly fuzz build || fuzz_why="cargo +nightly fuzz build failed"
+        fi
+        if [ -n "$fuzz_why" ] && [ "$fuzz_mode" = cargo-fuzz ]; then
+            echo "FAIL: fuzz: CHECK_FUZZ_MODE=cargo-fuzz but $fuzz_why"
+            exit 1
+        fi
+    fi
+    if [ -z "$fuzz_why" ]; then
+        step "fuzz: cargo-fuzz (nightly, libFuzzer, AddressSanitizer), ${fuzz_secs} s per target"
+        fuzz_tmp=$(mktemp -d /tmp/zcache-fuzz.XXXXXX)
+        trap 'rm -rf "$fuzz_tmp"' EXIT
+        for t in $(cargo +nightly fuzz list); do
+            mkdir -p "$fuzz_tmp/$t"
+            seeds=()
+            [ -d "fuzz/corpus/$t" ] && seeds=("$PWD/fuzz/corpus/$t")
+            log="$fuzz_tmp/$t.log"
+            if ! cargo +nightly fuzz run "$t" "$fuzz_tmp/$t" ${seeds[@]+"${seeds[@]}"} -- \
+                -max_total_time="$fuzz_secs" -timeout=10 -rss_limit_mb=2048 \
+                -print_final_stats=1 >"$log" 2>&1; then
+                # From the first report line (panic, sanitizer, libFuzzer) to cargo-fuzz's
+                # own backtrace, at most 150 lines; else the log's tail.
+                first=$(grep -n -m1 -E 'panicked at|==[0-9]+==ERROR|ERROR: libFuzzer|ALARM|out-of-memory|deadly signal' \
+                    "$log" | cut -d: -f1 || true)
+                if [ -n "$first" ]; then
+                    tail -n +"$(( first > 5 ? first - 5 : 1 ))" "$log" | sed '/^Stack backtrace:$/,$d' \
+                        | head -n 150 || true
+                else
+                    tail -n 60 "$log"
+                fi
+                echo "FAIL: fuzz target $t (crash, timeout or out of memory; log above;"
+                echo "      the input is in fuzz/artifacts/$t/, replay: cargo +nightly fuzz run $t FILE)"
+                exit 1
+            fi
+            execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
+            done_line=$(grep -E '^#[0-9]+[[:space:]]+DONE' "$log" | tail -1)
+            cov=$(sed -E -n 's/.* cov: ([0-9]+).*/\1/p' <<<"$done_line")
+            corp=$(sed -E -n 's/.* corp: ([0-9]+)\/.*/\1/p' <<<"$done_line")
+            n_seeds=0
+            [ -d "fuzz/corpus/$t" ] && n_seeds=$(find "fuzz/corpus/$t" -type f | wc -l)
+            echo "--- $t: ${execs:-?} executions in ${fuzz_secs} s, 0 crashes," \
+                "coverage ${cov:-?} edges, corpus ${corp:-?} entries ($n_seeds seed files)"
+        done
+    else
+        step "fuzz: stable fallback (seeded generator + corpus replay), ${fuzz_secs} s per target ($fuzz_why)"
+        (cd fuzz && FUZZ_SECS="$fuzz_secs" cargo test --release --no-default-features --test stable)
+    fi
 fi
 
 if [ -x scripts/check-extra.sh ]; then
