@@ -569,8 +569,8 @@ int zcache_cleancache_init_shared_fs(zcache_handle_t zc,
  `-ZCACHE_EINVAL` (null `page`, negative `pool_id`), `-ZCACHE_ENODEV`.
 
  # Safety
- `page` is null or points to 4096 writable bytes, valid for the call and not
- accessed by anyone else during it.
+ `page` is null or points to 4096 writable bytes, valid for the call, not accessed
+ by anyone else during it, and not inside a frame the host gave zcache.
  */
 int zcache_cleancache_get_page(zcache_handle_t zc,
                                int pool_id,
@@ -587,8 +587,8 @@ int zcache_cleancache_get_page(zcache_handle_t zc,
  reached the pool. Callable with interrupts disabled.
 
  # Safety
- `page` is null or points to 4096 readable bytes, valid for the call and not written
- during it.
+ `page` is null or points to 4096 readable bytes, valid for the call, not written
+ during it, and not inside a frame the host gave zcache.
  */
 int zcache_cleancache_put_page(zcache_handle_t zc,
                                int pool_id,
@@ -641,8 +641,8 @@ int zcache_frontswap_init(zcache_handle_t zc,
  `-ZCACHE_ENODEV`. Callable with interrupts disabled.
 
  # Safety
- `page` is null or points to 4096 readable bytes, valid for the call and not written
- during it.
+ `page` is null or points to 4096 readable bytes, valid for the call, not written
+ during it, and not inside a frame the host gave zcache.
  */
 int zcache_frontswap_store(zcache_handle_t zc,
                            uint32_t swap_type,
@@ -656,8 +656,8 @@ int zcache_frontswap_store(zcache_handle_t zc,
  `-ZCACHE_EINVAL`, `-ZCACHE_ENODEV`.
 
  # Safety
- `page` is null or points to 4096 writable bytes, valid for the call and not
- accessed by anyone else during it.
+ `page` is null or points to 4096 writable bytes, valid for the call, not accessed
+ by anyone else during it, and not inside a frame the host gave zcache.
  */
 int zcache_frontswap_load(zcache_handle_t zc,
                           uint32_t swap_type,
@@ -768,15 +768,25 @@ int64_t zcache_compact(zcache_handle_t zc);
  * for a bare-metal target (target_os = "none") with its default features:
  *
  *   feature "global-allocator": Rust's heap (tree nodes, pool registry, per-instance
- *   tables) comes from these two. They are called from stores, possibly with
- *   interrupts disabled: never sleep (a kernel uses kmalloc(size, GFP_NOWAIT |
- *   __GFP_NOWARN) for align <= ARCH_KMALLOC_MINALIGN, and fails larger alignments).
- *   Return NULL on failure; zcache reports it as -ZCACHE_ENOMEM.
+ *   tables) comes from these two. zcache_host_alloc returns NULL or a block of at
+ *   least `size` bytes aligned to `align`, a power of two (on x86_64: 128 for
+ *   zcache's cache-padded tables at setup, 64 for each pool's bucket array at mount
+ *   and swapon), unused by anything else until zcache_host_free(ptr, size, align)
+ *   takes it back with the same size and alignment. Both may be called from any CPU
+ *   concurrently and from stores, possibly with interrupts disabled: they never
+ *   sleep and never call into zcache (a kernel uses kmalloc(size, GFP_NOWAIT |
+ *   __GFP_NOWARN), and for align > ARCH_KMALLOC_MINALIGN a power-of-two size >=
+ *   max(size, align), which kmalloc aligns naturally; failing those alignments makes
+ *   zcache_setup fail). NULL is reported as -ZCACHE_ENOMEM, except by the few
+ *   infallible allocations docs/kernel-integration.md lists under "Known limits",
+ *   which end in zcache_host_panic.
  */
 void *zcache_host_alloc(size_t size, size_t align);
 void zcache_host_free(void *ptr, size_t size, size_t align);
 /*
- *   feature "panic-handler": called if Rust code panics (no reachable panic is
- *   known; this is the backstop). Must not return (a kernel calls panic() or BUG()).
+ *   feature "panic-handler": called if Rust code panics: when one of the infallible
+ *   allocations above fails (Rust's allocation error handler panics in a no_std
+ *   build); no other reachable panic is known. Must not return (a kernel calls
+ *   panic() or BUG()).
  */
 void zcache_host_panic(const char *file, size_t file_len, uint32_t line);

@@ -13,6 +13,8 @@ use core::ffi::{CStr, c_char, c_int};
 // Link the real library: every `zcache_*` symbol the C code calls comes from it.
 use zcache_kglue as _;
 
+// SAFETY: the declarations match c/harness.h (every test `int name(void)`, the log
+// `const char *zc_harness_log(void)`); build.rs compiles and links c/harness.c.
 unsafe extern "C" {
     fn zc_harness_log() -> *const c_char;
     fn zc_test_no_instance() -> c_int;
@@ -93,14 +95,21 @@ impl CTest {
             CTest::Threads => zc_test_threads,
         };
         // SAFETY: a C function of the harness with no arguments; it only calls the
-        // zcache C ABI with arguments that honour its contracts, and libc.
+        // zcache C ABI with arguments that honour its contracts, and libc. NOT enforced
+        // here: no other test may run at the same time. c/harness.c's `begin()` resets
+        // the static log (`log_len`, `log_buf`) without its lock, so two concurrent
+        // `run`s, or a `run` concurrent with `log`, race in C (tests/c_harness.rs
+        // serialises them with a mutex; safe callers elsewhere are not stopped).
         unsafe { f() }
     }
 }
 
 /// The notes of the last test run (its figures and every failed check).
 pub fn log() -> String {
-    // SAFETY: the harness returns a pointer to its static, NUL-terminated log buffer.
+    // SAFETY: the harness returns a pointer to its static log buffer, NUL-terminated
+    // (zero-initialised, `begin()` writes a NUL, `vsnprintf` terminates what it
+    // writes). NOT enforced here: no test may be running meanwhile, or its `note()` and
+    // `begin()` write the buffer while `from_ptr` and the copy read it (see `run`).
     unsafe { CStr::from_ptr(zc_harness_log()) }
         .to_string_lossy()
         .into_owned()

@@ -26,6 +26,9 @@ pub use zcache_kglue::*;
 mod panic {
     use core::panic::PanicInfo;
 
+    // SAFETY: the declaration matches the one in include/zcache.h (`void
+    // zcache_host_panic(const char *file, size_t file_len, uint32_t line)`, which "must
+    // not return", hence `-> !`); the host defines it when it links this archive.
     unsafe extern "C" {
         /// Provided by the host: report and stop (a kernel calls `panic()`).
         fn zcache_host_panic(file: *const u8, file_len: usize, line: u32) -> !;
@@ -47,6 +50,9 @@ mod panic {
 mod heap {
     use core::alloc::{GlobalAlloc, Layout};
 
+    // SAFETY: the declarations match include/zcache.h (`void *zcache_host_alloc(size_t
+    // size, size_t align)`, `void zcache_host_free(void *ptr, size_t size, size_t
+    // align)`); the host defines both when it links this archive.
     unsafe extern "C" {
         /// Provided by the host: `size` bytes aligned to `align`, or null. Must not
         /// sleep (called from stores, possibly with interrupts disabled).
@@ -58,9 +64,14 @@ mod heap {
     /// Rust's heap on the host's two functions.
     struct HostHeap;
 
-    // SAFETY: the host's functions honour GlobalAlloc's contract (their header
-    // documentation: `size` bytes aligned to `align` or null, and frees of exactly
-    // what was returned, with the same size and alignment).
+    // SAFETY: relies on the host honouring the contract the header states for these
+    // two functions (include/zcache.h, after the declarations): `zcache_host_alloc`
+    // returns null or a block of at least `size` bytes aligned to `align` that nothing
+    // else uses until it is freed, for every alignment zcache asks for (at most 128 on
+    // x86_64), `zcache_host_free` takes back exactly such a block, both are callable
+    // from any CPU concurrently and neither unwinds nor calls into zcache. That is
+    // GlobalAlloc's contract; zero-size layouts never reach `alloc` (GlobalAlloc's
+    // callers' rule).
     unsafe impl GlobalAlloc for HostHeap {
         unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
             // SAFETY: a plain call into the host with the layout's numbers.

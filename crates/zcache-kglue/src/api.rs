@@ -10,6 +10,11 @@
 //!   for get/load), and never into a frame the host gave zcache;
 //! * no function panics, blocks or sleeps; none calls back into the host except through
 //!   the configured callbacks.
+//!
+//! `#[unsafe(no_mangle)]` on every function: each exported name starts with `zcache_`
+//! and is declared once, in `include/zcache.h`; no C library or kernel symbol has such
+//! a name, and the host defines none of them (it defines only the `zcache_host_*`
+//! functions the staticlib declares), so no two definitions of one symbol meet in a link.
 
 use core::ffi::{c_int, c_void};
 
@@ -62,7 +67,9 @@ fn pool_of(pool_id: c_int) -> Result<PoolId, c_int> {
 }
 
 /// # Safety
-/// `p` is null or points to 4096 readable bytes valid for `'a`, not written meanwhile.
+/// `p` is null or points to 4096 readable bytes valid for `'a`, not written meanwhile,
+/// and not inside a frame the host gave zcache (zcache writes its frames while it holds
+/// the returned borrow).
 unsafe fn page_ref<'a>(p: *const c_void) -> Option<&'a Page> {
     // SAFETY: the caller's contract; `Page` is a byte array (alignment 1) and `as_ref`
     // turns null into `None`.
@@ -71,7 +78,7 @@ unsafe fn page_ref<'a>(p: *const c_void) -> Option<&'a Page> {
 
 /// # Safety
 /// `p` is null or points to 4096 writable bytes valid for `'a`, not accessed by anyone
-/// else meanwhile.
+/// else meanwhile, and not inside a frame the host gave zcache.
 unsafe fn page_mut<'a>(p: *mut c_void) -> Option<&'a mut Page> {
     // SAFETY: as in `page_ref`, with exclusive access.
     unsafe { p.cast::<Page>().as_mut() }
@@ -195,8 +202,8 @@ pub unsafe extern "C" fn zcache_cleancache_init_shared_fs(
 /// `-ZCACHE_EINVAL` (null `page`, negative `pool_id`), `-ZCACHE_ENODEV`.
 ///
 /// # Safety
-/// `page` is null or points to 4096 writable bytes, valid for the call and not
-/// accessed by anyone else during it.
+/// `page` is null or points to 4096 writable bytes, valid for the call, not accessed
+/// by anyone else during it, and not inside a frame the host gave zcache.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn zcache_cleancache_get_page(
     zc: ZcacheHandle,
@@ -233,8 +240,8 @@ pub unsafe extern "C" fn zcache_cleancache_get_page(
 /// reached the pool. Callable with interrupts disabled.
 ///
 /// # Safety
-/// `page` is null or points to 4096 readable bytes, valid for the call and not written
-/// during it.
+/// `page` is null or points to 4096 readable bytes, valid for the call, not written
+/// during it, and not inside a frame the host gave zcache.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn zcache_cleancache_put_page(
     zc: ZcacheHandle,
@@ -336,8 +343,8 @@ pub extern "C" fn zcache_frontswap_init(zc: ZcacheHandle, swap_type: u32) -> c_i
 /// `-ZCACHE_ENODEV`. Callable with interrupts disabled.
 ///
 /// # Safety
-/// `page` is null or points to 4096 readable bytes, valid for the call and not written
-/// during it.
+/// `page` is null or points to 4096 readable bytes, valid for the call, not written
+/// during it, and not inside a frame the host gave zcache.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn zcache_frontswap_store(
     zc: ZcacheHandle,
@@ -362,8 +369,8 @@ pub unsafe extern "C" fn zcache_frontswap_store(
 /// `-ZCACHE_EINVAL`, `-ZCACHE_ENODEV`.
 ///
 /// # Safety
-/// `page` is null or points to 4096 writable bytes, valid for the call and not
-/// accessed by anyone else during it.
+/// `page` is null or points to 4096 writable bytes, valid for the call, not accessed
+/// by anyone else during it, and not inside a frame the host gave zcache.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn zcache_frontswap_load(
     zc: ZcacheHandle,

@@ -522,11 +522,15 @@ impl<S: PageSource> CorruptingSource<S> {
     /// (and changes nothing) when there is no such frame or `offset >= PAGE_SIZE`.
     ///
     /// # Safety
-    /// The frame's owner (the pool) must not be accessing any of its frames during the
-    /// call: no other thread may be inside a method of the pool that holds the frame, and
-    /// no borrow of the frame's bytes (`&Page`, `&mut Page`) may be live anywhere. In a
-    /// single-threaded test that calls this between pool operations the contract holds,
-    /// since a pool's borrows of its frames end when its methods return.
+    /// Every frame this source handed out must still be held (by the pool, or leaked) or
+    /// have come back through this source's own `free_frame`: a frame given back any other
+    /// way (to the inner source directly, to another source) stays in the list, and its
+    /// address may then be freed memory. The frame's owner (the pool) must not be
+    /// accessing any of its frames during the call: no other thread may be inside a
+    /// method of the pool that holds the frame, and no borrow of the frame's bytes
+    /// (`&Page`, `&mut Page`) may be live anywhere. In a single-threaded test that calls
+    /// this between pool operations, on a pool that frees only into this source, the
+    /// contract holds, since a pool's borrows of its frames end when its methods return.
     pub unsafe fn flip_bits(&self, index: usize, offset: usize, mask: u8) -> bool {
         if offset >= PAGE_SIZE {
             return false;
@@ -536,8 +540,10 @@ impl<S: PageSource> CorruptingSource<S> {
             return false;
         };
         let byte = t.0.cast::<u8>().as_ptr().wrapping_add(offset);
-        // SAFETY: `t.0` points to a live 4096-byte frame this source handed out and that
-        // has not come back (it is removed from the list on `free_frame`), `offset` is in
+        // SAFETY: `t.0` is a 4096-byte frame this source handed out and that has not
+        // come back through `free_frame` (which removes it from the list, under the lock
+        // held here, so it cannot come back during the write); the caller guarantees it
+        // was not freed any other way, so the memory is still allocated. `offset` is in
         // bounds, and the caller guarantees that nothing else reads or writes the frame
         // now and that no reference to its bytes is live, so this raw read-modify-write
         // cannot race or invalidate a borrow.
