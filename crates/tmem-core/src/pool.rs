@@ -62,8 +62,10 @@ pub enum StoreOutcome {
     Replaced,
 }
 
-/// Per-pool counts, summed over the buckets when read (each bucket keeps its own under
-/// its lock: no shared hot counter on the operation paths).
+/// Per-pool counts, summed over the buckets when read (each bucket keeps its own, under
+/// the bucket lock the operation already holds, so the counts add no shared cache line;
+/// what the operation paths do share, the registry lock and the pool's reference count
+/// among them, is listed in docs/concurrency.md, "Shared words on the operation paths").
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PoolCounts {
     /// Objects (oids with at least one page).

@@ -1,5 +1,6 @@
 //! Lock and atomic shim: spin locks and core atomics normally, loom's under `--cfg loom`
-//! so the loom models in `tests/loom.rs` explore every interleaving (a spin loop never
+//! so the loom models in `tests/loom.rs` explore the interleavings (every one with at
+//! most `LOOM_MAX_PREEMPTIONS` preemptions: 2 in scripts/check.sh; a spin loop never
 //! yields under loom and would hang the model).
 
 #[cfg(not(loom))]

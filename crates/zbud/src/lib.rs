@@ -20,9 +20,11 @@
 //!   8 moves.
 //!
 //! Metadata, all out of band and fallibly grown: 24 bytes per frame descriptor and 8
-//! bytes per handle entry (see `PoolStats::metadata_bytes`). Handles carry a 23-bit
-//! generation, so a stale, double-freed or forged handle is an error, never another
-//! object. Limits: [`MAX_FRAMES`] frames per pool (64 GiB of frames); beyond that,
+//! bytes per handle entry (see `PoolStats::metadata_bytes`). Each handle entry has its
+//! own 23-bit generation, moved on at every free, and the handle carries it: a stale or
+//! double-freed handle is an error unless its entry has been freed a multiple of 2^23
+//! (8,388,608) times since and is live again, a forged one unless it equals a live
+//! object's handle. Limits: [`MAX_FRAMES`] frames per pool (64 GiB of frames); beyond that,
 //! allocation fails with `NoMemory`.
 //!
 //! Locking: one spin lock per pool. The page source is never called under it: a fresh

@@ -5,7 +5,8 @@
 //! other's frame and gives a frame back. Then, in parallel, one thread compacts while
 //! another frees `z` (before, between or after compaction's lock holds: the pool lock
 //! makes each move atomic for a free and a read) and the main thread reads `x` and
-//! stores, reads and frees a third object. Every interleaving must read the right
+//! stores, reads and frees a third object. Every interleaving loom explores (at most
+//! `LOOM_MAX_PREEMPTIONS` preemptions: 2 in scripts/check.sh) must read the right
 //! bytes, free `z` exactly once, report exactly the frames given back, and leave the
 //! pool's frame count equal to the page source's live frames.
 //!
@@ -112,7 +113,7 @@ fn compaction_steps_race_a_store() {
 /// Two compactors racing a read. A round's memory (snapshot, plan) is allocated with
 /// the lock dropped and installed only if the round still waits for it: the compactor
 /// that comes back second must hand its memory back, whatever the other has done
-/// meanwhile (snapshotted, planned, realised or finished the round). Every
+/// meanwhile (snapshotted, planned, realised or finished the round). Every explored
 /// interleaving: one frame freed in all, both objects intact, frames exact.
 #[test]
 fn two_compactors_race_a_read() {

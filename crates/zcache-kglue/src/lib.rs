@@ -30,12 +30,14 @@
 //! # Handles
 //!
 //! A handle is `generation << 8 | (slot + 1)` into a fixed table of
-//! [`ZCACHE_MAX_INSTANCES`] slots. Each setup bumps its slot's 56-bit generation, so a
-//! stale handle (after teardown, even after the slot was reused) or a forged one is
-//! detected by comparing numbers, without touching freed memory. Each call clones the
-//! instance's reference count under the slot's read lock (held for a few instructions);
-//! teardown removes the instance from the slot and never waits: calls already in flight
-//! finish on their own reference, and the last one to return frees the instance.
+//! [`ZCACHE_MAX_INSTANCES`] slots. Each setup bumps its slot's 56-bit generation (it
+//! wraps to 1 after 2^56 - 1 setups of one slot), so a stale handle (after teardown,
+//! even after the slot was reused) or a forged one is detected by comparing numbers,
+//! without touching freed memory. Each call clones the instance's reference count under
+//! the slot's read lock (held for a few instructions); teardown removes the instance
+//! from the slot and never waits: calls already in flight finish on their own
+//! reference, the last one to return only drops it, and the instance is freed by
+//! `zcache_teardown` itself when no call was in flight, else by a later `zcache_reap`.
 //!
 //! # `no_std`
 //!

@@ -1,9 +1,24 @@
 //! Statistics: zswap's debugfs names where they mean the same, plus zcache's.
 //!
-//! No counter is shared by every store: each compression context owns one cache-padded
-//! shard of counters, updated by whoever holds that context (so never contended), and
-//! paths without a context (invalidations) pick a shard by key hash. Reading sums the
-//! shards, without stopping anybody.
+//! Counters are relaxed atomics in `contexts + 1` cache-padded shards (`Shards::add`
+//! takes the shard number modulo the count); reading sums the shards without stopping
+//! anybody. Which shard an update goes to, as implemented:
+//!
+//! * a store or load holding one of the `Config::contexts` compression contexts: that
+//!   context's shard (`ZCtx::shard`, its index); the reclaimer's own context: the last
+//!   shard;
+//! * a load that found every context busy runs on a temporary context built with the
+//!   last shard's number, and a store refused for want of a context counts
+//!   `reject_busy` there too: both share the reclaimer's shard;
+//! * `ZPam::free`, which every path that frees a stored page goes through
+//!   (invalidations, a replaced copy, exclusive loads, eviction, writeback, pool
+//!   destruction), decrements the shard `(descriptor bits >> 4) % shards`: chosen by
+//!   the page, not by the caller, so it lands in any context's shard, concurrently
+//!   with that context's holder.
+//!
+//! So no counter is shared by every store, but shards are not private to their
+//! context: `free`'s updates and the last shard are contended cache lines (issue 13:
+//! every path to update its caller's own shard).
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;

@@ -275,7 +275,7 @@ fn zcache_wb(
 
 /// Writeback of slot S racing the kernel freeing S and reusing it for a new page that
 /// zcache refuses (incompressible), which the kernel then writes to the device itself
-/// (waiting while S is claimed): whatever the interleaving, S reads as the new page.
+/// (waiting while S is claimed): in every interleaving explored, S reads as the new page.
 /// This is the review's corruption: writing the old page before checking that S still
 /// held it put it over the new one.
 #[test]

@@ -28,9 +28,10 @@
 //!   every live object is re-read after each operation that places, moves or frees
 //!   objects);
 //! * reads copy exactly the object into the front of the buffer and leave the rest alone;
-//! * stale (freed), double-freed and forged handles give [`ZPoolError::InvalidHandle`] for
-//!   free, read, write and object_len and change nothing; handed-out handles are unique
-//!   among live objects and fit [`Handle::BITS`];
+//! * stale (freed), double-freed and forged handles, when their bits equal no live
+//!   object's handle (the only ones validation can refuse), give
+//!   [`ZPoolError::InvalidHandle`] for free, read, write and object_len and change
+//!   nothing; handed-out handles are unique among live objects and fit [`Handle::BITS`];
 //! * zero-length, too-large and wrong-buffer-length requests give their typed errors;
 //! * `stats()` agrees with the model (objects, bytes) and `total_frames()` agrees with the
 //!   page source's own count of live frames;

@@ -11,8 +11,11 @@
 //! * [`ZPool`] is the allocator trait (Linux's zpool API is the reference): allocate, free,
 //!   read, write, map, total frames, compaction (whole, or bounded steps). There is no
 //!   eviction: the cache above owns the LRU. Handles are
-//!   typed ([`Handle`]) and validated: a stale, double-freed or forged handle is an
-//!   [`ZPoolError::InvalidHandle`], never corruption, a panic or undefined behaviour.
+//!   typed ([`Handle`]) and validated: a handle is never undefined behaviour or a panic,
+//!   and one whose bits equal no live object's handle is [`ZPoolError::InvalidHandle`].
+//!   A stale or double-freed handle is refused unless its entry has since been freed a
+//!   multiple of the allocator's per-entry generation period times and is live again
+//!   (zsmalloc: 2^17 - 1, zbud: 2^23); it then names that entry's new object.
 //! * `testing` (feature `testing`): page sources for tests (counting, poisoning,
 //!   failing, corrupting), shared by every crate's tests and the fuzz targets; a kernel
 //!   build does not carry them.

@@ -9,7 +9,15 @@ use core::num::NonZeroU64;
 /// at most 48 bits wide so a user can pack a handle with a length and an algorithm id
 /// in one `u64` (see [`Handle::BITS`]). Any value may be turned into a `Handle` (a C
 /// caller can forge anything), so every allocator validates a handle before use and
-/// answers [`ZPoolError::InvalidHandle`] for one it did not hand out or has since freed.
+/// answers [`ZPoolError::InvalidHandle`] for one that names no live object, never
+/// undefined behaviour or a panic. What validation can give, and the workspace's
+/// allocators give: a handle is refused unless its bits equal those of a live object's
+/// handle. So a forged value equal to a live handle names that object, and a stale
+/// (freed, double-freed) handle is refused unless its entry has been freed a multiple of
+/// the allocator's generation period times since and is live again: each handle-table
+/// entry carries its own generation, moved on at every free (zsmalloc: 17 bits, never
+/// 0, period 2^17 - 1 = 131,071 frees of that entry; zbud: 23 bits, period 2^23). The
+/// conformance suite requires a period above 100,000 (`check_generation_reuse`).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Handle(NonZeroU64);
 
@@ -146,7 +154,9 @@ pub trait ZPool: Send + Sync {
     /// Allocates an object of `len` bytes (contents unspecified until written).
     fn malloc(&self, len: usize) -> Result<Handle, ZPoolError>;
 
-    /// Frees an object. A stale or forged handle is an error and changes nothing.
+    /// Frees an object. A handle that names no live object (stale, double-freed or
+    /// forged; see [`Handle`] for what validation can tell apart) is an error and
+    /// changes nothing.
     fn free(&self, handle: Handle) -> Result<(), ZPoolError>;
 
     /// Overwrites the whole object with `data` (`data.len()` must equal its length).

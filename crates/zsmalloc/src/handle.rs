@@ -3,7 +3,8 @@
 //! A handle names a table entry, not a place: the entry holds where the object is
 //! (zspage, slot), so compaction moves an object by rewriting one entry. Each entry has
 //! its own generation, moved on every time the entry is freed, and the handle carries
-//! it: a stale handle is refused until its own entry has been reused 2^17 - 1 times.
+//! it: a stale handle is refused unless its own entry has since been freed a multiple
+//! of 2^17 - 1 times (the generation skips 0) and is live again.
 //!
 //! ```text
 //! handle (47 of Handle::BITS = 48):  generation (17) | class (8) | table index (22)

@@ -13,8 +13,10 @@
 //!   (frames, objects) is identical are merged into the larger one. Objects too large for
 //!   any class live alone in a frame (the huge class).
 //! * **Handles** go through a per-class table of 6-byte entries (zspage, slot and the
-//!   entry's own 17-bit generation, which the handle carries): a stale or forged handle
-//!   is an error, and objects can move. Each slot starts with a 4-byte header naming
+//!   entry's own 17-bit generation, which the handle carries): a stale handle is an
+//!   error unless its entry has been freed a multiple of 2^17 - 1 times since and is
+//!   live again, a forged one unless it equals a live object's handle; and objects can
+//!   move. Each slot starts with a 4-byte header naming
 //!   its entry (the back-pointer compaction uses) and the object's length. There is no
 //!   8-byte in-object handle.
 //! * **Fullness groups** (ten 10 % buckets plus full): allocation takes the fullest

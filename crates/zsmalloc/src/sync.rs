@@ -12,7 +12,8 @@ pub(crate) use core::sync::atomic::{AtomicUsize, Ordering};
 pub(crate) use loom::sync::atomic::{AtomicUsize, Ordering};
 
 /// A spin lock (never sleeps; callable where sleeping is forbidden), or loom's mutex so
-/// models explore every interleaving of lock acquisitions.
+/// models explore the interleavings of lock acquisitions (every one with at most
+/// `LOOM_MAX_PREEMPTIONS` preemptions: 2 in scripts/check.sh).
 pub(crate) struct Mutex<T> {
     #[cfg(not(loom))]
     inner: spin::Mutex<T>,

@@ -44,8 +44,9 @@ fn read_is(pool: &ZsPool<Src>, h: Handle, len: usize, b: u8) {
 /// from A into B and gives A's frame back. In parallel: one thread compacts, one frees
 /// `moving` (before or after its move: the class lock makes a move atomic for free and
 /// read), the main thread reads `stay` and stores, reads and frees an object of another
-/// class. Every interleaving must read `stay`'s own bytes, free `moving` exactly once,
-/// and leave the pool's frame count equal to the source's live frames.
+/// class. Every interleaving loom explores (at most two preemptions in check.sh) must
+/// read `stay`'s own bytes, free `moving` exactly once, and leave the pool's frame count
+/// equal to the source's live frames.
 #[test]
 fn compaction_races_free_and_read_in_one_class() {
     loom::model(|| {
@@ -100,9 +101,9 @@ fn compaction_races_free_and_read_in_one_class() {
 /// the page source, locks again and chooses afresh. Meanwhile the freer frees `moving`
 /// (then A empties and there is nothing to move) and the main thread stores `fresh`
 /// (which goes into B's slot 2, growing B itself, unless compaction got there first)
-/// and reads `b0`. Every interleaving: right bytes everywhere, `moving` freed once, no
-/// slot used twice, the spare frame given back when it turned out not to be needed, and
-/// the pool's frames equal to the source's live frames.
+/// and reads `b0`. Every explored interleaving: right bytes everywhere, `moving` freed
+/// once, no slot used twice, the spare frame given back when it turned out not to be
+/// needed, and the pool's frames equal to the source's live frames.
 #[test]
 fn compaction_growing_a_destination_races_free_store_and_read() {
     loom::model(|| {
@@ -161,8 +162,8 @@ fn compaction_growing_a_destination_races_free_store_and_read() {
 /// next object (slot 2) needs A's second frame. Both stores find that out under the
 /// class lock, drop it, take a frame and lock again; whichever comes second must see
 /// that slot 2 is taken and slot 3 needs no frame, put its object there and give its
-/// spare back after unlocking. Every interleaving: both objects intact in distinct
-/// slots, two frames held, none leaked.
+/// spare back after unlocking. Every explored interleaving: both objects intact in
+/// distinct slots, two frames held, none leaked.
 #[test]
 fn stores_that_need_a_frame_race() {
     loom::model(|| {
