@@ -109,7 +109,7 @@
 #define ZCACHE_ALLOC_DEFAULT 0
 
 /*
- Allocator: zbud (two compressed pages per frame, cheap LRU eviction).
+ Allocator: zbud (two compressed pages per frame; compaction re-pairs them).
  */
 #define ZCACHE_ALLOC_ZBUD 1
 
@@ -132,8 +132,9 @@
 #define ZCACHE_TEARDOWN_DEFERRED 1
 
 /*
- Hands out one 4096-byte page frame, mapped and writable, or `NULL` at once when none
- is available. Must not sleep: it is called from stores, which may run with
+ Hands out one 4096-byte page frame, 4096-byte aligned, mapped and writable, or `NULL`
+ at once when none is available (a misaligned frame is given back and counted as a
+ refusal). Must not sleep: it is called from stores, which may run with
  interrupts disabled (a kernel uses `alloc_page(GFP_NOWAIT | __GFP_NOWARN)` and
  `page_address`). The frame belongs to zcache until it is given to `free_frame`.
  Must be callable from any CPU concurrently, and must not call into zcache.
@@ -157,8 +158,10 @@ typedef void (*zcache_free_frame_fn)(void *host,
  entry, as zswap_writeback_entry does (`__read_swap_cache_async`). Return non-zero
  when it cannot (the entry is free, already in the swap cache, or no page): zcache
  keeps the page. Called from `zcache_reclaim`, `zcache_shrinker_scan` or
- `zcache_shrink` with no zcache lock held, never from a store. It may call into
- zcache (any operation but reclaim).
+ `zcache_shrink` with no zcache lock held, never from a store, on whichever CPU runs
+ that call: the three writeback callbacks must be callable from any CPU, but zcache
+ runs one reclaimer at a time, so they are never called concurrently for one
+ instance. It may call into zcache (any operation but reclaim).
  */
 typedef int (*ZcacheWritebackClaimFn)(void *host,
                                       uint32_t swap_type,

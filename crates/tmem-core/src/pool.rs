@@ -81,6 +81,17 @@ pub struct PoolCounts {
     pub metadata_bytes: u64,
 }
 
+impl PoolCounts {
+    /// Adds `other`'s counts to these.
+    pub fn add(&mut self, other: &PoolCounts) {
+        self.objects += other.objects;
+        self.pages += other.pages;
+        self.leaves += other.leaves;
+        self.interiors += other.interiors;
+        self.metadata_bytes += other.metadata_bytes;
+    }
+}
+
 struct Bucket<D> {
     objects: HashMap<Oid, Tree<D>, BuildPremixed>,
     pages: u64,

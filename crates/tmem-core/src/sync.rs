@@ -5,7 +5,6 @@
 
 #[cfg(not(loom))]
 mod imp {
-    pub(crate) use alloc::sync::Arc;
     pub(crate) use core::sync::atomic::{AtomicBool, Ordering};
 
     /// Spin mutex (never sleeps: usable where sleeping is forbidden).
@@ -42,7 +41,6 @@ mod imp {
 
 #[cfg(loom)]
 mod imp {
-    pub(crate) use loom::sync::Arc;
     pub(crate) use loom::sync::atomic::{AtomicBool, Ordering};
 
     pub(crate) struct Mutex<T>(loom::sync::Mutex<T>);

@@ -655,8 +655,15 @@ pub fn run(ops: &[Op]) -> Result<(), String> {
         tmem.destroy_client(c)
             .map_err(|e| format!("destroy_client: {e:?}"))?;
     }
-    if !tmem.pool_ids().is_empty() {
-        return Err(format!("pools left after teardown: {:?}", tmem.pool_ids()));
+    if !tmem
+        .pool_ids()
+        .map_err(|e| format!("pool_ids: {e}"))?
+        .is_empty()
+    {
+        return Err(format!(
+            "pools left after teardown: {:?}",
+            tmem.pool_ids().ok()
+        ));
     }
     if tmem.pam().live() != 0 {
         return Err(format!("{} descriptors leaked", tmem.pam().live()));

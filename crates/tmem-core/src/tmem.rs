@@ -7,10 +7,11 @@ use crate::error::TmemError;
 use crate::key::{ClientId, Index, Oid, PoolId, Uuid};
 use crate::pam::{Page, PamOps};
 use crate::pool::{LoadMode, Pool, PoolCounts, PoolInfo, PoolKind, StoreOutcome};
-use crate::sync::{Arc, RwLock};
+use crate::sync::RwLock;
+use zplat::TryArc;
 
 struct PoolEntry<D> {
-    pool: Arc<Pool<D>>,
+    pool: TryArc<Pool<D>>,
     members: Vec<ClientId>,
     uuid: Option<Uuid>,
 }
@@ -35,7 +36,7 @@ pub type TmemResult<T, P> = Result<T, TmemError<<P as PamOps>::Error>>;
 /// create, join, leave or destroy pools and clients), then one bucket lock of one pool,
 /// then whatever the backend takes inside [`PamOps::load_stage`] (the allocator's).
 /// The registry lock is never held while a bucket lock is taken: operations clone the
-/// pool's `Arc` under the read lock and drop the lock at once.
+/// pool's counted pointer under the read lock and drop the lock at once.
 pub struct Tmem<P: PamOps> {
     pam: P,
     registry: RwLock<Registry<P::Desc>>,
@@ -45,7 +46,7 @@ pub struct Tmem<P: PamOps> {
 /// on every operation (a front end that owns its pool). Operations through a handle
 /// whose pool was destroyed fail with [`TmemError::PoolDestroyed`].
 pub struct PoolHandle<D> {
-    pool: Arc<Pool<D>>,
+    pool: TryArc<Pool<D>>,
 }
 
 impl<D> Clone for PoolHandle<D> {
@@ -134,18 +135,19 @@ impl<P: PamOps> Tmem<P> {
         kind: PoolKind,
         uuid: Option<Uuid>,
     ) -> TmemResult<PoolId, P> {
-        // The pool (its 16 KiB bucket array fallibly, then its `Arc`) is made before the
-        // registry lock is taken: `Arc::new` cannot report failure on stable Rust, and an
-        // allocation failure must never happen with the registry locked. Its id is set
-        // once known, while the `Arc` is still ours alone.
+        // The pool (its 16 KiB bucket array, then its counted pointer, both fallibly) is
+        // made before the registry lock is taken, so no allocation happens with the
+        // registry locked. Its id is set once known, while the pointer is still ours
+        // alone.
         let placeholder = PoolInfo {
             id: PoolId(0),
             kind,
             shared: uuid.is_some(),
         };
-        let mut fresh = Some(Arc::new(
-            Pool::new(placeholder).map_err(|_| TmemError::NoMemory)?,
-        ));
+        let mut fresh = Some(
+            TryArc::new(Pool::new(placeholder).map_err(|_| TmemError::NoMemory)?)
+                .map_err(|_| TmemError::NoMemory)?,
+        );
         let mut r = self.registry.write();
         let r = &mut *r;
         if let Some(u) = uuid
@@ -174,7 +176,10 @@ impl<P: PamOps> Tmem<P> {
         r.shared.try_reserve(1).map_err(|_| TmemError::NoMemory)?;
         let id = next_free(&r.pools, &mut r.next_pool).ok_or(TmemError::IdsExhausted)?;
         let mut pool = fresh.take().ok_or(TmemError::NoMemory)?;
-        Arc::get_mut(&mut pool).ok_or(TmemError::NoMemory)?.info.id = PoolId(id);
+        TryArc::get_mut(&mut pool)
+            .ok_or(TmemError::NoMemory)?
+            .info
+            .id = PoolId(id);
         let mut members = Vec::new();
         members.try_reserve(1).map_err(|_| TmemError::NoMemory)?;
         members.push(client);
@@ -273,15 +278,31 @@ impl<P: PamOps> Tmem<P> {
             .info)
     }
 
-    /// Ids of the live pools.
-    pub fn pool_ids(&self) -> Vec<PoolId> {
+    /// Ids of the live pools, sorted; [`TmemError::NoMemory`] when the list cannot be
+    /// allocated.
+    pub fn pool_ids(&self) -> TmemResult<Vec<PoolId>, P> {
+        let mut v = Vec::new();
         let r = self.registry.read();
-        let mut v: Vec<PoolId> = r.pools.keys().map(|k| PoolId(*k)).collect();
-        v.sort();
-        v
+        v.try_reserve_exact(r.pools.len())
+            .map_err(|_| TmemError::NoMemory)?;
+        v.extend(r.pools.keys().map(|k| PoolId(*k)));
+        drop(r);
+        v.sort_unstable();
+        Ok(v)
     }
 
-    fn lookup(&self, pool: PoolId) -> TmemResult<Arc<Pool<P::Desc>>, P> {
+    /// The counts of every live pool, summed (no allocation: the registry's read side
+    /// is held while each pool's buckets are visited, one bucket lock at a time).
+    pub fn total_counts(&self) -> PoolCounts {
+        let r = self.registry.read();
+        let mut t = PoolCounts::default();
+        for e in r.pools.values() {
+            t.add(&e.pool.counts());
+        }
+        t
+    }
+
+    fn lookup(&self, pool: PoolId) -> TmemResult<TryArc<Pool<P::Desc>>, P> {
         let r = self.registry.read();
         Ok(r.pools
             .get(&pool.0)
@@ -452,14 +473,21 @@ impl<P: PamOps> Drop for Tmem<P> {
     fn drop(&mut self) {
         // Free every page through the backend; handles still held elsewhere see their
         // pools dead.
-        let pools: Vec<_> = {
-            let mut r = self.registry.write();
-            r.shared.clear();
-            r.clients.clear();
-            r.pools.drain().map(|(_, e)| e.pool).collect()
-        };
-        for p in pools {
-            p.drain(&self.pam, true);
+        // One pool at a time, without collecting them first: a `Drop` cannot report an
+        // allocation failure. The registry lock is not held while a pool drains.
+        loop {
+            let next = {
+                let mut r = self.registry.write();
+                let key = r.pools.keys().next().copied();
+                key.and_then(|k| r.pools.remove(&k))
+            };
+            let Some(e) = next else {
+                break;
+            };
+            e.pool.drain(&self.pam, true);
         }
+        let mut r = self.registry.write();
+        r.shared.clear();
+        r.clients.clear();
     }
 }

@@ -132,7 +132,11 @@ fn destroy_client_races_destroy_pool() {
             Ok(()) | Err(TmemError::NotAMember) | Err(TmemError::UnknownPool)
         ));
         th.join().unwrap();
-        assert!(t.pool_ids().is_empty(), "pools left: {:?}", t.pool_ids());
+        assert!(
+            t.pool_ids().unwrap().is_empty(),
+            "pools left: {:?}",
+            t.pool_ids()
+        );
         assert_eq!(t.pam().live(), 0);
     });
 }

@@ -2,12 +2,11 @@
 //! (a `PageSource` over the host's frame allocator, a `Writeback` over the host's swap
 //! device).
 
-use alloc::sync::Arc;
 use core::ffi::{c_int, c_void};
 use core::ptr::NonNull;
 
 use zcache::{AllocatorKind, Config, SlotClaim, Writeback, Zcache};
-use zpool::{AllocError, Frame, Page, PageSource};
+use zpool::{AllocError, Frame, FrameTag, Page, PageSource};
 
 use crate::errno::{ZCACHE_EINVAL, errno_of};
 
@@ -31,13 +30,14 @@ pub const ZCACHE_COMP_LZO: u32 = 3;
 /// `ephemeral_allocator` / `persistent_allocator`: the default (zbud for ephemeral
 /// pages; zsmalloc for persistent pages).
 pub const ZCACHE_ALLOC_DEFAULT: u32 = 0;
-/// Allocator: zbud (two compressed pages per frame, cheap LRU eviction).
+/// Allocator: zbud (two compressed pages per frame; compaction re-pairs them).
 pub const ZCACHE_ALLOC_ZBUD: u32 = 1;
 /// Allocator: zsmalloc (size classes, densest).
 pub const ZCACHE_ALLOC_ZSMALLOC: u32 = 2;
 
-/// Hands out one 4096-byte page frame, mapped and writable, or `NULL` at once when none
-/// is available. Must not sleep: it is called from stores, which may run with
+/// Hands out one 4096-byte page frame, 4096-byte aligned, mapped and writable, or `NULL`
+/// at once when none is available (a misaligned frame is given back and counted as a
+/// refusal). Must not sleep: it is called from stores, which may run with
 /// interrupts disabled (a kernel uses `alloc_page(GFP_NOWAIT | __GFP_NOWARN)` and
 /// `page_address`). The frame belongs to zcache until it is given to `free_frame`.
 /// Must be callable from any CPU concurrently, and must not call into zcache.
@@ -56,8 +56,10 @@ pub type ZcacheFreeFrameFn = Option<unsafe extern "C" fn(host: *mut c_void, fram
 /// entry, as zswap_writeback_entry does (`__read_swap_cache_async`). Return non-zero
 /// when it cannot (the entry is free, already in the swap cache, or no page): zcache
 /// keeps the page. Called from `zcache_reclaim`, `zcache_shrinker_scan` or
-/// `zcache_shrink` with no zcache lock held, never from a store. It may call into
-/// zcache (any operation but reclaim).
+/// `zcache_shrink` with no zcache lock held, never from a store, on whichever CPU runs
+/// that call: the three writeback callbacks must be callable from any CPU, but zcache
+/// runs one reclaimer at a time, so they are never called concurrently for one
+/// instance. It may call into zcache (any operation but reclaim).
 pub type ZcacheWritebackClaimFn = Option<
     unsafe extern "C" fn(host: *mut c_void, swap_type: u32, offset: u64, token: *mut u64) -> c_int,
 >;
@@ -162,6 +164,13 @@ unsafe impl Send for HostSource {}
 // SAFETY: see `Send`.
 unsafe impl Sync for HostSource {}
 
+/// The tag of frames from a host's `alloc_frame` (zpool's check on free: a frame of
+/// another source is never passed to the host's `free_frame`).
+const HOST_TAG: FrameTag = match FrameTag::new(0x6b6) {
+    Some(t) => t,
+    None => panic!("host frame tag"),
+};
+
 impl PageSource for HostSource {
     fn alloc_frame(&self) -> Result<Frame, AllocError> {
         // SAFETY: the host gave this callback for this purpose with this `host` pointer;
@@ -170,7 +179,7 @@ impl PageSource for HostSource {
         let Some(nn) = NonNull::new(p.cast::<Page>()) else {
             return Err(AllocError);
         };
-        if !p.cast::<u64>().is_aligned() {
+        if p.addr() % zpool::PAGE_SIZE != 0 {
             // A misaligned frame breaks `Frame`'s contract: give it back, report none.
             // SAFETY: `p` came from `alloc` just now and was never used.
             unsafe { (self.free)(self.host, p) };
@@ -178,14 +187,23 @@ impl PageSource for HostSource {
         }
         // SAFETY: the host's contract for `alloc_frame`: `p` points to 4096 mapped,
         // writable bytes (any contents), not referenced by anyone else until zcache
-        // gives it back through `free_frame`; it is at least 8-byte aligned (checked).
-        Ok(unsafe { Frame::from_raw(nn) })
+        // gives it back through `free_frame`; it is 4096-byte aligned (checked). Frames
+        // tagged HOST_TAG are given to the host's `free` only (`free_frame` below).
+        Ok(unsafe { Frame::from_raw(nn, HOST_TAG) })
     }
 
     fn free_frame(&self, frame: Frame) {
+        if frame.tag() != HOST_TAG {
+            // Not the host's memory (kglue never does this; the check makes it a leak
+            // rather than a foreign pointer in the host's allocator).
+            return;
+        }
         let p = frame.into_raw();
-        // SAFETY: every `Frame` this source sees came from its `alloc_frame`, hence from
-        // the host's `alloc`; `into_raw` ended zcache's ownership of it.
+        // SAFETY: frames tagged HOST_TAG are made only by `alloc_frame` above (nothing
+        // else in this crate calls `Frame::from_raw`), so this one came from the host's
+        // `alloc`, and from this instance's: `HostSource` is private, each one is moved
+        // into one `Zcache`, and zcache and its allocators make no frames of their own
+        // (they forbid `unsafe`). `into_raw` ended zcache's ownership of it.
         unsafe { (self.free)(self.host, p.as_ptr().cast::<c_void>()) }
     }
 }
@@ -202,8 +220,11 @@ struct HostWriteback {
     host: *mut c_void,
 }
 
-// SAFETY: as for `HostSource`: the contract makes the callback callable from any CPU
-// concurrently with this `host` pointer.
+// SAFETY: `HostWriteback` holds the host's three callbacks and its opaque pointer. The
+// callbacks' contract (`ZcacheWritebackClaimFn`) makes them callable from any CPU with
+// this `host` pointer, which is what moving it (`Send`) needs; zcache calls them from
+// one reclaimer at a time (its reclaim context is try-locked), and sharing `&self`
+// (`Sync`) gives nothing but those calls.
 unsafe impl Send for HostWriteback {}
 // SAFETY: see `Send`.
 unsafe impl Sync for HostWriteback {}
@@ -346,11 +367,11 @@ pub(crate) fn build(cfg: &ZcacheConfig) -> Result<Instance, c_int> {
     let (Some(alloc), Some(free)) = (cfg.alloc_frame, cfg.free_frame) else {
         return Err(-ZCACHE_EINVAL);
     };
-    let source = Arc::new(HostSource {
+    let source = HostSource {
         alloc,
         free,
         host: cfg.host,
-    });
+    };
     let z = match (
         cfg.writeback_claim,
         cfg.writeback_write,
@@ -359,12 +380,12 @@ pub(crate) fn build(cfg: &ZcacheConfig) -> Result<Instance, c_int> {
         (Some(claim), Some(write), Some(release)) => Zcache::with_writeback(
             config,
             source,
-            Arc::new(HostWriteback {
+            HostWriteback {
                 claim,
                 write,
                 release,
                 host: cfg.host,
-            }),
+            },
         ),
         (None, None, None) => Zcache::new(config, source),
         _ => return Err(-ZCACHE_EINVAL),

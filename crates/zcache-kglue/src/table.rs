@@ -2,12 +2,12 @@
 //! handle is checked by comparing numbers and a stale or forged handle never touches
 //! freed memory.
 
-use alloc::sync::Arc;
 use core::ffi::c_int;
+use zplat::TryArc;
 
 use spin::RwLock;
 
-use crate::errno::{ZCACHE_ENODEV, ZCACHE_ENOSPC};
+use crate::errno::{ZCACHE_ENODEV, ZCACHE_ENOMEM, ZCACHE_ENOSPC};
 use crate::host::Instance;
 
 /// An instance handle: `generation << 8 | (slot + 1)`. `0` is never a valid handle.
@@ -31,10 +31,10 @@ const _: () = assert!(ZCACHE_MAX_INSTANCES < (1 << SLOT_BITS));
 struct SlotState {
     /// Bumped by every setup that takes the slot (56 bits; wraps to 1, never 0).
     generation: u64,
-    instance: Option<Arc<Instance>>,
+    instance: Option<TryArc<Instance>>,
     /// A torn-down instance that calls in flight still held: `reap` frees it once this
     /// is its only reference. The slot is not reused meanwhile.
-    dying: Option<Arc<Instance>>,
+    dying: Option<TryArc<Instance>>,
 }
 
 struct Slot {
@@ -65,7 +65,7 @@ fn decode(h: ZcacheHandle) -> Option<(&'static Slot, u64)> {
 
 /// The live instance of a handle (a counted reference: teardown cannot free it while
 /// the caller holds it), or `-ZCACHE_ENODEV`.
-pub(crate) fn get(h: ZcacheHandle) -> Result<Arc<Instance>, c_int> {
+pub(crate) fn get(h: ZcacheHandle) -> Result<TryArc<Instance>, c_int> {
     let (slot, generation) = decode(h).ok_or(-ZCACHE_ENODEV)?;
     let s = slot.state.read();
     match &s.instance {
@@ -78,8 +78,14 @@ pub(crate) fn get(h: ZcacheHandle) -> Result<Arc<Instance>, c_int> {
 /// `-ZCACHE_ENOSPC` when every slot is taken (the instance is discarded without
 /// calling the host's `release`).
 pub(crate) fn insert(inst: Instance) -> Result<ZcacheHandle, c_int> {
-    // Allocate before taking any lock.
-    let arc = Arc::new(inst);
+    // Allocate before taking any lock, fallibly.
+    let arc = match TryArc::new(inst) {
+        Ok(a) => a,
+        Err(inst) => {
+            inst.discard();
+            return Err(-ZCACHE_ENOMEM);
+        }
+    };
     for (i, slot) in TABLE.iter().enumerate() {
         let mut s = slot.state.write();
         if s.instance.is_none() && s.dying.is_none() {
@@ -93,7 +99,7 @@ pub(crate) fn insert(inst: Instance) -> Result<ZcacheHandle, c_int> {
         }
     }
     // Nobody else has seen `arc`: this is its only reference.
-    if let Ok(inst) = Arc::try_unwrap(arc) {
+    if let Ok(inst) = TryArc::try_unwrap(arc) {
         inst.discard();
     }
     Err(-ZCACHE_ENOSPC)
@@ -112,7 +118,7 @@ pub(crate) fn remove(h: ZcacheHandle) -> Result<c_int, c_int> {
         s.instance.take().ok_or(-ZCACHE_ENODEV)?
     };
     // Outside the slot lock: freeing gives every frame back through the host.
-    match Arc::try_unwrap(arc) {
+    match TryArc::try_unwrap(arc) {
         Ok(inst) => {
             drop(inst);
             Ok(0)
@@ -135,7 +141,7 @@ pub(crate) fn reap() -> c_int {
             continue;
         };
         // No new reference can appear: `get` only clones `instance`.
-        match Arc::try_unwrap(arc) {
+        match TryArc::try_unwrap(arc) {
             Ok(inst) => drop(inst),
             Err(arc) => {
                 slot.state.write().dying = Some(arc);

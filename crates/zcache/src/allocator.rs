@@ -4,8 +4,7 @@
 //! small enough to be built and moved on a 16 KiB kernel stack.
 
 use alloc::boxed::Box;
-use alloc::sync::Arc;
-use alloc::vec::Vec;
+use zplat::TryArc;
 
 use zbud::ZBud;
 use zpool::{CompactStep, Handle, PoolStats, ZPool, ZPoolError};
@@ -20,23 +19,21 @@ use crate::zcache::ZcacheError;
 // wastes are nothing; boxing each variant would add an indirection per operation.
 #[allow(clippy::large_enum_variant)]
 pub(crate) enum Allocator {
-    Zbud(ZBud<Arc<LimitedSource>>),
-    Zsmalloc(ZsPool<Arc<LimitedSource>>),
+    Zbud(ZBud<TryArc<LimitedSource>>),
+    Zsmalloc(ZsPool<TryArc<LimitedSource>>),
 }
 
 impl Allocator {
     /// The allocator of `kind`, on the heap (allocated fallibly). Index it with `[0]`.
     pub(crate) fn boxed(
         kind: AllocatorKind,
-        source: Arc<LimitedSource>,
+        source: TryArc<LimitedSource>,
     ) -> Result<Box<[Allocator; 1]>, ZcacheError> {
-        let mut v = Vec::new();
-        v.try_reserve_exact(1).map_err(|_| ZcacheError::NoMemory)?;
-        v.push(Self::new(kind, source)?);
-        Box::<[Allocator; 1]>::try_from(v).map_err(|_| ZcacheError::NoMemory)
+        let a = Self::new(kind, source)?;
+        zplat::try_box([a]).map_err(|_| ZcacheError::NoMemory)
     }
 
-    fn new(kind: AllocatorKind, source: Arc<LimitedSource>) -> Result<Self, ZcacheError> {
+    fn new(kind: AllocatorKind, source: TryArc<LimitedSource>) -> Result<Self, ZcacheError> {
         Ok(match kind {
             AllocatorKind::Zbud => Allocator::Zbud(ZBud::new(source)),
             AllocatorKind::Zsmalloc => {

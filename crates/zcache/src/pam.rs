@@ -2,9 +2,9 @@
 //! objects.
 
 use alloc::boxed::Box;
-use alloc::sync::Arc;
 use alloc::vec::Vec;
 use hashbrown::HashMap;
+use zplat::TryArc;
 
 use tmem_core::{Key, LoadStep, PamOps, PoolInfo, PoolKind};
 use zcomp::{AnyCompressor, Compressor, MAX_COMPRESSED_LEN, StorePolicy, Verdict};
@@ -174,7 +174,12 @@ impl FillTable {
             }
             None => {
                 self.words.try_reserve(1).map_err(|_| ZError::NoMemory)?;
-                self.free.try_reserve(1).map_err(|_| ZError::NoMemory)?;
+                // Room for every entry, this one included, on the free list, so that
+                // `put` never allocates: it runs on invalidate and teardown paths that
+                // cannot fail. (Reserving one more at each creation was not enough: the
+                // list can grow past it when many entries are freed.)
+                let room = self.words.len() + 1 - self.free.len();
+                self.free.try_reserve(room).map_err(|_| ZError::NoMemory)?;
                 let i = u32::try_from(self.words.len()).map_err(|_| ZError::NoMemory)?;
                 self.words.push((word, 1));
                 i
@@ -198,7 +203,8 @@ impl FillTable {
             e.1 -= 1;
             if e.1 == 0 {
                 self.index.remove(&e.0);
-                // `free` was reserved when the entry was created.
+                // `free` has room for every entry (reserved in `get`): no allocation.
+                debug_assert!(self.free.len() < self.free.capacity());
                 self.free.push(i);
             }
         }
@@ -211,7 +217,7 @@ impl FillTable {
 
 /// zcache's [`PamOps`] implementation.
 pub struct ZPam {
-    pub(crate) source: Arc<LimitedSource>,
+    pub(crate) source: TryArc<LimitedSource>,
     pub(crate) eph: Box<[Allocator; 1]>,
     pub(crate) pers: Box<[Allocator; 1]>,
     /// The LRU of each pool kind's compressed pages (zcache's, not the allocators').
@@ -226,7 +232,7 @@ pub struct ZPam {
 
 impl ZPam {
     pub(crate) fn new(
-        source: Arc<LimitedSource>,
+        source: TryArc<LimitedSource>,
         (eph, pers): (Box<[Allocator; 1]>, Box<[Allocator; 1]>),
         stats: Shards,
         algorithm: zcomp::Algorithm,

@@ -1,7 +1,7 @@
 //! The frame limit: a [`PageSource`] wrapper that enforces zcache's hard limit on pool
 //! frames with zswap-style accept hysteresis.
 
-use alloc::sync::Arc;
+use alloc::boxed::Box;
 use zpool::{AllocError, Frame, PageSource};
 
 use crate::sync::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -17,7 +17,7 @@ use crate::sync::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 /// The held count is one atomic updated per frame allocated or freed (not per stored
 /// page: a frame holds several compressed pages), so it is not on every store's path.
 pub(crate) struct LimitedSource {
-    inner: Arc<dyn PageSource>,
+    inner: Box<dyn PageSource>,
     max: usize,
     accept: usize,
     held: AtomicUsize,
@@ -28,7 +28,7 @@ pub(crate) struct LimitedSource {
 }
 
 impl LimitedSource {
-    pub(crate) fn new(inner: Arc<dyn PageSource>, max: usize, accept_percent: u8) -> Self {
+    pub(crate) fn new(inner: Box<dyn PageSource>, max: usize, accept_percent: u8) -> Self {
         let pct = usize::from(accept_percent.min(100));
         // At least one frame below the limit must re-open it, or a tiny limit (1 frame
         // at 90 %) would compute 0 and never accept again after its first hit.
@@ -127,7 +127,7 @@ mod tests {
 
     #[test]
     fn a_one_frame_limit_reopens() {
-        let s = LimitedSource::new(Arc::new(HeapPageSource), 1, 90);
+        let s = LimitedSource::new(Box::new(HeapPageSource), 1, 90);
         let f = s.alloc_frame().unwrap();
         assert!(s.alloc_frame().is_err());
         assert!(s.is_full());
@@ -139,7 +139,7 @@ mod tests {
 
     #[test]
     fn limit_and_hysteresis() {
-        let s = LimitedSource::new(Arc::new(HeapPageSource), 10, 80);
+        let s = LimitedSource::new(Box::new(HeapPageSource), 10, 80);
         let mut frames: alloc::vec::Vec<_> = (0..10).map(|_| s.alloc_frame().unwrap()).collect();
         assert!(s.alloc_frame().is_err());
         assert!(s.is_full());

@@ -71,3 +71,27 @@ pub trait Writeback: Send + Sync {
     /// picked.
     fn release(&self, claim: SlotClaim, written: bool);
 }
+
+impl<W: Writeback + ?Sized> Writeback for alloc::sync::Arc<W> {
+    fn claim(&self, swap_type: u32, offset: u64) -> Option<u64> {
+        (**self).claim(swap_type, offset)
+    }
+    fn write(&self, claim: &SlotClaim, page: &Page) -> bool {
+        (**self).write(claim, page)
+    }
+    fn release(&self, claim: SlotClaim, written: bool) {
+        (**self).release(claim, written)
+    }
+}
+
+impl<W: Writeback + ?Sized> Writeback for alloc::boxed::Box<W> {
+    fn claim(&self, swap_type: u32, offset: u64) -> Option<u64> {
+        (**self).claim(swap_type, offset)
+    }
+    fn write(&self, claim: &SlotClaim, page: &Page) -> bool {
+        (**self).write(claim, page)
+    }
+    fn release(&self, claim: SlotClaim, written: bool) {
+        (**self).release(claim, written)
+    }
+}

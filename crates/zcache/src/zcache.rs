@@ -2,7 +2,6 @@
 //! writeback.
 
 use alloc::boxed::Box;
-use alloc::sync::Arc;
 use alloc::vec::Vec;
 use crossbeam_utils::CachePadded;
 use hashbrown::HashMap;
@@ -22,6 +21,7 @@ use crate::source::LimitedSource;
 use crate::stats::{C, Counters, Shards};
 use crate::sync::{Mutex, RwLock, TokenGuard};
 use crate::writeback::Writeback;
+use zplat::TryArc;
 
 /// Why a zcache operation failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -112,7 +112,7 @@ pub struct Zcache {
     /// The reclaimer's own context (one reclaimer at a time, try-locked).
     pub(crate) reclaim_ctx: Mutex<ZCtx>,
     pub(crate) config: Config,
-    pub(crate) writeback: Option<Arc<dyn Writeback>>,
+    pub(crate) writeback: Option<Box<dyn Writeback>>,
     /// Cleancache mounts: the client created for each mount -> its pool.
     pub(crate) mounts: RwLock<HashMap<ClientId, PoolId>>,
     pub(crate) swap_client: ClientId,
@@ -120,24 +120,29 @@ pub struct Zcache {
 }
 
 impl Zcache {
-    /// Builds a zcache over the host's page source.
-    pub fn new(config: Config, source: Arc<dyn PageSource>) -> Result<Zcache, ZcacheError> {
+    /// Builds a zcache over the host's page source (any [`PageSource`], an
+    /// `Arc<dyn PageSource>` included). The source is moved to the heap fallibly:
+    /// allocation failure anywhere in here is [`ZcacheError::NoMemory`], never an abort.
+    pub fn new<S: PageSource + 'static>(config: Config, source: S) -> Result<Zcache, ZcacheError> {
+        let source = zplat::try_box(source).map_err(|_| ZcacheError::NoMemory)?;
         Self::build(config, source, None)
     }
 
     /// Builds a zcache whose persistent pages can be written back to `writeback`.
-    pub fn with_writeback(
+    pub fn with_writeback<S: PageSource + 'static, W: Writeback + 'static>(
         config: Config,
-        source: Arc<dyn PageSource>,
-        writeback: Arc<dyn Writeback>,
+        source: S,
+        writeback: W,
     ) -> Result<Zcache, ZcacheError> {
+        let source = zplat::try_box(source).map_err(|_| ZcacheError::NoMemory)?;
+        let writeback = zplat::try_box(writeback).map_err(|_| ZcacheError::NoMemory)?;
         Self::build(config, source, Some(writeback))
     }
 
     fn build(
         config: Config,
-        source: Arc<dyn PageSource>,
-        writeback: Option<Arc<dyn Writeback>>,
+        source: Box<dyn PageSource>,
+        writeback: Option<Box<dyn Writeback>>,
     ) -> Result<Zcache, ZcacheError> {
         if config.contexts == 0 || config.contexts > 1024 {
             return Err(ZcacheError::InvalidConfig("contexts must be 1..=1024"));
@@ -147,11 +152,12 @@ impl Zcache {
                 "compressor not available in this build",
             ));
         }
-        let limited = Arc::new(LimitedSource::new(
+        let limited = TryArc::new(LimitedSource::new(
             source,
             config.max_frames,
             config.accept_threshold_percent,
-        ));
+        ))
+        .map_err(|_| ZcacheError::NoMemory)?;
         let eph = Allocator::boxed(config.ephemeral_allocator, limited.clone())?;
         let pers = Allocator::boxed(config.persistent_allocator, limited.clone())?;
         // One shard per context, one for the reclaimer.
@@ -382,17 +388,12 @@ impl Zcache {
     /// not included.)
     pub fn metadata_bytes(&self) -> usize {
         let pam = self.tmem.pam();
-        let mut n = pam.eph[0].stats().metadata_bytes
+        let n = pam.eph[0].stats().metadata_bytes
             + pam.pers[0].stats().metadata_bytes
             + pam.fill_table_bytes()
             + pam.eph_lru.metadata_bytes()
             + pam.pers_lru.metadata_bytes();
-        for p in self.tmem.pool_ids() {
-            if let Ok(c) = self.tmem.counts(p) {
-                n += c.metadata_bytes as usize;
-            }
-        }
-        n
+        n + self.tmem.total_counts().metadata_bytes as usize
     }
 
     /// The pool description of a pool id.

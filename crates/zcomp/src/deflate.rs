@@ -41,7 +41,7 @@ const MINIZ_STATE_BYTES: usize = 256 << 10;
 /// small stacks should use lz4 or lzo.
 pub struct Deflate {
     comp: Box<CompressorOxide>,
-    decomp: Box<[DecompressorOxide; 1]>,
+    decomp: Box<DecompressorOxide>,
 }
 
 impl Deflate {
@@ -88,7 +88,7 @@ impl Compressor for Deflate {
 
     fn decompress(&mut self, src: &[u8], page: &mut Page) -> Result<(), DecompressError> {
         const A: Algorithm = Algorithm::Deflate;
-        let state = &mut self.decomp[0];
+        let state = &mut *self.decomp;
         state.init();
         // No TINFL_FLAG_HAS_MORE_INPUT: `src` is the whole stream, so running out of input
         // is an error, not a request for more. The whole page is the (non-wrapping) window.

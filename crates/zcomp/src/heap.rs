@@ -6,22 +6,13 @@ use alloc::vec::Vec;
 use crate::{Algorithm, CompressorInitError};
 
 /// Moves `value` into a new heap allocation, reporting allocation failure as an error
-/// instead of aborting (`Box::new` cannot fail gracefully on stable Rust).
-///
-/// The result is a one-element array so that the conversion from the `Vec` needs no
-/// `unsafe`; index it with `[0]` (a constant index into an array: no run-time check).
-pub(crate) fn try_box<T>(
-    value: T,
-    algorithm: Algorithm,
-) -> Result<Box<[T; 1]>, CompressorInitError> {
-    let oom = CompressorInitError::OutOfMemory {
+/// naming `algorithm` instead of aborting (`Box::new` cannot fail gracefully on stable
+/// Rust; [`zplat::try_box`] does the placement).
+pub(crate) fn try_box<T>(value: T, algorithm: Algorithm) -> Result<Box<T>, CompressorInitError> {
+    zplat::try_box(value).map_err(|_| CompressorInitError::OutOfMemory {
         algorithm,
         bytes: core::mem::size_of::<T>(),
-    };
-    let mut v = Vec::new();
-    v.try_reserve_exact(1).map_err(|_| oom)?;
-    v.push(value);
-    Box::<[T; 1]>::try_from(v).map_err(|_| oom)
+    })
 }
 
 /// Checks that the allocator can currently supply `bytes`, for a backend whose constructor

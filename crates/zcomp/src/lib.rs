@@ -176,24 +176,6 @@ impl Compressor for AnyCompressor {
     }
 }
 
-/// A one-element array of compressors is a compressor: this lets [`new_compressor`]
-/// allocate its box fallibly (through a `Vec`) without `unsafe`.
-impl<C: Compressor> Compressor for [C; 1] {
-    fn algorithm(&self) -> Algorithm {
-        self[0].algorithm()
-    }
-
-    #[inline]
-    fn compress(&mut self, page: &Page, dst: &mut [u8]) -> Result<usize, CompressError> {
-        self[0].compress(page, dst)
-    }
-
-    #[inline]
-    fn decompress(&mut self, src: &[u8], page: &mut Page) -> Result<(), DecompressError> {
-        self[0].decompress(src, page)
-    }
-}
-
 /// A new boxed compressor for `algorithm`.
 ///
 /// Every allocation is fallible and its failure is [`CompressorInitError::OutOfMemory`]

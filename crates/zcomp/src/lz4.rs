@@ -18,7 +18,7 @@ pub(crate) const MAX_LEN: usize = lz4_flex::block::get_maximum_output_size(PAGE_
 /// construction, cleared and reused for every page: nothing is allocated per call and
 /// nothing large sits on the stack. Decompression needs no state.
 pub struct Lz4 {
-    table: Box<[CompressTable; 1]>,
+    table: Box<CompressTable>,
 }
 
 impl Lz4 {
@@ -42,7 +42,7 @@ impl Compressor for Lz4 {
                 got: dst.len(),
             });
         }
-        compress_into_with_table(page, dst, &mut self.table[0])
+        compress_into_with_table(page, dst, &mut self.table)
             .map_err(|_| CompressError::Failed(Algorithm::Lz4))
     }
 

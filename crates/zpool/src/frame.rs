@@ -3,6 +3,7 @@
 use core::fmt;
 use core::ops::{Deref, DerefMut};
 use core::ptr::NonNull;
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 /// Size of a page frame in bytes. The whole workspace works in 4 KiB pages.
 pub const PAGE_SIZE: usize = 4096;
@@ -20,15 +21,53 @@ impl fmt::Display for AllocError {
     }
 }
 
+/// Which page source a [`Frame`] belongs to: the source that will take it back checks
+/// it, so a frame given to the wrong source is refused instead of freed.
+///
+/// A tag is a number in 2..=4095 chosen by the page source that makes frames with
+/// [`Frame::from_raw`]; 1 is [`HeapPageSource`]'s, and no other source can obtain it.
+/// It is stored in the low 12 bits of the frame's address (frames are page-aligned), so
+/// it costs no memory, one `or` when a frame is made, one `and` when its bytes are
+/// reached, and one compare when it is freed (per frame, not per compressed page).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FrameTag(u16);
+
+impl FrameTag {
+    /// [`HeapPageSource`]'s tag. Not constructible outside this module; with
+    /// [`Frame::from_raw`]'s contract, a frame carrying it has come from
+    /// `HeapPageSource::alloc_frame`.
+    const HEAP: FrameTag = FrameTag(1);
+
+    /// A tag for a page source of the host's, or `None` outside 2..=4095.
+    pub const fn new(id: u16) -> Option<FrameTag> {
+        if id >= 2 && (id as usize) < PAGE_SIZE {
+            Some(FrameTag(id))
+        } else {
+            None
+        }
+    }
+
+    /// The tag's number.
+    pub const fn get(self) -> u16 {
+        self.0
+    }
+}
+
+/// The low address bits a page-aligned frame leaves free for its [`FrameTag`].
+const TAG_MASK: usize = PAGE_SIZE - 1;
+
 /// An owned 4 KiB page frame.
 ///
 /// A `Frame` is to frame memory what a `Box<Page>` is to heap memory: exclusive ownership
 /// of 4096 bytes, accessed through `&`/`&mut`. It is obtained from a [`PageSource`] and
-/// must be given back to the same source with [`PageSource::free_frame`]. Dropping a
-/// `Frame` without giving it back leaks the frame (counting test sources report it); it
-/// is never freed behind the owner's back.
+/// must be given back to the same source with [`PageSource::free_frame`]. It carries its
+/// source's [`FrameTag`], and a source refuses (keeps, counts and never frees) a frame
+/// with another tag, so handing a frame to the wrong source is a leak, never undefined
+/// behaviour. Dropping a `Frame` without giving it back leaks the frame (counting test
+/// sources report it); it is never freed behind the owner's back.
 pub struct Frame {
-    ptr: NonNull<Page>,
+    /// The frame's page-aligned address with its tag in the low 12 bits.
+    tagged: NonNull<Page>,
 }
 
 // SAFETY: a `Frame` owns its 4096 bytes exclusively (like `Box<Page>`), so moving it to
@@ -38,47 +77,68 @@ unsafe impl Send for Frame {}
 unsafe impl Sync for Frame {}
 
 impl Frame {
-    /// Wraps a page frame provided by a page source.
+    /// Wraps a page frame provided by a page source, tagged with that source's tag.
     ///
     /// # Safety
     /// `ptr` must point to 4096 bytes of memory that are valid for reads and writes,
-    /// aligned to at least 8 bytes, initialised (any contents), and owned exclusively by
-    /// the returned `Frame` until it is turned back into a pointer with
-    /// [`Frame::into_raw`].
-    pub unsafe fn from_raw(ptr: NonNull<Page>) -> Frame {
-        Frame { ptr }
+    /// aligned to 4096 bytes, initialised (any contents), and owned exclusively by the
+    /// returned `Frame` until it is turned back into a pointer with [`Frame::into_raw`].
+    /// Every source that accepts frames tagged `tag` on `free_frame` must be able to
+    /// free this memory: pick your source's own tag (never one copied from another
+    /// source's frame with [`Frame::tag`]).
+    pub unsafe fn from_raw(ptr: NonNull<Page>, tag: FrameTag) -> Frame {
+        debug_assert_eq!(ptr.addr().get() & TAG_MASK, 0, "frames are page-aligned");
+        Frame {
+            tagged: ptr.map_addr(|a| a | usize::from(tag.0)),
+        }
+    }
+
+    /// The frame's pointer without its tag.
+    #[inline]
+    fn ptr(&self) -> NonNull<Page> {
+        // The address is page-aligned and non-null, so clearing the tag bits leaves a
+        // non-zero address (at least 4096).
+        self.tagged
+            .map_addr(|a| core::num::NonZeroUsize::new(a.get() & !TAG_MASK).unwrap_or(a))
+    }
+
+    /// The tag of the source this frame belongs to.
+    pub fn tag(&self) -> FrameTag {
+        // The low bits hold a tag in 1..=4095 (set in `from_raw`), which fits a u16.
+        FrameTag((self.tagged.addr().get() & TAG_MASK) as u16)
     }
 
     /// Gives up ownership and returns the frame's address (for a page source's
-    /// `free_frame`).
+    /// `free_frame`, after it has checked [`Frame::tag`]).
     pub fn into_raw(self) -> NonNull<Page> {
         // `Frame` has no `Drop`: consuming `self` ends its ownership without freeing.
-        self.ptr
+        self.ptr()
     }
 
     /// The frame's address, for diagnostics and for identifying a frame.
     pub fn addr(&self) -> usize {
-        self.ptr.as_ptr() as usize
+        self.ptr().as_ptr() as usize
     }
 
     /// The frame's pointer, without giving up ownership (for page sources that track the
     /// frames they hand out). Dereferencing it is `unsafe` and only sound while no borrow
     /// of the frame's bytes is live.
     pub fn as_non_null(&self) -> NonNull<Page> {
-        self.ptr
+        self.ptr()
     }
 
     /// The frame's bytes.
     pub fn as_page(&self) -> &Page {
-        // SAFETY: `from_raw`'s contract: the pointer is valid, initialised and owned by
-        // this `Frame`, so a shared borrow tied to `&self` cannot alias a mutable one.
-        unsafe { self.ptr.as_ref() }
+        // SAFETY: `from_raw`'s contract: the pointer (untagged by `ptr()`, with the
+        // provenance it was given) is valid, initialised and owned by this `Frame`, so a
+        // shared borrow tied to `&self` cannot alias a mutable one.
+        unsafe { self.ptr().as_ref() }
     }
 
     /// The frame's bytes, mutably.
     pub fn as_page_mut(&mut self) -> &mut Page {
         // SAFETY: as in `as_page`; `&mut self` guarantees exclusivity.
-        unsafe { self.ptr.as_mut() }
+        unsafe { self.ptr().as_mut() }
     }
 }
 
@@ -109,7 +169,9 @@ impl fmt::Debug for Frame {
 pub trait PageSource: Send + Sync {
     /// Hands out one 4 KiB frame, or fails at once.
     fn alloc_frame(&self) -> Result<Frame, AllocError>;
-    /// Takes back a frame this source handed out.
+    /// Takes back a frame this source handed out. A frame whose [`Frame::tag`] is not
+    /// this source's must be refused (kept, not freed; a source may count it): wrapping
+    /// sources pass frames through to the source that made them, which checks.
     fn free_frame(&self, frame: Frame);
 }
 
@@ -131,6 +193,15 @@ impl<S: PageSource + ?Sized> PageSource for alloc::sync::Arc<S> {
     }
 }
 
+impl<S: PageSource> PageSource for zplat::TryArc<S> {
+    fn alloc_frame(&self) -> Result<Frame, AllocError> {
+        (**self).alloc_frame()
+    }
+    fn free_frame(&self, frame: Frame) {
+        (**self).free_frame(frame)
+    }
+}
+
 impl<S: PageSource + ?Sized> PageSource for alloc::boxed::Box<S> {
     fn alloc_frame(&self) -> Result<Frame, AllocError> {
         (**self).alloc_frame()
@@ -143,9 +214,21 @@ impl<S: PageSource + ?Sized> PageSource for alloc::boxed::Box<S> {
 /// Frames from the global allocator (4096-byte aligned blocks): the user-space source.
 ///
 /// Allocation failure of the global allocator is reported as [`AllocError`], not an
-/// abort.
+/// abort. A frame another source made (its [`FrameTag`] is not the heap's) is refused
+/// by `free_frame`: it is leaked, never handed to the global allocator, and counted in
+/// [`HeapPageSource::refused_frees`].
 #[derive(Clone, Copy, Debug, Default)]
 pub struct HeapPageSource;
+
+/// Frames from other sources given to any `HeapPageSource` (refused and leaked).
+static HEAP_REFUSED: AtomicUsize = AtomicUsize::new(0);
+
+impl HeapPageSource {
+    /// How many frames of other sources `free_frame` has refused, process-wide.
+    pub fn refused_frees() -> usize {
+        HEAP_REFUSED.load(Ordering::Relaxed)
+    }
+}
 
 const PAGE_LAYOUT: core::alloc::Layout =
     match core::alloc::Layout::from_size_align(PAGE_SIZE, PAGE_SIZE) {
@@ -159,14 +242,76 @@ impl PageSource for HeapPageSource {
         let raw = unsafe { alloc::alloc::alloc_zeroed(PAGE_LAYOUT) };
         let ptr = NonNull::new(raw.cast::<Page>()).ok_or(AllocError)?;
         // SAFETY: a fresh, zeroed (so initialised), 4096-aligned block of 4096 bytes that
-        // nobody else references.
-        Ok(unsafe { Frame::from_raw(ptr) })
+        // nobody else references; it carries the heap's tag, which `free_frame` checks.
+        Ok(unsafe { Frame::from_raw(ptr, FrameTag::HEAP) })
     }
 
     fn free_frame(&self, frame: Frame) {
+        if frame.tag() != FrameTag::HEAP {
+            // Not ours: freeing it would hand foreign memory to the global allocator.
+            HEAP_REFUSED.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         let ptr = frame.into_raw();
-        // SAFETY: every `Frame` given to this source came from its `alloc_frame`, which
-        // allocated it with PAGE_LAYOUT; `into_raw` ended the frame's ownership.
+        // SAFETY: the frame carries the heap's tag. Safe code cannot make a frame (only
+        // `alloc_frame` above and the unsafe `Frame::from_raw` can), `FrameTag::new`
+        // never returns the heap's tag, and `from_raw`'s contract forbids tagging memory
+        // with a tag (one copied from `Frame::tag` included) whose source cannot free it.
+        // So this frame came from a `HeapPageSource::alloc_frame` (any instance: they
+        // share the global allocator), allocated with PAGE_LAYOUT; `into_raw` ended the
+        // frame's ownership.
         unsafe { alloc::alloc::dealloc(ptr.as_ptr().cast::<u8>(), PAGE_LAYOUT) }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    /// A page-aligned block that is not the global allocator's.
+    #[repr(C, align(4096))]
+    struct Aligned(Page);
+    static mut FOREIGN: Aligned = Aligned([0; PAGE_SIZE]);
+
+    #[test]
+    fn a_frame_from_another_source_is_refused_not_freed() {
+        let tag = FrameTag::new(7).unwrap();
+        let ptr = NonNull::new(core::ptr::addr_of_mut!(FOREIGN).cast::<Page>()).unwrap();
+        // SAFETY: the static is page-aligned, initialised and used by this test only.
+        let mut f = unsafe { Frame::from_raw(ptr, tag) };
+        f[0] = 0xa5;
+        assert_eq!(f.tag(), tag);
+        assert_eq!(
+            f.addr(),
+            ptr.as_ptr() as usize,
+            "the tag is not part of the address"
+        );
+        let before = HeapPageSource::refused_frees();
+        // Before frames carried tags, this handed a static to `dealloc`: undefined
+        // behaviour (glibc aborts with "free(): invalid pointer").
+        HeapPageSource.free_frame(f);
+        assert_eq!(HeapPageSource::refused_frees(), before + 1);
+        // SAFETY: the frame was refused, so the static is still ours and unfreed.
+        assert_eq!(unsafe { (*core::ptr::addr_of!(FOREIGN)).0[0] }, 0xa5);
+    }
+
+    #[test]
+    fn heap_frames_round_trip_and_carry_the_heap_tag() {
+        let mut f = HeapPageSource.alloc_frame().unwrap();
+        assert_eq!(f.tag(), FrameTag::HEAP);
+        assert_eq!(f.addr() % PAGE_SIZE, 0);
+        f[PAGE_SIZE - 1] = 3;
+        assert_eq!(f.as_page()[PAGE_SIZE - 1], 3);
+        let before = HeapPageSource::refused_frees();
+        HeapPageSource.free_frame(f);
+        assert_eq!(HeapPageSource::refused_frees(), before);
+    }
+
+    #[test]
+    fn tags_outside_the_host_range_do_not_exist() {
+        assert_eq!(FrameTag::new(0), None);
+        assert_eq!(FrameTag::new(1), None, "the heap's tag is not for hosts");
+        assert_eq!(FrameTag::new(4096), None);
+        assert_eq!(FrameTag::new(4095).map(FrameTag::get), Some(4095));
     }
 }

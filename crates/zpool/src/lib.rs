@@ -30,7 +30,7 @@ mod sync;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
-pub use frame::{AllocError, Frame, HeapPageSource, PAGE_SIZE, Page, PageSource};
+pub use frame::{AllocError, Frame, FrameTag, HeapPageSource, PAGE_SIZE, Page, PageSource};
 pub use pool::{CompactStep, Handle, PoolStats, ZPool, ZPoolError};
 pub use recycle::RecyclingSource;
 
