@@ -780,15 +780,15 @@ int64_t zcache_compact(zcache_handle_t zc);
  *   sleep and never call into zcache (a kernel uses kmalloc(size, GFP_NOWAIT |
  *   __GFP_NOWARN), and for align > ARCH_KMALLOC_MINALIGN a power-of-two size >=
  *   max(size, align), which kmalloc aligns naturally; failing those alignments makes
- *   zcache_setup fail). NULL is reported as -ZCACHE_ENOMEM, except by the few
- *   infallible allocations docs/kernel-integration.md lists under "Known limits",
- *   which end in zcache_host_panic.
+ *   zcache_setup fail). NULL is reported as -ZCACHE_ENOMEM, except by deflate's
+ *   compressor state, the one infallible allocation docs/kernel-integration.md lists
+ *   under "Known limits", which ends in zcache_host_panic.
  */
 void *zcache_host_alloc(size_t size, size_t align);
 void zcache_host_free(void *ptr, size_t size, size_t align);
 /*
- *   feature "panic-handler": called if Rust code panics: when one of the infallible
- *   allocations above fails (Rust's allocation error handler panics in a no_std
+ *   feature "panic-handler": called if Rust code panics: when the infallible
+ *   allocation above fails (Rust's allocation error handler panics in a no_std
  *   build); no other reachable panic is known. Must not return (a kernel calls
  *   panic() or BUG()).
  */

@@ -77,9 +77,12 @@ impl CTest {
         CTest::Threads,
     ];
 
-    /// Runs the test and returns its number of failed checks. Tests share the
-    /// library's instance table: run one at a time.
-    pub fn run(self) -> i32 {
+    /// Runs the test and returns its number of failed checks and its notes (its
+    /// figures and every failed check). Tests share the library's instance table and
+    /// the harness's static log, so calls are serialised here: concurrent callers wait.
+    pub fn run(self) -> (i32, String) {
+        static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _one_at_a_time = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         let f: unsafe extern "C" fn() -> c_int = match self {
             CTest::NoInstance => zc_test_no_instance,
             CTest::SetupErrors => zc_test_setup_errors,
@@ -95,22 +98,17 @@ impl CTest {
             CTest::Threads => zc_test_threads,
         };
         // SAFETY: a C function of the harness with no arguments; it only calls the
-        // zcache C ABI with arguments that honour its contracts, and libc. NOT enforced
-        // here: no other test may run at the same time. c/harness.c's `begin()` resets
-        // the static log (`log_len`, `log_buf`) without its lock, so two concurrent
-        // `run`s, or a `run` concurrent with `log`, race in C (tests/c_harness.rs
-        // serialises them with a mutex; safe callers elsewhere are not stopped).
-        unsafe { f() }
+        // zcache C ABI with arguments that honour its contracts, and libc. No other
+        // harness test runs meanwhile (`SERIAL` is held): c/harness.c's `begin()` resets
+        // its static log without a lock of its own.
+        let failed = unsafe { f() };
+        // SAFETY: the harness returns a pointer to its static log buffer, NUL-terminated
+        // (zero-initialised, `begin()` writes a NUL, `vsnprintf` terminates what it
+        // writes); the test that wrote it has returned and `SERIAL` keeps any other from
+        // writing it while it is copied.
+        let notes = unsafe { CStr::from_ptr(zc_harness_log()) }
+            .to_string_lossy()
+            .into_owned();
+        (failed, notes)
     }
-}
-
-/// The notes of the last test run (its figures and every failed check).
-pub fn log() -> String {
-    // SAFETY: the harness returns a pointer to its static log buffer, NUL-terminated
-    // (zero-initialised, `begin()` writes a NUL, `vsnprintf` terminates what it
-    // writes). NOT enforced here: no test may be running meanwhile, or its `note()` and
-    // `begin()` write the buffer while `from_ptr` and the copy read it (see `run`).
-    unsafe { CStr::from_ptr(zc_harness_log()) }
-        .to_string_lossy()
-        .into_owned()
 }
