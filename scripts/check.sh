@@ -12,7 +12,7 @@ start=$(date +%s)
 step() { echo; echo "==> [$(( $(date +%s) - start ))s] $*"; }
 
 # Library crates that must build alone for a bare-metal target (no_std).
-NO_STD_CRATES="tmem-core zpool zcomp zbud zsmalloc zcache zcache-kglue"
+NO_STD_CRATES="zplat tmem-core zpool zcomp zbud zsmalloc zcache zcache-kglue"
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
@@ -82,7 +82,9 @@ else
         # proptest case counts: Miri runs ~100x slower than native code.
         export MIRIFLAGS="-Zmiri-strict-provenance"
         CARGO_TARGET_DIR=target/miri cargo +nightly miri setup
-        echo "--- miri: zpool --lib (frames, page sources, test sources)"
+        echo "--- miri: zplat --lib (fallible Box, TryArc)"
+        CARGO_TARGET_DIR=target/miri cargo +nightly miri test -p zplat --lib
+        echo "--- miri: zpool --lib (frames and their tags, page sources, test sources)"
         CARGO_TARGET_DIR=target/miri PROPTEST_CASES=4 cargo +nightly miri test -p zpool --lib
         echo "--- miri: zbud --test layout (subset)"
         CARGO_TARGET_DIR=target/miri PROPTEST_CASES=4 cargo +nightly miri test -p zbud \
