@@ -14,11 +14,40 @@ pub enum AllocatorKind {
 
 /// An allocator name that is not known.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct UnknownAllocator(pub alloc::string::String);
+pub struct UnknownAllocator {
+    /// The name's first bytes (the name is kept inline: parsing allocates nothing).
+    bytes: [u8; 32],
+    len: u8,
+}
+
+impl UnknownAllocator {
+    fn new(name: &str) -> Self {
+        // Cut at a character boundary at most 32 bytes in.
+        let mut len = name.len().min(32);
+        while !name.is_char_boundary(len) {
+            len -= 1;
+        }
+        let mut bytes = [0; 32];
+        bytes[..len].copy_from_slice(&name.as_bytes()[..len]);
+        UnknownAllocator {
+            bytes,
+            len: len as u8,
+        }
+    }
+
+    /// The name asked for (its first 32 bytes).
+    pub fn name(&self) -> &str {
+        core::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or("")
+    }
+}
 
 impl fmt::Display for UnknownAllocator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "unknown allocator {:?} (known: zbud, zsmalloc)", self.0)
+        write!(
+            f,
+            "unknown allocator {:?} (known: zbud, zsmalloc)",
+            self.name()
+        )
     }
 }
 
@@ -39,7 +68,7 @@ impl AllocatorKind {
         Self::ALL
             .into_iter()
             .find(|a| a.name().eq_ignore_ascii_case(name))
-            .ok_or_else(|| UnknownAllocator(alloc::string::String::from(name)))
+            .ok_or_else(|| UnknownAllocator::new(name))
     }
 }
 
@@ -128,5 +157,25 @@ impl Default for Config {
             max_reclaim_per_store: 4,
             context_hint: stack_hint,
         }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_names_are_kept_inline_and_cut_at_a_character_boundary() {
+        assert_eq!(
+            AllocatorKind::from_name("ZSMALLOC"),
+            Ok(AllocatorKind::Zsmalloc)
+        );
+        let e = AllocatorKind::from_name("z3fold").unwrap_err();
+        assert_eq!(e.name(), "z3fold");
+        // 31 ASCII bytes, then a 2-byte character that would cross the 32-byte cut.
+        let long = alloc::format!("{}é and more", "x".repeat(31));
+        let e = AllocatorKind::from_name(&long).unwrap_err();
+        assert_eq!(e.name(), "x".repeat(31));
+        assert!(alloc::format!("{e}").contains("known: zbud, zsmalloc"));
     }
 }
