@@ -228,6 +228,11 @@ pub struct ZPam {
     pub(crate) algorithm: zcomp::Algorithm,
     pub(crate) policy: StorePolicy,
     in_place: bool,
+    /// The caller hint ([`crate::Config::context_hint`]) and the number of contexts:
+    /// a path without a context of its own (invalidate, a free after a replace, a busy
+    /// store) counts in the shard of the context the caller would try first.
+    hint: fn() -> usize,
+    contexts: usize,
 }
 
 impl ZPam {
@@ -239,6 +244,7 @@ impl ZPam {
         policy: StorePolicy,
         in_place: bool,
         lrus: (Lru, Lru),
+        (hint, contexts): (fn() -> usize, usize),
     ) -> Self {
         ZPam {
             source,
@@ -251,7 +257,16 @@ impl ZPam {
             algorithm,
             policy,
             in_place,
+            hint,
+            contexts: contexts.max(1),
         }
+    }
+
+    /// The statistics shard of the calling CPU or thread: the shard of the context it
+    /// tries first (`Zcache::try_ctx` starts at the same index).
+    #[inline]
+    pub(crate) fn caller_shard(&self) -> usize {
+        (self.hint)() % self.contexts
     }
 
     pub(crate) fn pool(&self, persistent: bool) -> &Allocator {
@@ -522,7 +537,9 @@ impl PamOps for ZPam {
     }
 
     fn free(&self, _pool: &PoolInfo, desc: ZDesc) {
-        let shard = (desc.raw() >> 4) as usize;
+        // The caller's shard (not one derived from the descriptor, which spread one
+        // CPU's frees over every shard's cache line).
+        let shard = self.caller_shard();
         self.stats.add(shard, C::stored_pages, -1);
         match desc.kind() {
             DescKind::Object {

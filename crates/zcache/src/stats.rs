@@ -7,18 +7,15 @@
 //! * a store or load holding one of the `Config::contexts` compression contexts: that
 //!   context's shard (`ZCtx::shard`, its index); the reclaimer's own context: the last
 //!   shard;
-//! * a load that found every context busy runs on a temporary context built with the
-//!   last shard's number, and a store refused for want of a context counts
-//!   `reject_busy` there too: both share the reclaimer's shard;
-//! * `ZPam::free`, which every path that frees a stored page goes through
-//!   (invalidations, a replaced copy, exclusive loads, eviction, writeback, pool
-//!   destruction), decrements the shard `(descriptor bits >> 4) % shards`: chosen by
-//!   the page, not by the caller, so it lands in any context's shard, concurrently
-//!   with that context's holder.
+//! * every path without a context of its own: `ZPam::free`, which every path that
+//!   frees a stored page goes through (invalidations, a replaced copy, exclusive loads,
+//!   eviction, writeback, pool destruction), a load that found every context busy (its
+//!   temporary context), a store refused for want of a context (`reject_busy`): the
+//!   shard of the context the caller tries first, `Config::context_hint() % contexts`
+//!   (`ZPam::caller_shard`).
 //!
-//! So no counter is shared by every store, but shards are not private to their
-//! context: `free`'s updates and the last shard are contended cache lines (issue 13:
-//! every path to update its caller's own shard).
+//! So a CPU (or thread, with `thread_hint`) writes its own shard's line; callers share
+//! one only when their hints collide, as they share the context.
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -164,10 +161,65 @@ impl Shards {
         Counters::from_array(&sum)
     }
 
+    /// Shards with any counter not zero (tests: which shards a path touched).
+    #[cfg(test)]
+    pub(crate) fn touched(&self) -> Vec<usize> {
+        (0..self.shards.len())
+            .filter(|&i| {
+                self.shards[i]
+                    .iter()
+                    .any(|c| c.load(Ordering::Relaxed) != 0)
+            })
+            .collect()
+    }
+
     pub(crate) fn get(&self, c: C) -> i64 {
         self.shards
             .iter()
             .map(|s| s[c as usize].load(Ordering::Relaxed))
             .sum()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use crate::testing::test_page;
+    use crate::{Config, Oid, Zcache};
+
+    fn hint_five() -> usize {
+        5
+    }
+
+    #[test]
+    fn every_path_counts_in_the_callers_shard() {
+        let cfg = Config {
+            contexts: 8,
+            context_hint: hint_five,
+            ..Config::default()
+        };
+        let z = Zcache::new(cfg, zpool::HeapPageSource).unwrap();
+        let fs = z.frontswap();
+        fs.init(0).unwrap();
+        let cc = z.cleancache();
+        let pool = cc.init_fs().unwrap();
+        let mut out = [0u8; 4096];
+        for i in 0..64u64 {
+            // Objects of every kind: compressed, same-filled (zero and not).
+            let page = test_page(i as u32);
+            // (Random pages are refused as incompressible: counted too.)
+            if fs.store(0, i, &page).is_ok() {
+                fs.store(0, i, &page).unwrap(); // a replace frees the older copy
+                assert!(fs.load(0, i, &mut out).unwrap());
+            }
+            cc.put_page(pool, Oid::new(i, 0, 0), 0, &page);
+        }
+        for i in 0..64u64 {
+            fs.invalidate_page(0, i).unwrap();
+            cc.invalidate_page(pool, Oid::new(i, 0, 0), 0);
+        }
+        // Stores, replaces, loads and invalidations (frees) all counted in shard 5; the
+        // descriptor-derived shard of the old `free()` spread them over all nine.
+        assert_eq!(z.tmem().pam().stats.touched(), [5]);
+        assert_eq!(z.stored_pages(), 0);
     }
 }

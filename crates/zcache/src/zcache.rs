@@ -174,6 +174,7 @@ impl Zcache {
             config.policy,
             config.decompress_in_place,
             lrus,
+            (config.context_hint, config.contexts),
         );
         let mut ctxs = Vec::new();
         ctxs.try_reserve_exact(config.contexts)
@@ -235,7 +236,7 @@ impl Zcache {
         match self.try_ctx() {
             Some(g) => Ok(CtxRef::Shared(g)),
             None => {
-                let c = ZCtx::new(self.config.contexts, self.config.compressor)
+                let c = ZCtx::new(self.tmem.pam().caller_shard(), self.config.compressor)
                     .map_err(ZcacheError::Backend)?;
                 let mut v = Vec::new();
                 v.try_reserve_exact(1).map_err(|_| ZcacheError::NoMemory)?;
@@ -265,7 +266,7 @@ impl Zcache {
             // More callers than contexts: refuse rather than wait (a store may fail),
             // and drop any older copy (no stale data).
             let _ = self.tmem.invalidate_page_in(pool, oid, index);
-            pam.stats.inc(self.config.contexts, C::reject_busy);
+            pam.stats.inc(pam.caller_shard(), C::reject_busy);
             return Err(ZcacheError::Backend(ZError::Busy));
         };
         let ctx = &mut *g;
