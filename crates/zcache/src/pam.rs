@@ -239,12 +239,13 @@ impl ZPam {
     pub(crate) fn new(
         source: TryArc<LimitedSource>,
         (eph, pers): (Box<[Allocator; 1]>, Box<[Allocator; 1]>),
-        stats: Shards,
+        // The counters, and how a caller's shard is picked: `Config::context_hint`, the
+        // number of contexts.
+        (stats, hint, contexts): (Shards, fn() -> usize, usize),
         algorithm: zcomp::Algorithm,
         policy: StorePolicy,
         in_place: bool,
         lrus: (Lru, Lru),
-        (hint, contexts): (fn() -> usize, usize),
     ) -> Self {
         ZPam {
             source,

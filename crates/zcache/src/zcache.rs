@@ -169,12 +169,11 @@ impl Zcache {
         let pam = ZPam::new(
             limited,
             (eph, pers),
-            stats,
+            (stats, config.context_hint, config.contexts),
             config.compressor,
             config.policy,
             config.decompress_in_place,
             lrus,
-            (config.context_hint, config.contexts),
         );
         let mut ctxs = Vec::new();
         ctxs.try_reserve_exact(config.contexts)
