@@ -101,7 +101,7 @@ impl Hypervisor {
 
     /// Starts a guest with a cap on the pages of its private persistent pools.
     pub fn new_guest(&mut self, name: &str, private_page_cap: u64) -> Result<GuestId, TmemOpError> {
-        let client = self.z.tmem().new_client()?;
+        let client = self.z.new_client()?;
         let id = self.next_guest;
         self.next_guest += 1;
         self.guests.insert(
@@ -158,9 +158,9 @@ impl Hypervisor {
             if !self.auth.contains(&(g, u)) {
                 return Err(TmemOpError::NotAuthorized);
             }
-            self.z.tmem().join_shared_pool(client, Uuid(u), kind)?
+            self.z.join_shared_pool(client, Uuid(u), kind)?
         } else {
-            self.z.tmem().new_pool(client, kind)?
+            self.z.new_pool(client, kind)?
         };
         let guest = self.guests.get_mut(&g).ok_or(TmemOpError::UnknownGuest)?;
         guest.pools.push(Some((id, kind, shared)));
@@ -173,7 +173,7 @@ impl Hypervisor {
         let mut n = 0;
         for (id, kind, shared) in guest.pools.iter().flatten() {
             if !shared && *kind == PoolKind::Persistent {
-                n += self.z.tmem().counts(*id)?.pages;
+                n += self.z.pool_counts(*id)?.pages;
             }
         }
         Ok(n)
@@ -194,7 +194,7 @@ impl Hypervisor {
             && self.private_pages(g)? >= self.guest(g)?.private_page_cap
         {
             // Refused puts leave no stale copy (tmem's coherency rule).
-            let _ = self.z.tmem().invalidate_page(id, oid, index);
+            let _ = self.z.invalidate_page(id, oid, index);
             return Err(TmemOpError::OverCap);
         }
         self.z.store(id, oid, index, page)?;
@@ -224,13 +224,13 @@ impl Hypervisor {
         index: u64,
     ) -> Result<bool, TmemOpError> {
         let (id, _, _) = self.pool(g, pool_no)?;
-        Ok(self.z.tmem().invalidate_page(id, oid, index)?)
+        Ok(self.z.invalidate_page(id, oid, index)?)
     }
 
     /// TMEM_FLUSH_OBJECT: returns the pages flushed.
     pub fn flush_object(&self, g: GuestId, pool_no: u32, oid: Oid) -> Result<u64, TmemOpError> {
         let (id, _, _) = self.pool(g, pool_no)?;
-        Ok(self.z.tmem().invalidate_object(id, oid)?)
+        Ok(self.z.invalidate_object(id, oid)?)
     }
 
     /// TMEM_DESTROY_POOL: the guest leaves the pool (a private pool, or the last
@@ -238,7 +238,7 @@ impl Hypervisor {
     pub fn destroy_pool(&mut self, g: GuestId, pool_no: u32) -> Result<(), TmemOpError> {
         let (id, _, _) = self.pool(g, pool_no)?;
         let client = self.guest(g)?.client;
-        self.z.tmem().destroy_pool(client, id)?;
+        self.z.destroy_pool(client, id)?;
         if let Some(slot) = self
             .guests
             .get_mut(&g)
@@ -254,7 +254,7 @@ impl Hypervisor {
     pub fn destroy_guest(&mut self, g: GuestId) -> Result<(), TmemOpError> {
         let guest = self.guests.remove(&g).ok_or(TmemOpError::UnknownGuest)?;
         self.auth.retain(|(a, _)| *a != g);
-        self.z.tmem().destroy_client(guest.client)?;
+        self.z.destroy_client(guest.client)?;
         Ok(())
     }
 

@@ -280,9 +280,9 @@ pub extern "C" fn zcache_cleancache_invalidate_page(
         Ok(p) => p,
         Err(e) => return e,
     };
-    match inst.z.tmem().invalidate_page(pool, key.oid(), index) {
+    match inst.z.invalidate_page(pool, key.oid(), index) {
         Ok(found) => c_int::from(found),
-        Err(e) => errno_of(e.into()),
+        Err(e) => errno_of(e),
     }
 }
 
@@ -299,9 +299,9 @@ pub extern "C" fn zcache_cleancache_invalidate_inode(
         Ok(p) => p,
         Err(e) => return e.into(),
     };
-    match inst.z.tmem().invalidate_object(pool, key.oid()) {
+    match inst.z.invalidate_object(pool, key.oid()) {
         Ok(n) => i64::try_from(n).unwrap_or(i64::MAX),
-        Err(e) => errno_of(e.into()).into(),
+        Err(e) => errno_of(e).into(),
     }
 }
 

@@ -41,7 +41,7 @@ pub(crate) fn errno_of(e: ZcacheError) -> c_int {
             ZCACHE_ENXIO
         }
         ZcacheError::NoMemory => ZCACHE_ENOMEM,
-        ZcacheError::InvalidConfig(_) => ZCACHE_EINVAL,
+        ZcacheError::InvalidConfig(_) | ZcacheError::NotHostClient => ZCACHE_EINVAL,
     }
 }
 

@@ -7,9 +7,11 @@
 //! ([`file_key_from_inode`], [`file_key_from_handle`]); the page offset is the index, all
 //! 64 bits of it.
 
-use tmem_core::{LoadMode, Oid, PoolId, PoolKind, Uuid};
+use tmem_core::{ClientId, LoadMode, Oid, PoolHandle, PoolId, PoolKind, Uuid};
 use zpool::Page;
 
+use crate::ZDesc;
+use crate::mount::Mount;
 use crate::zcache::{Zcache, ZcacheError};
 
 /// The oid of a file known by inode number.
@@ -29,15 +31,38 @@ pub struct Cleancache<'a> {
     pub(crate) z: &'a Zcache,
 }
 
-impl Cleancache<'_> {
-    fn add_mount(&self, shared: Option<Uuid>) -> Result<PoolId, ZcacheError> {
+/// The tmem uuid of a 16-byte file-system uuid.
+pub(crate) fn uuid_of(uuid: [u8; 16]) -> Uuid {
+    let mut lo = [0; 8];
+    let mut hi = [0; 8];
+    lo.copy_from_slice(&uuid[..8]);
+    hi.copy_from_slice(&uuid[8..]);
+    Uuid([u64::from_le_bytes(lo), u64::from_le_bytes(hi)])
+}
+
+impl<'z> Cleancache<'z> {
+    /// A mount by value ([`Mount`]): puts and gets through it skip the registry lookup.
+    pub fn mount(&self) -> Result<Mount<&'z Zcache>, ZcacheError> {
+        Mount::new(self.z)
+    }
+
+    /// A mount of a shared file system by value (see [`Cleancache::init_shared_fs`]).
+    pub fn mount_shared(&self, uuid: [u8; 16]) -> Result<Mount<&'z Zcache>, ZcacheError> {
+        Mount::new_shared(self.z, uuid)
+    }
+
+    /// Makes a mount's client and pool and records it; returns both.
+    pub(crate) fn add_mount(
+        &self,
+        shared: Option<Uuid>,
+    ) -> Result<(ClientId, PoolHandle<ZDesc>), ZcacheError> {
         let t = &self.z.tmem;
         let client = t.new_client()?;
         let pool = match shared {
             None => t.new_pool(client, PoolKind::Ephemeral),
             Some(u) => t.join_shared_pool(client, u, PoolKind::Ephemeral),
         };
-        let pool = match pool {
+        let pool = match pool.and_then(|id| t.pool(id)) {
             Ok(p) => p,
             Err(e) => {
                 let _ = t.destroy_client(client);
@@ -51,21 +76,20 @@ impl Cleancache<'_> {
             return Err(ZcacheError::NoMemory);
         }
         // One client per mount: a shared pool has several.
-        m.insert(client, pool);
-        Ok(pool)
+        m.insert(client, pool.info().id);
+        Ok((client, pool))
     }
 
-    /// A mount of a local file system: a new private ephemeral pool.
+    /// A mount of a local file system: a new private ephemeral pool (key-based, for the
+    /// C ABI; [`Cleancache::mount`] returns it by value).
     pub fn init_fs(&self) -> Result<PoolId, ZcacheError> {
-        self.add_mount(None)
+        Ok(self.add_mount(None)?.1.info().id)
     }
 
     /// A mount of a shared (clustered) file system named by `uuid`: joins the shared
     /// ephemeral pool of that uuid, creating it for the first mount.
     pub fn init_shared_fs(&self, uuid: [u8; 16]) -> Result<PoolId, ZcacheError> {
-        let lo = u64::from_le_bytes(uuid[..8].try_into().map_err(|_| ZcacheError::UnknownPool)?);
-        let hi = u64::from_le_bytes(uuid[8..].try_into().map_err(|_| ZcacheError::UnknownPool)?);
-        self.add_mount(Some(Uuid([lo, hi])))
+        Ok(self.add_mount(Some(uuid_of(uuid)))?.1.info().id)
     }
 
     /// Offers a clean page. Never fails visibly: a page that cannot be kept is simply not
@@ -115,19 +139,23 @@ impl Cleancache<'_> {
     /// Unmount: this mount leaves its pool; a private pool (or the last mount of a
     /// shared one) is destroyed and every page freed.
     pub fn invalidate_fs(&self, pool: PoolId) -> Result<(), ZcacheError> {
-        let t = &self.z.tmem;
         let client = {
-            let mut m = self.z.mounts.write();
-            let client = m
-                .iter()
+            let m = self.z.mounts.read();
+            m.iter()
                 .find(|(_, p)| **p == pool)
                 .map(|(c, _)| *c)
-                .ok_or(ZcacheError::UnknownPool)?;
-            m.remove(&client);
-            client
+                .ok_or(ZcacheError::UnknownPool)?
         };
+        self.remove_mount(client)
+    }
+
+    /// Ends the mount of `client`: [`ZcacheError::UnknownPool`] if it has ended.
+    pub(crate) fn remove_mount(&self, client: ClientId) -> Result<(), ZcacheError> {
+        if self.z.mounts.write().remove(&client).is_none() {
+            return Err(ZcacheError::UnknownPool);
+        }
         // Outside the mounts lock: the last member's leaving frees every page.
-        t.destroy_client(client)?;
+        self.z.tmem.destroy_client(client)?;
         Ok(())
     }
 }

@@ -10,9 +10,10 @@
 //! leaves each object's tree 1/256 full on a small device: ~8x the tree metadata.)
 //! The mapping is reversible, so writeback finds the slot of a page from its key.
 
-use tmem_core::{Key, LoadMode, Oid, PoolKind};
+use tmem_core::{Key, Oid, PoolKind};
 use zpool::Page;
 
+use crate::swap_area::SwapArea;
 use crate::zcache::{Zcache, ZcacheError};
 
 /// Marks frontswap oids (word 2), so writeback recognises them.
@@ -56,8 +57,11 @@ pub struct Frontswap<'a> {
     pub(crate) z: &'a Zcache,
 }
 
-impl Frontswap<'_> {
-    fn pool(&self, swap_type: u32) -> Result<tmem_core::PoolHandle<crate::ZDesc>, ZcacheError> {
+impl<'z> Frontswap<'z> {
+    pub(crate) fn pool(
+        &self,
+        swap_type: u32,
+    ) -> Result<tmem_core::PoolHandle<crate::ZDesc>, ZcacheError> {
         let slot = self
             .z
             .swap
@@ -92,44 +96,61 @@ impl Frontswap<'_> {
         Ok(())
     }
 
-    /// Stores a page. `Ok` means it is loadable until invalidated (or written back
-    /// through the host's [`crate::Writeback`]); an error means the caller must write
-    /// it to the swap device, and any older copy of the slot is gone.
+    /// The swap type's area by value ([`SwapArea`]): operations through it skip the
+    /// swap type's slot lock. [`ZcacheError::UnknownSwapType`] if it is not on.
+    pub fn area(&self, swap_type: u32) -> Result<SwapArea<&'z Zcache>, ZcacheError> {
+        SwapArea::open(self.z, swap_type)
+    }
+
+    /// Stores a page (key-based, for the C ABI: [`SwapArea::store`] without the slot
+    /// lookup is the hot path). `Ok` means it is loadable until invalidated (or written
+    /// back through the host's [`crate::Writeback`]); an error means the caller must
+    /// write it to the swap device, and any older copy of the slot is gone.
     pub fn store(&self, swap_type: u32, offset: u64, page: &Page) -> Result<(), ZcacheError> {
-        let p = self.pool(swap_type)?;
-        let (oid, index) = swap_key(swap_type, offset);
-        self.z.store_page(&p, oid, index, page).map(|_| ())
+        self.area(swap_type)?.store(offset, page)
     }
 
-    /// Loads a page: `Ok(true)` filled, `Ok(false)` not here (read the swap device).
-    /// Exclusive or not per [`crate::Config::frontswap_exclusive_loads`].
+    /// Loads a page (key-based; see [`SwapArea::load`]): `Ok(true)` filled,
+    /// `Ok(false)` not here (read the swap device). Exclusive or not per
+    /// [`crate::Config::frontswap_exclusive_loads`].
     pub fn load(&self, swap_type: u32, offset: u64, page: &mut Page) -> Result<bool, ZcacheError> {
-        let p = self.pool(swap_type)?;
-        let (oid, index) = swap_key(swap_type, offset);
-        let mode = if self.z.config.frontswap_exclusive_loads {
-            LoadMode::Exclusive
-        } else {
-            LoadMode::Keep
-        };
-        self.z.load_page(&p, oid, index, page, mode)
+        self.area(swap_type)?.load(offset, page)
     }
 
-    /// Drops one slot's page; `Ok(true)` if there was one.
+    /// Drops one slot's page (key-based; see [`SwapArea::invalidate_page`]);
+    /// `Ok(true)` if there was one.
     pub fn invalidate_page(&self, swap_type: u32, offset: u64) -> Result<bool, ZcacheError> {
-        let p = self.pool(swap_type)?;
-        let (oid, index) = swap_key(swap_type, offset);
-        Ok(self.z.tmem.invalidate_page_in(&p, oid, index)?)
+        self.area(swap_type)?.invalidate_page(offset)
     }
 
     /// swapoff: drops every page of `swap_type` and refuses further stores until the
     /// next `init`. Returns the pages dropped.
     pub fn invalidate_area(&self, swap_type: u32) -> Result<u64, ZcacheError> {
+        self.end_area(swap_type, None)
+    }
+
+    /// Ends `swap_type`'s area: only if its slot still holds `expect`'s pool when one
+    /// is given (a [`SwapArea`] does not end a newer area of the same type).
+    pub(crate) fn end_area(
+        &self,
+        swap_type: u32,
+        expect: Option<&tmem_core::PoolHandle<crate::ZDesc>>,
+    ) -> Result<u64, ZcacheError> {
         let slot = self
             .z
             .swap
             .get(swap_type as usize)
             .ok_or(ZcacheError::UnknownSwapType)?;
-        let p = slot.write().take().ok_or(ZcacheError::UnknownSwapType)?;
+        let p = {
+            let mut s = slot.write();
+            match (&*s, expect) {
+                (Some(cur), Some(e)) if cur.info().id != e.info().id => {
+                    return Err(ZcacheError::UnknownSwapType);
+                }
+                _ => {}
+            }
+            s.take().ok_or(ZcacheError::UnknownSwapType)?
+        };
         let id = p.info().id;
         let n = self.z.tmem.invalidate_pool(id)?;
         self.z.tmem.destroy_pool(self.z.swap_client, id)?;

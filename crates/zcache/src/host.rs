@@ -1,21 +1,97 @@
-//! Keyed store and load for hosts that manage their own tmem clients and pools.
+//! tmem's own operations for hosts that manage their own tmem clients and pools.
 //!
-//! The front ends ([`crate::Cleancache`], [`crate::Frontswap`]) cover the kernel's two
-//! users. A host that speaks tmem itself (a hypervisor serving guests with Xen-style
-//! pool operations; a C glue that wants to tell its caller why a cleancache put was not
-//! kept) creates clients and pools through [`Zcache::tmem`] (`new_client`, `new_pool`,
-//! `join_shared_pool`, `destroy_pool`, `destroy_client`, `invalidate_page`,
-//! `invalidate_object`) and stores and loads through these two methods, which apply
-//! zcache's policy exactly as the front ends do: compression outside every lock, the
-//! frame limit with its hysteresis, bounded reclaim (eat its own tail, steal ephemeral
-//! frames, writeback), and the statistics.
+//! The front ends ([`crate::Cleancache`] / [`crate::Mount`], [`crate::Frontswap`] /
+//! [`crate::SwapArea`]) cover the kernel's two users. A host that speaks tmem itself (a
+//! hypervisor serving guests with Xen-style pool operations; a C glue that wants to tell
+//! its caller why a cleancache put was not kept) creates clients and pools, stores,
+//! loads and invalidates through these methods, which apply zcache's policy exactly as
+//! the front ends do: compression outside every lock, the frame limit with its
+//! hysteresis, bounded reclaim, and the statistics.
+//!
+//! The clients zcache's front ends own (the swap client, one client per mount) are not
+//! the host's: destroying them, or a pool of theirs, or adding pools to them, is
+//! refused with [`ZcacheError::NotHostClient`], so a host cannot pull a pool out from
+//! under zcache's own maps. (The `Tmem` inside is not exposed for that reason.)
 
-use tmem_core::{Index, LoadMode, Oid, PoolId, StoreOutcome};
+use tmem_core::{ClientId, Index, LoadMode, Oid, PoolCounts, PoolId, PoolKind, StoreOutcome, Uuid};
 use zpool::Page;
 
 use crate::zcache::{Zcache, ZcacheError};
 
 impl Zcache {
+    /// Whether `client` is one of the front ends' own.
+    fn owned_by_front_end(&self, client: ClientId) -> bool {
+        client == self.swap_client || self.mounts.read().contains_key(&client)
+    }
+
+    fn host_client(&self, client: ClientId) -> Result<(), ZcacheError> {
+        if self.owned_by_front_end(client) {
+            Err(ZcacheError::NotHostClient)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// A new tmem client of the host's (a guest).
+    pub fn new_client(&self) -> Result<ClientId, ZcacheError> {
+        Ok(self.tmem.new_client()?)
+    }
+
+    /// Destroys a client of the host's: it leaves every pool it is in, and each pool
+    /// left without members is destroyed (its pages freed).
+    pub fn destroy_client(&self, client: ClientId) -> Result<(), ZcacheError> {
+        self.host_client(client)?;
+        Ok(self.tmem.destroy_client(client)?)
+    }
+
+    /// A new private pool of `kind` owned by a client of the host's.
+    pub fn new_pool(&self, client: ClientId, kind: PoolKind) -> Result<PoolId, ZcacheError> {
+        self.host_client(client)?;
+        Ok(self.tmem.new_pool(client, kind)?)
+    }
+
+    /// Joins (creating on first use) the shared pool named `uuid`.
+    pub fn join_shared_pool(
+        &self,
+        client: ClientId,
+        uuid: Uuid,
+        kind: PoolKind,
+    ) -> Result<PoolId, ZcacheError> {
+        self.host_client(client)?;
+        Ok(self.tmem.join_shared_pool(client, uuid, kind)?)
+    }
+
+    /// `client` leaves `pool`; the pool is destroyed when its last member leaves.
+    pub fn destroy_pool(&self, client: ClientId, pool: PoolId) -> Result<(), ZcacheError> {
+        self.host_client(client)?;
+        Ok(self.tmem.destroy_pool(client, pool)?)
+    }
+
+    /// Drops one page of any pool; `Ok(true)` if there was one.
+    pub fn invalidate_page(
+        &self,
+        pool: PoolId,
+        oid: Oid,
+        index: Index,
+    ) -> Result<bool, ZcacheError> {
+        Ok(self.tmem.invalidate_page(pool, oid, index)?)
+    }
+
+    /// Drops every page of one object of any pool; returns how many.
+    pub fn invalidate_object(&self, pool: PoolId, oid: Oid) -> Result<u64, ZcacheError> {
+        Ok(self.tmem.invalidate_object(pool, oid)?)
+    }
+
+    /// A pool's counts (objects, pages, tree nodes, metadata bytes).
+    pub fn pool_counts(&self, pool: PoolId) -> Result<PoolCounts, ZcacheError> {
+        Ok(self.tmem.counts(pool)?)
+    }
+
+    /// Ids of every live pool (the front ends' included), sorted.
+    pub fn pool_ids(&self) -> Result<alloc::vec::Vec<PoolId>, ZcacheError> {
+        Ok(self.tmem.pool_ids()?)
+    }
+
     /// Stores a copy of `page` at (`pool`, `oid`, `index`) in any pool of this zcache,
     /// with zcache's policy. A duplicate store replaces the old copy
     /// ([`StoreOutcome::Replaced`]); a failed store leaves no copy of the key (no stale
@@ -59,7 +135,7 @@ impl Zcache {
 mod tests {
     use alloc::sync::Arc;
 
-    use tmem_core::{LoadMode, Oid, PoolId, PoolKind, StoreOutcome, Uuid};
+    use tmem_core::{ClientId, LoadMode, Oid, PoolId, PoolKind, StoreOutcome, Uuid};
     use zpool::HeapPageSource;
 
     use crate::testing::test_page;
@@ -68,7 +144,7 @@ mod tests {
     #[test]
     fn keyed_store_and_load_in_host_made_pools() {
         let z = Zcache::new(Config::default(), Arc::new(HeapPageSource)).unwrap();
-        let t = z.tmem();
+        let t = &z;
         let guest = t.new_client().unwrap();
         let pers = t.new_pool(guest, PoolKind::Persistent).unwrap();
         let oid = Oid::new(7, 8, 9);
@@ -121,7 +197,7 @@ mod tests {
     #[test]
     fn shared_ephemeral_pool_serves_every_member() {
         let z = Zcache::new(Config::default(), Arc::new(HeapPageSource)).unwrap();
-        let t = z.tmem();
+        let t = &z;
         let (a, b) = (t.new_client().unwrap(), t.new_client().unwrap());
         let uuid = Uuid([0x1234, 0x5678]);
         let pa = t.join_shared_pool(a, uuid, PoolKind::Ephemeral).unwrap();
@@ -151,5 +227,41 @@ mod tests {
             z.load(pb, Oid::new(1, 0, 0), 3, &mut out, LoadMode::Default),
             Err(ZcacheError::UnknownPool)
         );
+    }
+
+    #[test]
+    fn the_front_ends_clients_are_not_the_hosts() {
+        let z = Zcache::new(Config::default(), HeapPageSource).unwrap();
+        let area = crate::SwapArea::swapon(&z, 0).unwrap();
+        area.store(1, &test_page(11)).unwrap();
+        let mount = z.cleancache().mount().unwrap();
+        let guest = z.new_client().unwrap();
+        // The swap client was made first (0), the mount's next (1), the guest last.
+        assert_eq!(guest, ClientId(2));
+        for own in [ClientId(0), ClientId(1)] {
+            assert_eq!(z.destroy_client(own), Err(ZcacheError::NotHostClient));
+            assert_eq!(
+                z.new_pool(own, PoolKind::Persistent),
+                Err(ZcacheError::NotHostClient)
+            );
+            assert_eq!(
+                z.join_shared_pool(own, Uuid([1, 2]), PoolKind::Ephemeral),
+                Err(ZcacheError::NotHostClient)
+            );
+        }
+        assert_eq!(
+            z.destroy_pool(ClientId(1), mount.pool_id()),
+            Err(ZcacheError::NotHostClient)
+        );
+        // zcache's own bookkeeping is intact: the area and the mount still work.
+        let mut out = [0u8; 4096];
+        assert!(area.load(1, &mut out).unwrap());
+        assert_eq!(out, test_page(11));
+        mount.put_page(Oid::new(5, 0, 0), 0, &test_page(12));
+        assert!(mount.get_page(Oid::new(5, 0, 0), 0, &mut out));
+        mount.unmount().unwrap();
+        // Once unmounted, its client id names nobody (tmem reports it unknown).
+        assert_eq!(z.destroy_client(ClientId(1)), Err(ZcacheError::UnknownPool));
+        z.destroy_client(guest).unwrap();
     }
 }

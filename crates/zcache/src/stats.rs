@@ -219,7 +219,7 @@ mod tests {
         }
         // Stores, replaces, loads and invalidations (frees) all counted in shard 5; the
         // descriptor-derived shard of the old `free()` spread them over all nine.
-        assert_eq!(z.tmem().pam().stats.touched(), [5]);
+        assert_eq!(z.tmem.pam().stats.touched(), [5]);
         assert_eq!(z.stored_pages(), 0);
     }
 }

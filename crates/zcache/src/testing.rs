@@ -348,7 +348,7 @@ pub fn run(setup: Setup, ops: &[Op]) -> Result<(), String> {
             let _ = z.frontswap().invalidate_area(t);
         }
         // Every mount leaves (a shared pool has one member per mount).
-        for p in z.tmem().pool_ids().map_err(|e| format!("pool_ids: {e}"))? {
+        for p in z.pool_ids().map_err(|e| format!("pool_ids: {e}"))? {
             while z.cleancache().invalidate_fs(p).is_ok() {}
         }
         let st = z.stats();

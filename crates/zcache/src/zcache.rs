@@ -36,6 +36,10 @@ pub enum ZcacheError {
     PoolDestroyed,
     /// Out of memory for metadata.
     NoMemory,
+    /// The client is one of zcache's front ends' own (the swap client, a mount's):
+    /// end it through its front end ([`crate::SwapArea::swapoff`],
+    /// [`crate::Mount::unmount`]).
+    NotHostClient,
     /// A configuration value is out of range.
     InvalidConfig(&'static str),
 }
@@ -48,6 +52,9 @@ impl core::fmt::Display for ZcacheError {
             ZcacheError::UnknownSwapType => f.write_str("swap type not initialised"),
             ZcacheError::PoolDestroyed => f.write_str("pool destroyed during the operation"),
             ZcacheError::NoMemory => f.write_str("out of metadata memory"),
+            ZcacheError::NotHostClient => {
+                f.write_str("the client belongs to one of zcache's front ends")
+            }
             ZcacheError::InvalidConfig(w) => write!(f, "invalid configuration: {w}"),
         }
     }
@@ -208,11 +215,6 @@ impl Zcache {
     /// The configuration.
     pub fn config(&self) -> &Config {
         &self.config
-    }
-
-    /// The tmem instance (for hosts that use tmem's operations directly).
-    pub fn tmem(&self) -> &Tmem<ZPam> {
-        &self.tmem
     }
 
     /// A compression context: the first free one, starting at the one

@@ -57,7 +57,7 @@ fn eat_its_own_tail_keeps_the_most_recent_pages() {
             Arc::new(HeapPageSource),
         )
         .unwrap();
-        let t = z.tmem();
+        let t = &z;
         let pool = t
             .new_pool(t.new_client().unwrap(), PoolKind::Ephemeral)
             .unwrap();
@@ -93,7 +93,7 @@ fn with_hysteresis_a_store_never_evicts_only_to_be_refused() {
         Arc::new(HeapPageSource),
     )
     .unwrap();
-    let t = z.tmem();
+    let t = &z;
     let pool = t
         .new_pool(t.new_client().unwrap(), PoolKind::Ephemeral)
         .unwrap();
@@ -155,7 +155,7 @@ fn second_chance_spares_referenced_pages() {
         Arc::new(HeapPageSource),
     )
     .unwrap();
-    let t = z.tmem();
+    let t = &z;
     let pool = t
         .new_pool(t.new_client().unwrap(), PoolKind::Ephemeral)
         .unwrap();
