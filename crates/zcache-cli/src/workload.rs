@@ -14,7 +14,7 @@
 
 use std::sync::Arc;
 
-use zcache::{AllocatorKind, Config, Zcache, file_key_from_inode};
+use zcache::{AllocatorKind, Config, Mount, SwapArea, Zcache, file_key_from_inode};
 use zcomp::Algorithm;
 use zpool::{HeapPageSource, RecyclingSource};
 
@@ -144,14 +144,14 @@ pub fn run(
         let mut load_errors = 0u64;
         match workload {
             WorkloadArg::Frontswap => {
-                let fs = z.frontswap();
-                fs.init(SWAP_TYPE).map_err(zerr(&name))?;
+                // The swap area by value: the hot path a host uses.
+                let area = SwapArea::swapon(&z, SWAP_TYPE).map_err(zerr(&name))?;
                 let start = budget.clock.now();
                 runner.compress_pass(pages)?;
                 out.bare_compress.add(budget.clock.now() - start);
                 let start = budget.clock.now();
                 for ((p, &off), ok) in pages.iter().zip(&keys.offsets).zip(stored_ok.iter_mut()) {
-                    *ok = fs.store(SWAP_TYPE, off, p).is_ok();
+                    *ok = area.store(off, p).is_ok();
                 }
                 out.store.add(budget.clock.now() - start);
                 if first {
@@ -162,7 +162,7 @@ pub fn run(
                 out.bare_decompress.add(budget.clock.now() - start);
                 let start = budget.clock.now();
                 for ((&i, buf), h) in loads.iter().zip(loaded.iter_mut()).zip(hit.iter_mut()) {
-                    *h = match fs.load(SWAP_TYPE, keys.offsets[i], buf) {
+                    *h = match area.load(keys.offsets[i], buf) {
                         Ok(h) => h,
                         Err(_) => {
                             load_errors += 1;
@@ -173,20 +173,18 @@ pub fn run(
                 out.load.add(budget.clock.now() - start);
                 let start = budget.clock.now();
                 for &i in &loads {
-                    fs.invalidate_page(SWAP_TYPE, keys.offsets[i])
-                        .map_err(zerr(&name))?;
+                    area.invalidate_page(keys.offsets[i]).map_err(zerr(&name))?;
                 }
                 out.invalidate.add(budget.clock.now() - start);
             }
             WorkloadArg::Cleancache => {
-                let cc = z.cleancache();
-                let pool = cc.init_fs().map_err(zerr(&name))?;
+                let mount = Mount::new(&z).map_err(zerr(&name))?;
                 let start = budget.clock.now();
                 runner.compress_pass(pages)?;
                 out.bare_compress.add(budget.clock.now() - start);
                 let start = budget.clock.now();
                 for (p, &(obj, index)) in pages.iter().zip(&keys.file_keys) {
-                    cc.put_page(pool, file_key_from_inode(obj), index, p);
+                    mount.put_page(file_key_from_inode(obj), index, p);
                     // A put refused at the limit wakes the host's reclaim worker; run
                     // inline, its time is part of the put pass.
                     if z.reclaim_wanted() {
@@ -203,7 +201,7 @@ pub fn run(
                 let start = budget.clock.now();
                 for ((&i, buf), h) in loads.iter().zip(loaded.iter_mut()).zip(hit.iter_mut()) {
                     let (obj, index) = keys.file_keys[i];
-                    *h = match cc.try_get_page(pool, file_key_from_inode(obj), index, buf) {
+                    *h = match mount.try_get_page(file_key_from_inode(obj), index, buf) {
                         Ok(h) => h,
                         Err(_) => {
                             load_errors += 1;
@@ -213,7 +211,7 @@ pub fn run(
                 }
                 out.load.add(budget.clock.now() - start);
                 let start = budget.clock.now();
-                cc.invalidate_fs(pool).map_err(zerr(&name))?;
+                mount.unmount().map_err(zerr(&name))?;
                 out.invalidate.add(budget.clock.now() - start);
             }
         }

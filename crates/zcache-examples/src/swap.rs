@@ -21,7 +21,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use zcache::{Config, SlotClaim, Writeback, Zcache};
+use zcache::{Config, SlotClaim, SwapArea, Writeback, Zcache};
 use zpool::{HeapPageSource, PAGE_SIZE, Page};
 
 use crate::{Rng, anon_pages, pct, tagged};
@@ -270,8 +270,8 @@ fn run_on(p: &Params, swap: &Arc<SwapFile>) -> io::Result<Report> {
         wb.clone(),
     )
     .map_err(|e| io::Error::other(e.to_string()))?;
-    let fs = z.frontswap();
-    fs.init(0).map_err(|e| io::Error::other(e.to_string()))?;
+    // swapon: the swap area by value (its stores and loads skip the slot lookup).
+    let area = SwapArea::swapon(&z, 0).map_err(|e| io::Error::other(e.to_string()))?;
     let anon = anon_pages();
     let mut rng = Rng::new(p.seed);
     let mut rep = Report {
@@ -286,7 +286,7 @@ fn run_on(p: &Params, swap: &Arc<SwapFile>) -> io::Result<Report> {
         // No writeback is in flight here (the worker runs below, on this thread), so
         // the slot is never claimed now; a kernel would wait on its swap-cache page.
         debug_assert!(!wb.is_claimed(offset));
-        match fs.store(0, offset, page) {
+        match area.store(offset, page) {
             Ok(()) => rep.stored += 1,
             Err(_) => {
                 // frontswap said no: the kernel writes the page to the device.
@@ -316,8 +316,8 @@ fn run_on(p: &Params, swap: &Arc<SwapFile>) -> io::Result<Report> {
         let mut buf = [0u8; PAGE_SIZE];
         for (offset, want) in truth.iter().enumerate() {
             let offset = offset as u64;
-            let hit = fs
-                .load(0, offset, &mut buf)
+            let hit = area
+                .load(offset, &mut buf)
                 .map_err(|e| io::Error::other(e.to_string()))?;
             if hit {
                 rep.loads_from_zcache += 1;
@@ -343,8 +343,8 @@ fn run_on(p: &Params, swap: &Arc<SwapFile>) -> io::Result<Report> {
     let mut after = Report::default();
     verify(&mut after)?;
     rep.wrong_pages += after.wrong_pages;
-    rep.swapoff_dropped = fs
-        .invalidate_area(0)
+    rep.swapoff_dropped = area
+        .swapoff()
         .map_err(|e| io::Error::other(e.to_string()))?;
     Ok(rep)
 }
