@@ -23,22 +23,37 @@
 //! * statistics under zswap's and zcache's names, sharded so no counter is shared by
 //!   every store.
 //!
+//! The front ends come by value: [`SwapArea`] (swapon returns it) and [`Mount`] hold
+//! their pool's counted pointer, so their stores, loads and invalidations touch neither
+//! tmem's registry nor the swap type's slot lock. The key-based [`Frontswap`] and
+//! [`Cleancache`] calls are thin wrappers for the C ABI, whose ops carry only ids. A
+//! host that speaks tmem itself (a hypervisor) uses the guarded pool operations on
+//! [`Zcache`] (`new_client`, `new_pool`, `store`, `load`, ...), which refuse the front
+//! ends' own clients.
+//!
 //! The page journey through the layers, the lock order, reclaim and the writeback
 //! protocol are in `docs/architecture.md` and `docs/concurrency.md`.
 //!
 //! ```
 //! use std::sync::Arc;
-//! use zcache::{Config, Zcache};
+//! use zcache::{Config, Oid, SwapArea, Zcache};
 //!
-//! let z = Zcache::new(Config::default(), Arc::new(zpool::HeapPageSource)).unwrap();
-//! let fs = z.frontswap();
-//! fs.init(0).unwrap();
+//! let z = Arc::new(Zcache::new(Config::default(), zpool::HeapPageSource).unwrap());
+//! let area = SwapArea::swapon(z.clone(), 0).unwrap();
 //! let mut page = [0u8; 4096];
 //! page[..11].copy_from_slice(b"hello, swap");
-//! fs.store(0, 12345, &page).unwrap();
+//! area.store(12345, &page).unwrap();
 //! let mut back = [0u8; 4096];
-//! assert!(fs.load(0, 12345, &mut back).unwrap());
+//! assert!(area.load(12345, &mut back).unwrap());
 //! assert_eq!(back, page);
+//! // The key-based call (what the C ABI's frontswap_ops use) sees the same page.
+//! assert!(z.frontswap().load(0, 12345, &mut back).unwrap());
+//! area.swapoff().unwrap();
+//!
+//! let mount = z.cleancache().mount().unwrap();
+//! mount.put_page(Oid::new(7, 0, 0), 0, &page);
+//! assert!(mount.get_page(Oid::new(7, 0, 0), 0, &mut back));
+//! mount.unmount().unwrap();
 //! ```
 #![no_std]
 #![forbid(unsafe_code)]
