@@ -190,7 +190,7 @@ else
                 exit 1
             fi
             execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
-            done_line=$(grep -E '^#[0-9]+[[:space:]]+DONE' "$log" | tail -1)
+            done_line=$(grep -E '^#[0-9]+[[:space:]]+DONE' "$log" | tail -1 || true)
             cov=$(sed -E -n 's/.* cov: ([0-9]+).*/\1/p' <<<"$done_line")
             corp=$(sed -E -n 's/.* corp: ([0-9]+)\/.*/\1/p' <<<"$done_line")
             n_seeds=0
