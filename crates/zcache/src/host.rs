@@ -8,8 +8,8 @@
 //! the front ends do: compression outside every lock, the frame limit with its
 //! hysteresis, bounded reclaim, and the statistics.
 //!
-//! The clients zcache's front ends own (the swap client, one client per mount) are not
-//! the host's: destroying them, or a pool of theirs, or adding pools to them, is
+//! The pool operations take only clients the host made with [`Zcache::new_client`]; any
+//! other id, the front ends' own clients (the swap client, one per mount) included, is
 //! refused with [`ZcacheError::NotHostClient`], so a host cannot pull a pool out from
 //! under zcache's own maps. (The `Tmem` inside is not exposed for that reason.)
 
@@ -19,28 +19,34 @@ use zpool::Page;
 use crate::zcache::{Zcache, ZcacheError};
 
 impl Zcache {
-    /// Whether `client` is one of the front ends' own.
-    fn owned_by_front_end(&self, client: ClientId) -> bool {
-        client == self.swap_client || self.mounts.read().contains_key(&client)
-    }
-
+    /// `Ok` for a client the host made ([`Zcache::new_client`]) and has not destroyed.
     fn host_client(&self, client: ClientId) -> Result<(), ZcacheError> {
-        if self.owned_by_front_end(client) {
-            Err(ZcacheError::NotHostClient)
-        } else {
+        if self.host_clients.read().contains(&client) {
             Ok(())
+        } else {
+            Err(ZcacheError::NotHostClient)
         }
     }
 
     /// A new tmem client of the host's (a guest).
     pub fn new_client(&self) -> Result<ClientId, ZcacheError> {
-        Ok(self.tmem.new_client()?)
+        let client = self.tmem.new_client()?;
+        let mut set = self.host_clients.write();
+        if set.try_reserve(1).is_err() {
+            drop(set);
+            let _ = self.tmem.destroy_client(client);
+            return Err(ZcacheError::NoMemory);
+        }
+        set.insert(client);
+        Ok(client)
     }
 
     /// Destroys a client of the host's: it leaves every pool it is in, and each pool
     /// left without members is destroyed (its pages freed).
     pub fn destroy_client(&self, client: ClientId) -> Result<(), ZcacheError> {
-        self.host_client(client)?;
+        if !self.host_clients.write().remove(&client) {
+            return Err(ZcacheError::NotHostClient);
+        }
         Ok(self.tmem.destroy_client(client)?)
     }
 
@@ -260,8 +266,16 @@ mod tests {
         mount.put_page(Oid::new(5, 0, 0), 0, &test_page(12));
         assert!(mount.get_page(Oid::new(5, 0, 0), 0, &mut out));
         mount.unmount().unwrap();
-        // Once unmounted, its client id names nobody (tmem reports it unknown).
-        assert_eq!(z.destroy_client(ClientId(1)), Err(ZcacheError::UnknownPool));
+        // Once unmounted, its client id is still not the host's; nor is one never made.
+        assert_eq!(
+            z.destroy_client(ClientId(1)),
+            Err(ZcacheError::NotHostClient)
+        );
+        assert_eq!(
+            z.destroy_client(ClientId(77)),
+            Err(ZcacheError::NotHostClient)
+        );
         z.destroy_client(guest).unwrap();
+        assert_eq!(z.destroy_client(guest), Err(ZcacheError::NotHostClient));
     }
 }

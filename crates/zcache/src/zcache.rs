@@ -36,9 +36,9 @@ pub enum ZcacheError {
     PoolDestroyed,
     /// Out of memory for metadata.
     NoMemory,
-    /// The client is one of zcache's front ends' own (the swap client, a mount's):
-    /// end it through its front end ([`crate::SwapArea::swapoff`],
-    /// [`crate::Mount::unmount`]).
+    /// The client is not one the host made with [`Zcache::new_client`] (or it was
+    /// destroyed): the front ends' own clients (the swap client, a mount's) end through
+    /// their front end ([`crate::SwapArea::swapoff`], [`crate::Mount::unmount`]).
     NotHostClient,
     /// A configuration value is out of range.
     InvalidConfig(&'static str),
@@ -53,7 +53,7 @@ impl core::fmt::Display for ZcacheError {
             ZcacheError::PoolDestroyed => f.write_str("pool destroyed during the operation"),
             ZcacheError::NoMemory => f.write_str("out of metadata memory"),
             ZcacheError::NotHostClient => {
-                f.write_str("the client belongs to one of zcache's front ends")
+                f.write_str("not a client the host made (front ends end their own)")
             }
             ZcacheError::InvalidConfig(w) => write!(f, "invalid configuration: {w}"),
         }
@@ -122,6 +122,10 @@ pub struct Zcache {
     pub(crate) writeback: Option<Box<dyn Writeback>>,
     /// Cleancache mounts: the client created for each mount -> its pool.
     pub(crate) mounts: RwLock<HashMap<ClientId, PoolId>>,
+    /// The clients the host made ([`Zcache::new_client`]): the only ones the host's
+    /// pool operations accept (an allow list, so no id of a front end's is ever the
+    /// host's, not even one made a moment ago and not yet recorded in `mounts`).
+    pub(crate) host_clients: RwLock<hashbrown::HashSet<ClientId>>,
     pub(crate) swap_client: ClientId,
     pub(crate) swap: Box<[SwapSlot]>,
 }
@@ -207,6 +211,7 @@ impl Zcache {
             config,
             writeback,
             mounts: RwLock::new(HashMap::new()),
+            host_clients: RwLock::new(hashbrown::HashSet::new()),
             swap_client,
             swap: swap.into_boxed_slice(),
         })
