@@ -1,7 +1,8 @@
 //! zcache end to end on the dev corpus (testdata/dev), in one run:
 //! * frontswap store and load pages/s against bare lz4 compress / decompress of the same
 //!   pages (zcomp's Lz4, the compressor zcache uses);
-//! * two threads against one on a mixed store/load/invalidate workload;
+//! * two threads against one on a mixed store/load/invalidate workload (each thread its
+//!   own swap type; and both on one swap type, key-based or through one `SwapArea`);
 //! * metadata bytes per stored page, measured with a counting global allocator;
 //! * the baseline a user would write instead: `Mutex<HashMap<key, Vec<u8>>>` of lz4
 //!   output (the same lz4_flex build, through zcomp) on the global allocator (bytes per
@@ -332,17 +333,29 @@ fn bench(c: &mut Criterion) {
     let bload = median(Box::new(|| timed(&mut || base_load(&mut comp2, &mut out2))));
     // Wall time of one pass over the corpus by each of `threads` threads at once, on
     // zcache (store, load, invalidate every other page) or, as the machine's own
-    // ceiling, bare lz4 (compress and decompress each page).
-    let mixed_pass = |threads: usize, bare: bool| {
+    // ceiling, bare lz4 (compress and decompress each page). zcache: each thread its
+    // own swap type through the key-based calls (`Mixed::OwnType`), or every thread on
+    // one swap type at distinct offsets, through the key-based calls (`SharedKeyed`:
+    // the swap type's slot lock is shared) or through one `SwapArea` (`SharedArea`).
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mixed {
+        Bare,
+        OwnType,
+        SharedKeyed,
+        SharedArea,
+    }
+    let mixed_pass = |threads: usize, mode: Mixed| {
+        let bare = mode == Mixed::Bare;
         let z = zcache();
         for t in 0..threads as u32 {
             z.frontswap().init(t).unwrap();
         }
+        let area = zcache::SwapArea::open(&z, 0).unwrap();
         let barrier = Barrier::new(threads);
         std::thread::scope(|s| {
             let hs: Vec<_> = (0..threads)
                 .map(|tid| {
-                    let (z, barrier) = (&z, &barrier);
+                    let (z, barrier, area) = (&z, &barrier, &area);
                     s.spawn(move || {
                         let f = z.frontswap();
                         let mut out = [0u8; 4096];
@@ -357,10 +370,22 @@ fn bench(c: &mut Criterion) {
                                 black_box(&out);
                                 continue;
                             }
-                            let _ = f.store(tid as u32, i as u64, p);
-                            black_box(f.load(tid as u32, i as u64, &mut out).unwrap());
+                            let (ty, off) = match mode {
+                                Mixed::OwnType => (tid as u32, i as u64),
+                                _ => (0, (tid * pages.len() + i) as u64),
+                            };
+                            if mode == Mixed::SharedArea {
+                                let _ = area.store(off, p);
+                                black_box(area.load(off, &mut out).unwrap());
+                                if i % 2 == 0 {
+                                    area.invalidate_page(off).unwrap();
+                                }
+                                continue;
+                            }
+                            let _ = f.store(ty, off, p);
+                            black_box(f.load(ty, off, &mut out).unwrap());
                             if i % 2 == 0 {
-                                f.invalidate_page(tid as u32, i as u64).unwrap();
+                                f.invalidate_page(ty, off).unwrap();
                             }
                         }
                         t.elapsed()
@@ -373,17 +398,22 @@ fn bench(c: &mut Criterion) {
     // Interleaved rounds (1 thread, 2 threads, bare 1, bare 2), median of 7 each: a
     // drift in machine speed hits both sides of each ratio alike.
     let (mut z1, mut z2, mut b1, mut b2) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut k2, mut a1, mut a2) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..7 {
-        z1.push(mixed_pass(1, false));
-        z2.push(mixed_pass(2, false));
-        b1.push(mixed_pass(1, true));
-        b2.push(mixed_pass(2, true));
+        z1.push(mixed_pass(1, Mixed::OwnType));
+        z2.push(mixed_pass(2, Mixed::OwnType));
+        b1.push(mixed_pass(1, Mixed::Bare));
+        b2.push(mixed_pass(2, Mixed::Bare));
+        k2.push(mixed_pass(2, Mixed::SharedKeyed));
+        a1.push(mixed_pass(1, Mixed::SharedArea));
+        a2.push(mixed_pass(2, Mixed::SharedArea));
     }
     let mid = |v: &mut Vec<Duration>| {
         v.sort();
         v[v.len() / 2]
     };
     let (m1, m2, bm1, bm2) = (mid(&mut z1), mid(&mut z2), mid(&mut b1), mid(&mut b2));
+    let (km2, am1, am2) = (mid(&mut k2), mid(&mut a1), mid(&mut a2));
     let ps = |d: Duration| per_sec(n, d);
     let mut lines = summary.lines.lock().unwrap();
     lines.push(format!(
@@ -415,6 +445,14 @@ fn bench(c: &mut Criterion) {
         ps(bm1),
         2.0 * ps(bm2),
         2.0 * bm1.as_secs_f64() / bm2.as_secs_f64()
+    ));
+    lines.push(format!(
+        "  one swap type, 2 threads at distinct offsets: key-based {:.0} pages/s ({:.2}x of 1 thread), one SwapArea {:.0} pages/s ({:.2}x of its 1 thread, {:.0} pages/s)",
+        2.0 * ps(km2),
+        2.0 * m1.as_secs_f64() / km2.as_secs_f64(),
+        2.0 * ps(am2),
+        2.0 * am1.as_secs_f64() / am2.as_secs_f64(),
+        ps(am1)
     ));
     println!();
     for l in lines.iter() {
