@@ -98,6 +98,29 @@ struct Row {
     meta: f64,
 }
 
+impl Row {
+    /// A row from zcache's timings (`store`, `load`, `invalidate` seconds, metadata
+    /// bytes per page), with the bare lz4 passes over the same `n` pages in `order`.
+    fn measured(
+        workload: &'static str,
+        (pages, n, order): (&[Page], usize, &[usize]),
+        (store, load, invalidate): (f64, f64, f64),
+        meta: f64,
+    ) -> Row {
+        let (compress, decompress) = bare(pages, n, order);
+        Row {
+            workload,
+            n,
+            store,
+            load,
+            invalidate,
+            compress,
+            decompress,
+            meta,
+        }
+    }
+}
+
 fn frontswap(pages: &[Page], n: usize, rng: &mut Rng) -> Row {
     let z = Zcache::new(Config::default(), HeapPageSource).unwrap();
     let area = SwapArea::swapon(&z, 0).unwrap();
@@ -120,17 +143,12 @@ fn frontswap(pages: &[Page], n: usize, rng: &mut Rng) -> Row {
         }
     });
     assert_eq!(z.stored_pages(), 0);
-    let (compress, decompress) = bare(pages, n, &order);
-    Row {
-        workload: "frontswap",
-        n,
-        store,
-        load,
-        invalidate,
-        compress,
-        decompress,
+    Row::measured(
+        "frontswap",
+        (pages, n, &order),
+        (store, load, invalidate),
         meta,
-    }
+    )
 }
 
 fn cleancache(pages: &[Page], n: usize, rng: &mut Rng) -> Row {
@@ -172,17 +190,12 @@ fn cleancache(pages: &[Page], n: usize, rng: &mut Rng) -> Row {
     }) * n as f64
         / held;
     assert_eq!(z.stored_pages(), 0);
-    let (compress, decompress) = bare(pages, n, &order);
-    Row {
-        workload: "cleancache",
-        n,
-        store,
-        load,
-        invalidate,
-        compress,
-        decompress,
+    Row::measured(
+        "cleancache",
+        (pages, n, &order),
+        (store, load, invalidate),
         meta,
-    }
+    )
 }
 
 fn main() {
