@@ -100,7 +100,12 @@ impl PageSource for LimitedSource {
         }
         match self.inner.alloc_frame() {
             Ok(f) => {
-                self.peak.fetch_max(prev + 1, Ordering::Relaxed);
+                // A read first: once the pool is grown, the peak rarely moves, and a
+                // locked read-modify-write per frame is the costliest instruction of a
+                // store that takes a frame (it waits for the page source's stores).
+                if self.peak.load(Ordering::Relaxed) <= prev {
+                    self.peak.fetch_max(prev + 1, Ordering::Relaxed);
+                }
                 Ok(f)
             }
             Err(e) => {
@@ -114,7 +119,8 @@ impl PageSource for LimitedSource {
     fn free_frame(&self, frame: Frame) {
         self.inner.free_frame(frame);
         let now = self.held.fetch_sub(1, Ordering::Relaxed) - 1;
-        if now < self.accept {
+        // Written only when it changes: no store to the shared line on every free.
+        if now < self.accept && self.full.load(Ordering::Relaxed) {
             self.full.store(false, Ordering::Relaxed);
         }
     }
