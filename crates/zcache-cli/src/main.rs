@@ -6,6 +6,7 @@
 //! ```text
 //! zcache                                  # bench on the embedded 1024-page sample
 //! zcache bench --corpus testdata/dev --json
+//! zcache bench --corpus testdata/dev --scale 10000,100000,1000000
 //! zcache analyze --pid 1234 --plot out.svg
 //! zcache analyze /usr/lib/x86_64-linux-gnu
 //! zcache capture --pid 1234 --out my-corpus && zcache bench --corpus my-corpus
@@ -25,6 +26,7 @@ mod plot;
 mod procfs;
 mod progress;
 mod report;
+mod scaled;
 mod workload;
 
 use std::io::Write;
@@ -139,7 +141,13 @@ fn bench(args: &BenchArgs, progress: &Progress) -> Result<(), CliError> {
         Some(dir) => input::corpus_dir(dir)?,
         None => input::embedded_sample()?,
     };
-    replay(&set.subset(args.max_pages), &args.run, progress)
+    let set = set.subset(args.max_pages);
+    let sizes = args.scale_sizes();
+    if sizes.is_empty() {
+        replay(&set, &args.run, progress)
+    } else {
+        scaled::run(&set, &sizes, &args.run, progress)
+    }
 }
 
 fn capture_source(src: &SourceArgs, progress: &Progress) -> Result<PageSet, CliError> {

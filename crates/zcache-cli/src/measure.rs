@@ -5,8 +5,7 @@
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::hint::black_box;
-use std::sync::{Mutex, OnceLock, PoisonError};
-use std::time::Instant;
+use std::sync::{Mutex, PoisonError};
 
 use zcache_testdata::Record;
 use zcomp::{Algorithm, AnyCompressor, Compressor};
@@ -120,39 +119,23 @@ pub enum Clock {
 }
 
 impl Clock {
+    /// The shared runner's clock of the same name.
+    pub fn scale(self) -> zcache_scale::Clock {
+        match self {
+            Clock::Cpu => zcache_scale::Clock::Cpu,
+            Clock::Wall => zcache_scale::Clock::Wall,
+        }
+    }
+
     /// Seconds on this clock since an arbitrary start.
     pub fn now(self) -> f64 {
-        match self {
-            Clock::Cpu => thread_cpu_secs(),
-            Clock::Wall => {
-                static EPOCH: OnceLock<Instant> = OnceLock::new();
-                EPOCH.get_or_init(Instant::now).elapsed().as_secs_f64()
-            }
-        }
+        self.scale().now()
     }
 
     /// The clock's name in reports.
     pub fn name(self) -> &'static str {
-        match self {
-            Clock::Cpu => "thread CPU time",
-            Clock::Wall => "wall-clock time",
-        }
+        self.scale().name()
     }
-}
-
-/// CPU time consumed by the calling thread, seconds.
-fn thread_cpu_secs() -> f64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec for the duration of the call, and
-    // CLOCK_THREAD_CPUTIME_ID is a clock every Linux since 2.6.12 supports.
-    let r = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    if r != 0 {
-        return 0.0;
-    }
-    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
 }
 
 /// How long to measure and with which clock.

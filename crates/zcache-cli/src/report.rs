@@ -183,10 +183,7 @@ pub fn row(
         load_vs_bare: ratio(load, bd),
         baseline_malloc_bytes: base.malloc_bytes,
         passes: o.store.passes,
-        clock: match how.clock {
-            Clock::Cpu => "cpu",
-            Clock::Wall => "wall",
-        },
+        clock: how.clock.scale().short_name(),
         swap_offsets: match how.swap_offsets {
             SwapOffsets::Sequential => "sequential",
             SwapOffsets::Index => "index",

@@ -14,7 +14,7 @@
 
 use std::sync::Arc;
 
-use zcache::{AllocatorKind, Config, Mount, SwapArea, Zcache, file_key_from_inode};
+use zcache::{Config, Mount, SwapArea, Zcache, file_key_from_inode};
 use zcomp::Algorithm;
 use zpool::{HeapPageSource, RecyclingSource};
 
@@ -77,13 +77,6 @@ pub struct Outcome {
     pub counters: Vec<(&'static str, i64)>,
 }
 
-fn kind(a: AllocatorArg) -> AllocatorKind {
-    match a {
-        AllocatorArg::Zbud => AllocatorKind::Zbud,
-        AllocatorArg::Zsmalloc => AllocatorKind::Zsmalloc,
-    }
-}
-
 fn zerr(what: &str) -> impl Fn(zcache::ZcacheError) -> CliError + '_ {
     move |e| CliError::runtime(format!("{what}: {e}"))
 }
@@ -104,9 +97,9 @@ pub fn run(
         ..Config::default()
     };
     match workload {
-        WorkloadArg::Frontswap => config.persistent_allocator = kind(allocator),
+        WorkloadArg::Frontswap => config.persistent_allocator = allocator.kind(),
         WorkloadArg::Cleancache => {
-            config.ephemeral_allocator = kind(allocator);
+            config.ephemeral_allocator = allocator.kind();
             config.max_frames = (bare.ideal_frames() / 2).max(1) as usize;
         }
     }

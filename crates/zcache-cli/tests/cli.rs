@@ -1,6 +1,6 @@
 //! Runs the `zcache` binary as a user would: the default bench on the embedded sample,
 //! JSON output, the SVG plot, every kind of bad input, `analyze` on a file and on this
-//! test's own process, `capture` and replay.
+//! test's own process, `capture` and replay, the scaled run (`--scale`).
 //!
 //! The binary is the debug build `cargo test` makes, so runs use `--min-time 0` (one
 //! timed pass) and the fast compressors (lz4, zstd) except where a test is about names.
@@ -551,4 +551,128 @@ fn capture_writes_a_corpus_that_bench_replays() {
         }
     });
     std::fs::remove_dir_all(&d).expect("cleanup");
+}
+
+/// The scaled run's JSON keys.
+const SCALE_KEYS: [&str; 21] = [
+    "workload",
+    "allocator",
+    "compressor",
+    "pages",
+    "distinct_pages",
+    "store_us",
+    "compress_us",
+    "store_vs_bare",
+    "store_beyond_us",
+    "load_us",
+    "decompress_us",
+    "load_vs_bare",
+    "load_beyond_us",
+    "invalidate_us",
+    "metadata_bytes_per_page",
+    "stored_pages",
+    "verified_pages",
+    "missed_loads",
+    "mismatches",
+    "pages_after_invalidate",
+    "frames_after_invalidate",
+];
+
+#[test]
+fn scaled_run_reuses_the_pages_and_verifies_every_load() {
+    // 2,000 pages from the 1024-page sample, then 2,500 from 300 of them: the table,
+    // one line per run, in size order.
+    let o = zcache(&[
+        "bench",
+        "--scale",
+        "2000",
+        "--compressor",
+        "lz4,zstd",
+        "--allocator",
+        "zsmalloc",
+    ]);
+    ok(&o);
+    let out = stdout(&o);
+    for needle in [
+        "embedded sample",
+        "scaled run: N pages stored per run, page k = input page k mod 1024",
+        "store us",
+        "x bare",
+        "beyond",
+        "inval us",
+        "meta B",
+        "verified",
+        "mismatch",
+    ] {
+        assert!(out.contains(needle), "{needle:?} missing from:\n{out}");
+    }
+    let lines: Vec<Vec<&str>> = out
+        .lines()
+        .filter(|l| l.starts_with("frontswap ") || l.starts_with("cleancache "))
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    let names: Vec<(&str, &str, &str, &str)> =
+        lines.iter().map(|l| (l[0], l[1], l[2], l[3])).collect();
+    assert_eq!(
+        names,
+        [
+            ("frontswap", "zsmalloc", "lz4", "2000"),
+            ("frontswap", "zsmalloc", "zstd", "2000"),
+            ("cleancache", "zsmalloc", "lz4", "2000"),
+            ("cleancache", "zsmalloc", "zstd", "2000"),
+        ],
+        "{out}"
+    );
+    for l in &lines {
+        // ... verified, missed, mismatch: every page loaded back or rightly missed.
+        let n = |i: usize| l[l.len() - i].parse::<u64>().expect("a count");
+        assert_eq!(n(1), 0, "mismatches in {l:?}");
+        assert_eq!(n(3) + n(2), 2000, "{l:?}");
+        assert!(n(3) >= 1900, "{l:?}");
+    }
+    assert!(!out.contains("WARNING"), "{out}");
+
+    // JSON, on a subset of the pages, with each workload's default allocator.
+    let o = zcache(&["--scale", "2500", "--max-pages", "300", "--json"]);
+    ok(&o);
+    let v: Value = serde_json::from_str(&stdout(&o)).expect("stdout is JSON");
+    let rows = v.as_array().expect("a top-level array");
+    assert_eq!(rows.len(), 2);
+    for (r, (w, a)) in rows
+        .iter()
+        .zip([("frontswap", "zsmalloc"), ("cleancache", "zbud")])
+    {
+        for k in SCALE_KEYS {
+            assert!(r.get(k).is_some(), "key {k} missing from {r}");
+        }
+        assert_eq!(
+            (r["workload"].as_str(), r["allocator"].as_str()),
+            (Some(w), Some(a))
+        );
+        assert_eq!(r["compressor"], "lz4");
+        assert_eq!((u(r, "pages"), u(r, "distinct_pages")), (2500, 300), "{r}");
+        // Byte for byte: every page zcache took loads back exactly, the rest miss.
+        assert_eq!(u(r, "mismatches"), 0, "{r}");
+        assert_eq!(u(r, "verified_pages"), u(r, "stored_pages"), "{r}");
+        assert_eq!(u(r, "verified_pages") + u(r, "missed_loads"), 2500, "{r}");
+        assert_eq!(u(r, "pages_after_invalidate"), 0, "{r}");
+        assert_eq!(u(r, "frames_after_invalidate"), 0, "{r}");
+        for k in [
+            "store_us",
+            "compress_us",
+            "load_us",
+            "decompress_us",
+            "metadata_bytes_per_page",
+        ] {
+            assert!(f(r, k) > 0.0, "{k} in {r}");
+        }
+    }
+
+    // What the scaled run does not use is refused, in one line.
+    fails(
+        &zcache(&["--scale", "1000", "--plot", "x.svg"]),
+        2,
+        "--plot",
+    );
+    fails(&zcache(&["bench", "--scale", "0"]), 2, "0");
 }
