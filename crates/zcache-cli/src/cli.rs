@@ -77,6 +77,17 @@ pub struct BenchArgs {
     )]
     pub scale: Vec<u64>,
 
+    /// The same pages through this kernel's zram as well (root only): a zram device of
+    /// its own is created (hot_add), the pages are written to it with O_DIRECT and read
+    /// back, its mm_stat is printed beside zcache's frames and metadata for the same
+    /// pages (frontswap, zsmalloc), and the device is reset and removed again. The
+    /// compressor is the first `--compressor` that zram has here (lz4 by default).
+    #[arg(
+        long,
+        conflicts_with_all = ["scale", "plot", "swap_offsets", "min_time"]
+    )]
+    pub kernel: bool,
+
     /// Report options.
     #[command(flatten)]
     pub run: RunArgs,

@@ -20,6 +20,7 @@ mod corpus_out;
 mod error;
 mod heap;
 mod input;
+mod kernel;
 mod linux;
 mod measure;
 mod plot;
@@ -143,11 +144,40 @@ fn bench(args: &BenchArgs, progress: &Progress) -> Result<(), CliError> {
     };
     let set = set.subset(args.max_pages);
     let sizes = args.scale_sizes();
-    if sizes.is_empty() {
+    if args.kernel {
+        kernel_side_by_side(&set, &args.run)
+    } else if sizes.is_empty() {
         replay(&set, &args.run, progress)
     } else {
         scaled::run(&set, &sizes, &args.run, progress)
     }
+}
+
+/// `bench --kernel`: refuses at once without root or zram, before reading anything else.
+fn kernel_side_by_side(set: &PageSet, run: &RunArgs) -> Result<(), CliError> {
+    if let Some(why) = kernel::refusal() {
+        return Err(CliError::runtime(why));
+    }
+    let named = !run.compressor.is_empty();
+    let alg = if named {
+        run.compressors()
+            .into_iter()
+            .find(|a| matches!(a, zcomp::Algorithm::Lz4 | zcomp::Algorithm::Lzo))
+            .ok_or_else(|| {
+                CliError::input("--kernel compares with zram: name --compressor lz4 or lzo")
+            })?
+    } else {
+        zcomp::Algorithm::Lz4
+    };
+    let report = kernel::side_by_side(&set.pages, alg)?;
+    let mut out = std::io::stdout().lock();
+    let text = if run.json {
+        report.json()
+    } else {
+        report.render()
+    };
+    out.write_all(text.as_bytes())
+        .map_err(|e| CliError::runtime(format!("writing the report: {e}")))
 }
 
 fn capture_source(src: &SourceArgs, progress: &Progress) -> Result<PageSet, CliError> {
