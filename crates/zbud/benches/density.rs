@@ -7,6 +7,9 @@
 //! library's sizes (the `lz4` crate), which `testdata/README.md` used for its reference
 //! figures. A criterion measurement of filling a pool with every dev object follows.
 //!
+//! Each report is made twice, with one shard and with the default shards (one thread:
+//! every object goes to shard 0, so the figures must be the same).
+//!
 //! Run: `cargo bench -p zbud --bench density`.
 
 use std::hint::black_box;
@@ -86,12 +89,12 @@ fn optimum_frames(sizes: &[usize], capacity: usize) -> usize {
     c.len() - pairs
 }
 
-fn report(name: &str, objs: &[Vec<u8>]) {
+fn report(name: &str, objs: &[Vec<u8>], shards: usize) {
     let sizes: Vec<usize> = objs.iter().map(Vec::len).collect();
     let total: usize = sizes.iter().sum();
     let ideal = total.div_ceil(PAGE_SIZE);
     let src = Arc::new(CountingSource::new(HeapPageSource));
-    let pool = ZBud::new(Arc::clone(&src));
+    let pool = ZBud::with_shards(Arc::clone(&src), shards);
     let handles: Vec<_> = objs.iter().map(|o| pool.store(o).expect("store")).collect();
     let frames = pool.total_frames();
     let st = pool.zbud_stats();
@@ -108,7 +111,11 @@ fn report(name: &str, objs: &[Vec<u8>]) {
         let n = pool.read(*h, &mut buf).expect("read");
         assert_eq!(&buf[..n], &o[..], "object changed by compaction");
     }
-    println!("== zbud density, {name} sizes, dev corpus ==");
+    let per_shard: Vec<usize> = (0..pool.shards())
+        .map(|i| pool.shard_stats(i).map_or(0, |s| s.objects))
+        .collect();
+    println!("== zbud density, {name} sizes, dev corpus, {shards} shard(s) ==");
+    println!("objects per shard (one thread): {per_shard:?}");
     println!(
         "objects {} (same-filled pages skipped), bytes {total}, mean {:.0} B, raw (>= 4096 B) {}",
         sizes.len(),
@@ -146,8 +153,13 @@ fn report(name: &str, objs: &[Vec<u8>]) {
 fn fill_bench(c: &mut Criterion) {
     let corpus = Corpus::dev();
     let objs = objects(&corpus, false);
-    report("lz4_flex", &objs);
-    report("C lz4 (lz4 crate)", &objects(&corpus, true));
+    for shards in [1, zbud::DEFAULT_SHARDS] {
+        report("lz4_flex", &objs, shards);
+    }
+    let c_lz4 = objects(&corpus, true);
+    for shards in [1, zbud::DEFAULT_SHARDS] {
+        report("C lz4 (lz4 crate)", &c_lz4, shards);
+    }
     let mut g = c.benchmark_group("zbud_density");
     g.sample_size(20);
     g.bench_function("fill_pool_with_every_dev_object_then_compact", |b| {

@@ -3,8 +3,9 @@
 //!
 //! Arrival-order best fit leaves lone frames whose objects are too large to pair with
 //! each other (their would-be partners went into earlier frames), so pairing lone frames
-//! alone gains little. A compaction round therefore has four phases, kept in the pool
-//! (under its lock) between steps, each lock hold doing a bounded slice of one:
+//! alone gains little. A compaction round therefore has four phases, kept in each shard
+//! (under its lock) between steps, each lock hold doing a bounded slice of one (a pool
+//! of several shards runs the shards' rounds one after the other, see `ZBud::step`):
 //!
 //! 1. **Snapshot**: every object (entry index, generation, chunks, current partner), at
 //!    most [`SNAP_FRAMES`] frames per hold.
@@ -36,7 +37,7 @@
 use alloc::vec::Vec;
 
 use crate::meta::{Desc, Entry, HNIL, NIL};
-use crate::{Inner, NCHUNKS, PageSource, ZBud, chunks_for, offset_of};
+use crate::{Inner, NCHUNKS, PageSource, Shard, ZBud, chunks_for, offset_of};
 use zpool::{CompactStep, Frame};
 
 /// Frames snapshotted per lock hold.
@@ -112,7 +113,7 @@ enum Stage {
 /// Per-size tables of the planner: `[count, start, fill/cursor, remaining]`.
 type Tables = [[u32; NCHUNKS + 1]; 4];
 
-/// A compaction round's state, kept in the pool between steps.
+/// A compaction round's state, kept in the shard between steps.
 #[derive(Default)]
 pub(crate) struct Compaction {
     phase: Phase,
@@ -151,6 +152,9 @@ pub(crate) enum Need {
 pub(crate) struct HoldOut {
     moved: usize,
     done: bool,
+    /// The round ended at once, with O(1) work (fewer than two lone frames: nothing to
+    /// gain); charged one work unit.
+    trivial: bool,
     need: Option<Need>,
     /// A finished round's memory, to be freed after unlocking.
     garbage: Compaction,
@@ -161,6 +165,7 @@ impl HoldOut {
         HoldOut {
             moved,
             done,
+            trivial: false,
             need: None,
             garbage: Compaction::default(),
         }
@@ -436,6 +441,16 @@ impl Inner {
     /// `max_moves` moves (a pair may take one more).
     fn compact_hold(&mut self, units: usize, max_moves: usize, out: &mut Freed) -> HoldOut {
         match self.compaction.phase {
+            Phase::Idle | Phase::ItemsAlloc if self.lone < 2 => {
+                // At most one lone frame: frames = ceil(objects / 2) already, the
+                // optimum. The round ends at once (a round waiting for memory too: whoever
+                // brings it finds the round gone and frees it).
+                self.compaction.phase = Phase::Idle;
+                HoldOut {
+                    trivial: true,
+                    ..HoldOut::moved(0, true)
+                }
+            }
             Phase::Idle | Phase::ItemsAlloc => {
                 // A round starts: room for every object's snapshot (and those stored
                 // meanwhile), allocated with the lock dropped.
@@ -675,22 +690,64 @@ impl Compaction {
 }
 
 impl<S: PageSource> ZBud<S> {
-    /// [`zpool::ZPool::compact_step`]: lock holds of bounded work until about
-    /// `max_moves` objects moved (a pair may take one more), `64 * max_moves` work
-    /// units of snapshot and planning were spent, or the round ended (`done`). Frames
-    /// freed go back to the page source after each hold.
+    /// [`zpool::ZPool::compact_step`]: the shards' compaction rounds one after the
+    /// other, from the shard `cursor` names, in lock holds of bounded work until about
+    /// `max_moves` objects moved (a pair may take one more), `64 * max_moves` work units
+    /// of snapshot and planning were spent, or the last shard's round ended (`done`).
+    /// A shard with fewer than two lone frames ends its round in one O(1) hold.
     pub(crate) fn step(&self, max_moves: usize) -> CompactStep {
+        use core::sync::atomic::Ordering::Relaxed;
         let budget = max_moves.max(1);
         let mut units = budget.saturating_mul(UNITS_PER_MOVE);
         let mut out = CompactStep::default();
-        while out.objects_moved < budget && units > 0 {
+        let k = self.shards();
+        // Rounds that ended in this call: a bound on the loop even if racing compactors
+        // keep moving the cursor back.
+        let mut ended = 0;
+        while out.objects_moved < budget && units > 0 && ended <= k {
+            // Relaxed: the cursor only picks a shard; the shard's own lock orders
+            // everything its round touches.
+            let c = self.cursor.load(Relaxed) % k;
+            let done = self.step_shard(self.shard(c), budget, &mut units, &mut out);
+            if done {
+                ended += 1;
+                // Another compactor may have moved the cursor on already: then it stays.
+                let _ = self
+                    .cursor
+                    .compare_exchange(c, (c + 1) % k, Relaxed, Relaxed);
+                if c == k - 1 {
+                    out.done = true;
+                    break;
+                }
+            }
+        }
+        out
+    }
+
+    /// Lock holds of `shard`'s round until `out` reaches `budget` moves, `units` run
+    /// out or the round ends (`true`). Frames freed go back to the page source after
+    /// each hold.
+    fn step_shard(
+        &self,
+        shard: &Shard,
+        budget: usize,
+        units: &mut usize,
+        out: &mut CompactStep,
+    ) -> bool {
+        while out.objects_moved < budget && *units > 0 {
             let mut freed = Freed::new();
-            let hold_units = units.min(SNAP_FRAMES.max(PLAN_UNITS));
+            let hold_units = (*units).min(SNAP_FRAMES.max(PLAN_UNITS));
             let hold =
-                self.inner
+                shard
+                    .inner
                     .lock()
                     .compact_hold(hold_units, budget - out.objects_moved, &mut freed);
-            units = units.saturating_sub(hold_units.max(hold.moved * UNITS_PER_MOVE));
+            let cost = if hold.trivial {
+                1
+            } else {
+                hold_units.max(hold.moved * UNITS_PER_MOVE)
+            };
+            *units = units.saturating_sub(cost);
             // No lock held from here: frames go back, a finished round's memory is
             // freed, and memory the round needs is allocated, then installed under the
             // lock if the round still waits for it.
@@ -699,18 +756,17 @@ impl<S: PageSource> ZBud<S> {
             drop(hold.garbage);
             if let Some(need) = hold.need {
                 let got = Supply::allocate(need);
-                let unused = self.inner.lock().supply(need, got);
+                let unused = shard.inner.lock().supply(need, got);
                 drop(unused);
             }
             if hold.done {
-                out.done = true;
-                break;
+                return true;
             }
         }
-        out
+        false
     }
 
-    /// Steps until the round is done; frames freed.
+    /// Steps until the last shard's round is done; frames freed.
     pub(crate) fn compact_all(&self) -> usize {
         let mut total = 0;
         loop {

@@ -24,13 +24,34 @@
 //! own 23-bit generation, moved on at every free, and the handle carries it: a stale or
 //! double-freed handle is an error unless its entry has been freed a multiple of 2^23
 //! (8,388,608) times since and is live again, a forged one unless it equals a live
-//! object's handle. Limits: [`MAX_FRAMES`] frames per pool (64 GiB of frames); beyond that,
-//! allocation fails with `NoMemory`.
+//! object's handle. Sharding changes none of that: the shard is part of the entry's
+//! index in the handle.
 //!
-//! Locking: one spin lock per pool. The page source is never called under it: a fresh
-//! frame is taken with the lock dropped (and given back after unlocking if the metadata
-//! cannot grow); frames given back by `free` and compaction are returned after the lock
-//! is released. Object bytes are copied under the lock.
+//! Shards: a pool is `K` independent shards ([`ZBud::with_shards`]; [`ZBud::new`] takes
+//! [`DEFAULT_SHARDS`] = 4; `K` is a power of two up to [`MAX_SHARDS`]), each with its own
+//! lock, frame descriptors, unbuddied lists, handle table and compaction round. Objects
+//! of different shards never share a frame. The handle's 25-bit entry index is
+//! `local << log2(K) | shard`. Limits, per shard: [`MAX_FRAMES`] frames (64 GiB) and
+//! `2^(25 - log2 K) - 2` handle entries (K = 4: 8 388 606 objects), so a pool holds at
+//! most [`MAX_HANDLES`] objects in all; a store moves on to another shard when one is
+//! full, and fails with `NoMemory` only when every shard is.
+//!
+//! Locking: one spin lock per shard; no operation holds two. A store (malloc) picks its
+//! shard by `try_lock`, starting at shard 0 (so a pool used by one thread keeps every
+//! object in shard 0 and packs exactly as one unsharded pool), or at shard `hint() % K`
+//! for a pool made by [`ZBud::with_shard_hint`] (the caller's CPU or thread number),
+//! then the next shards in order; after one round of busy shards it waits for the start
+//! shard. `free`, `read`, `write`, `object_len` and `map_read` lock the handle's shard
+//! only. Compaction steps go round the shards, one shard's round after the other, every
+//! hold bounded as before. `stats`, `total_frames` and [`ZBud::zbud_stats`] sum the
+//! shards one lock at a time (exact when no other thread changes the pool meanwhile).
+//! Starting at shard 0 keeps a single thread's density, but two threads whose work is
+//! mostly the allocator still meet on shard 0 (measured: no better than one lock); a
+//! hint gives each its own shard (docs/performance.md). The page source is never called
+//! under a lock: a fresh frame is taken with no lock held (and given back after
+//! unlocking if no shard's metadata can grow); frames given back by `free` and
+//! compaction are returned after the lock is released. Object bytes are copied under
+//! the shard's lock.
 #![no_std]
 #![forbid(unsafe_code)]
 
@@ -43,7 +64,7 @@ mod sync;
 use alloc::vec::Vec;
 
 use meta::{Desc, Entry, FRAME_BITS, GEN_BITS, GEN_MASK, HIDX_BITS, HNIL, NIL};
-use sync::Mutex;
+use sync::{AtomicUsize, Mutex, MutexGuard};
 use zpool::{Frame, Handle, PAGE_SIZE, PageSource, PoolStats, ZPool, ZPoolError};
 
 pub use compact::{MOVES_PER_HOLD, PAIRS_PER_HOLD, PLAN_UNITS, SNAP_FRAMES};
@@ -54,10 +75,16 @@ pub const CHUNK_SIZE: usize = 64;
 pub const NCHUNKS: usize = PAGE_SIZE / CHUNK_SIZE;
 /// The largest object: a whole frame (4096 bytes), which then holds no buddy.
 pub const MAX_OBJECT: usize = PAGE_SIZE;
-/// Most frames one pool holds (frame indexes are 24 bits): 16 777 214 frames, 64 GiB.
+/// Most frames one shard holds (frame indexes are 24 bits): 16 777 214 frames, 64 GiB.
+/// A pool of one shard holds at most this many.
 pub const MAX_FRAMES: usize = NIL as usize - 1;
-/// Most handle entries one pool holds (25-bit indexes; two per frame suffice).
+/// Most handle entries (live objects) one pool holds, all shards together (25-bit
+/// indexes). Each of a pool's `K` shards holds at most `(MAX_HANDLES + 2) / K - 2`.
 pub const MAX_HANDLES: usize = HNIL as usize - 1;
+/// Shards of a pool made by [`ZBud::new`].
+pub const DEFAULT_SHARDS: usize = 4;
+/// Most shards one pool has (6 of the handle's 25 index bits).
+pub const MAX_SHARDS: usize = 64;
 
 /// Chunks an object of `len` bytes occupies.
 pub const fn chunks_for(len: usize) -> usize {
@@ -85,7 +112,9 @@ pub enum Buddy {
 /// Where an object lives (diagnostics and layout tests).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Location {
-    /// Index of the frame's descriptor.
+    /// The shard holding the object.
+    pub shard: usize,
+    /// Index of the frame's descriptor (in its shard).
     pub frame_index: usize,
     /// Address of the frame.
     pub frame_addr: usize,
@@ -119,6 +148,8 @@ pub struct ZBudStats {
 }
 
 struct Inner {
+    /// Most handle entries this shard may hold (its share of the handle's index bits).
+    max_entries: usize,
     descs: Vec<Desc>,
     free_desc: u32,
     entries: Vec<Entry>,
@@ -155,15 +186,27 @@ const FALLBACK: Handle = match Handle::from_raw(1) {
     None => panic!("1 is a valid handle"),
 };
 
-fn encode(index: u32, generation: u64) -> Handle {
-    // `index < HNIL` (2^25 - 1), so `raw < 2^48` and non-zero: `from_raw` always succeeds.
-    let raw = ((u64::from(index) + 1) << GEN_BITS) | (generation & GEN_MASK);
+/// The handle of entry `local` of shard `shard` (of `1 << shift` shards).
+fn encode(shard: usize, shift: u32, local: u32, generation: u64) -> Handle {
+    // `local < (2^25 >> shift) - 2` (the shard's `max_entries`) and `shard < 1 << shift`,
+    // so the entry index is below 2^25 - 1, `raw < 2^48` and non-zero: `from_raw` always
+    // succeeds.
+    let index = (u64::from(local) << shift) | shard as u64;
+    let raw = ((index + 1) << GEN_BITS) | (generation & GEN_MASK);
     Handle::from_raw(raw).unwrap_or(FALLBACK)
 }
 
+/// Handle entries one shard of `1 << shift` may hold: the local indexes whose entry
+/// index `local << shift | shard` stays below `HNIL - 1` for every shard (K = 1: 2^25 -
+/// 2, [`MAX_HANDLES`], as before shards).
+const fn shard_entries(shift: u32) -> usize {
+    (1usize << (HIDX_BITS - shift)) - 2
+}
+
 impl Inner {
-    fn new() -> Inner {
+    fn new(max_entries: usize) -> Inner {
         Inner {
+            max_entries,
             descs: Vec::new(),
             free_desc: NIL,
             entries: Vec::new(),
@@ -187,20 +230,24 @@ impl Inner {
         &mut self.descs[f as usize]
     }
 
-    /// Validates a handle: index in range, entry live, generation equal.
-    fn decode(&self, h: Handle) -> Result<(u32, Entry), ZPoolError> {
-        let raw = h.to_raw();
-        let index = (raw >> GEN_BITS)
-            .checked_sub(1)
-            .ok_or(ZPoolError::InvalidHandle)?;
+    /// Validates a handle's local part: index in range, entry live, generation equal.
+    fn decode(&self, k: Key) -> Result<Entry, ZPoolError> {
         let e = *self
             .entries
-            .get(usize::try_from(index).map_err(|_| ZPoolError::InvalidHandle)?)
+            .get(k.local as usize)
             .ok_or(ZPoolError::InvalidHandle)?;
-        if !e.is_live() || e.generation() != raw & GEN_MASK {
+        if !e.is_live() || e.generation() != k.generation {
             return Err(ZPoolError::InvalidHandle);
         }
-        Ok((index as u32, e))
+        Ok(e)
+    }
+
+    /// Whether an object of `chunks` can be placed here without exceeding the shard's
+    /// limits: a handle entry, and a descriptor too unless a lone frame fits it.
+    fn has_room(&self, chunks: Option<usize>) -> bool {
+        let entry = self.free_entry != HNIL || self.entries.len() < self.max_entries;
+        let fits = chunks.is_some_and(|c| self.find_fit(c).is_some());
+        entry && (fits || self.free_desc != NIL || self.descs.len() < MAX_FRAMES)
     }
 
     fn entry(&self, i: u32) -> Entry {
@@ -218,7 +265,7 @@ impl Inner {
     /// without allocating.
     fn reserve(&mut self, desc: bool) -> Result<(), ZPoolError> {
         if self.free_entry == HNIL {
-            if self.entries.len() >= MAX_HANDLES {
+            if self.entries.len() >= self.max_entries {
                 return Err(ZPoolError::NoMemory);
             }
             grow(&mut self.entries)?;
@@ -357,8 +404,9 @@ impl Inner {
             .ok_or(ZPoolError::InvalidHandle)
     }
 
-    /// Places a `len`-byte object in lone frame `f` (on its empty side).
-    fn place_in_lone(&mut self, f: u32, len: usize) -> Result<Handle, ZPoolError> {
+    /// Places a `len`-byte object in lone frame `f` (on its empty side); returns its
+    /// entry index and generation.
+    fn place_in_lone(&mut self, f: u32, len: usize) -> Result<(u32, u64), ZPoolError> {
         self.reserve(false)?;
         let side = match self.d(f).lone_side() {
             Some(s) => 1 - s,
@@ -374,12 +422,12 @@ impl Inner {
         self.lone -= 1;
         self.objects += 1;
         self.bytes += len;
-        Ok(encode(i, g))
+        Ok((i, g))
     }
 
-    /// Places a `len`-byte object as the first buddy of a fresh frame, or gives the
-    /// frame back if metadata cannot grow.
-    fn place_in_new(&mut self, frame: Frame, len: usize) -> Result<Handle, Frame> {
+    /// Places a `len`-byte object as the first buddy of a fresh frame (returns its entry
+    /// index and generation), or gives the frame back if metadata cannot grow.
+    fn place_in_new(&mut self, frame: Frame, len: usize) -> Result<(u32, u64), Frame> {
         if self.reserve(true).is_err() {
             return Err(frame);
         }
@@ -395,7 +443,7 @@ impl Inner {
         self.lone += 1;
         self.objects += 1;
         self.bytes += len;
-        Ok(encode(i, g))
+        Ok((i, g))
     }
 
     fn write_object(&mut self, e: Entry, data: &[u8]) -> Result<(), ZPoolError> {
@@ -427,38 +475,213 @@ impl Inner {
         }
     }
 
+    /// Heap bytes of this shard's tables and compaction memory (the shard itself is
+    /// counted by the pool).
     fn metadata_bytes(&self) -> usize {
         self.descs.capacity() * core::mem::size_of::<Desc>()
             + self.entries.capacity() * core::mem::size_of::<Entry>()
-            + core::mem::size_of::<Inner>()
             + self.compaction.bytes()
+    }
+}
+
+/// A handle taken apart: shard, entry index in the shard, generation.
+#[derive(Clone, Copy)]
+struct Key {
+    shard: usize,
+    local: u32,
+    generation: u64,
+}
+
+/// One shard: its lock and everything under it, on cache lines of its own (128 bytes:
+/// the adjacent-line prefetcher pairs 64-byte lines), so two shards' lock words and
+/// counters never share a line.
+#[repr(align(128))]
+struct Shard {
+    inner: Mutex<Inner>,
+}
+
+impl Shard {
+    fn new(shift: u32) -> Shard {
+        Shard {
+            inner: Mutex::new(Inner::new(shard_entries(shift))),
+        }
     }
 }
 
 /// The zbud allocator over page source `S`.
 pub struct ZBud<S: PageSource> {
     source: S,
-    inner: Mutex<Inner>,
+    /// Shard 0, where a pool used by one thread keeps everything.
+    first: Shard,
+    /// Shards 1..K.
+    rest: Vec<Shard>,
+    /// log2 of the shard count: the low bits of a handle's entry index name the shard.
+    shift: u32,
+    /// The shard whose compaction round `compact_step` works on (a hint: racing
+    /// compactors may move it on twice; each shard's round is under its own lock).
+    cursor: AtomicUsize,
+    /// Where a store starts looking: shard `hint() % K` ([`ZBud::with_shard_hint`]),
+    /// else shard 0.
+    hint: Option<fn() -> usize>,
+    /// Tests only ([`ZBud::with_shards_round_robin`]): stores start at the next shard
+    /// round robin rather than at shard 0, so one thread spreads objects over shards.
+    round_robin: Option<AtomicUsize>,
 }
 
 impl<S: PageSource> ZBud<S> {
-    /// An empty pool taking frames from `source`. Allocates nothing until first used.
+    /// An empty pool of [`DEFAULT_SHARDS`] shards taking frames from `source` (see
+    /// [`ZBud::with_shards`]).
     pub fn new(source: S) -> Self {
+        Self::with_shards(source, DEFAULT_SHARDS)
+    }
+
+    /// An empty pool of `shards` shards (rounded up to a power of two, 1 to
+    /// [`MAX_SHARDS`]) taking frames from `source`. Shards beyond the first are
+    /// allocated here (about 640 bytes each), fallibly: without that memory the pool has
+    /// one shard (see [`ZBud::shards`]). No frame is taken until first used.
+    pub fn with_shards(source: S, shards: usize) -> Self {
+        let k = shards.clamp(1, MAX_SHARDS).next_power_of_two();
+        let mut rest = Vec::new();
+        let k = if rest.try_reserve_exact(k - 1).is_ok() {
+            k
+        } else {
+            1
+        };
+        let shift = k.trailing_zeros();
+        rest.extend((1..k).map(|_| Shard::new(shift)));
         ZBud {
             source,
-            inner: Mutex::new(Inner::new()),
+            first: Shard::new(shift),
+            rest,
+            shift,
+            cursor: AtomicUsize::new(0),
+            hint: None,
+            round_robin: None,
         }
     }
 
-    /// The page source.
-    pub fn source(&self) -> &S {
-        &self.source
+    /// [`ZBud::with_shards`] whose stores start at shard `hint() % K` instead of shard 0
+    /// (then `try_lock` on as usual): `hint` names the caller (a CPU number in a
+    /// kernel, a per-thread number in a hosted program), so that callers on different
+    /// CPUs store into different shards and do not share a lock or its cache lines. One
+    /// caller's objects stay in one shard (as dense as one shard); callers whose hints
+    /// differ never pair their objects in a frame.
+    pub fn with_shard_hint(source: S, shards: usize, hint: fn() -> usize) -> Self {
+        let mut p = Self::with_shards(source, shards);
+        p.hint = Some(hint);
+        p
     }
 
-    /// zbud's counters.
+    /// Tests only: a pool whose stores start at the next shard in turn instead of shard
+    /// 0 (then `try_lock` on as usual), so that one thread's objects spread over every
+    /// shard and single-threaded tests exercise cross-shard handles, frees, stats and
+    /// compaction. Packs worse than [`ZBud::with_shards`]: objects of different shards
+    /// never pair.
+    #[doc(hidden)]
+    pub fn with_shards_round_robin(source: S, shards: usize) -> Self {
+        let mut p = Self::with_shards(source, shards);
+        p.round_robin = Some(AtomicUsize::new(0));
+        p
+    }
+
+    /// The number of shards.
+    pub fn shards(&self) -> usize {
+        1 << self.shift
+    }
+
+    fn shard(&self, i: usize) -> &Shard {
+        match i.checked_sub(1) {
+            None => &self.first,
+            Some(j) => &self.rest[j],
+        }
+    }
+
+    fn each_shard(&self) -> impl Iterator<Item = &Shard> {
+        core::iter::once(&self.first).chain(self.rest.iter())
+    }
+
+    /// Takes a handle apart (no lock): shard bits, entry index in the shard, generation.
+    fn key(&self, h: Handle) -> Result<Key, ZPoolError> {
+        let raw = h.to_raw();
+        let index = (raw >> GEN_BITS)
+            .checked_sub(1)
+            .ok_or(ZPoolError::InvalidHandle)?;
+        let shard = (index & ((1 << self.shift) - 1)) as usize;
+        let local = u32::try_from(index >> self.shift).map_err(|_| ZPoolError::InvalidHandle)?;
+        Ok(Key {
+            shard,
+            local,
+            generation: raw & GEN_MASK,
+        })
+    }
+
+    /// The handle's shard, locked, and its validated entry.
+    fn lock_handle(&self, h: Handle) -> Result<(MutexGuard<'_, Inner>, Key, Entry), ZPoolError> {
+        let k = self.key(h)?;
+        let g = self.shard(k.shard).inner.lock();
+        let e = g.decode(k)?;
+        Ok((g, k, e))
+    }
+
+    /// Where a store starts looking: shard 0, or the next in turn for a round-robin
+    /// test pool.
+    fn start_shard(&self) -> usize {
+        if let Some(rr) = &self.round_robin {
+            // Relaxed: a hint, ordering nothing.
+            return rr.fetch_add(1, core::sync::atomic::Ordering::Relaxed) % self.shards();
+        }
+        self.hint.map_or(0, |h| h() & (self.shards() - 1))
+    }
+
+    /// Locks a shard that `ok` accepts, for a store: `try_lock` on each shard in turn
+    /// from `start`, then, after one round, waits for `start` and the others in turn.
+    /// `None` when `ok` accepts no shard (every shard is full).
+    fn lock_for_store(
+        &self,
+        start: usize,
+        ok: impl Fn(&Inner) -> bool,
+    ) -> Option<(usize, MutexGuard<'_, Inner>)> {
+        let k = self.shards();
+        for i in (start..k).chain(0..start) {
+            if let Some(g) = self.shard(i).inner.try_lock()
+                && ok(&g)
+            {
+                return Some((i, g));
+            }
+        }
+        for i in (start..k).chain(0..start) {
+            let g = self.shard(i).inner.lock();
+            if ok(&g) {
+                return Some((i, g));
+            }
+        }
+        None
+    }
+
+    /// zbud's counters, summed over the shards (one shard locked at a time).
     pub fn zbud_stats(&self) -> ZBudStats {
-        let g = self.inner.lock();
-        ZBudStats {
+        let mut s = ZBudStats::default();
+        for i in 0..self.shards() {
+            let t = self.shard_stats(i).unwrap_or_default();
+            s.frames += t.frames;
+            s.objects += t.objects;
+            s.bytes += t.bytes;
+            s.lone_frames += t.lone_frames;
+            s.buddied_frames += t.buddied_frames;
+            s.compacted_frames += t.compacted_frames;
+            s.descriptor_bytes += t.descriptor_bytes;
+            s.handle_bytes += t.handle_bytes;
+        }
+        s
+    }
+
+    /// One shard's counters (`None` for a shard the pool does not have).
+    pub fn shard_stats(&self, shard: usize) -> Option<ZBudStats> {
+        if shard >= self.shards() {
+            return None;
+        }
+        let g = self.shard(shard).inner.lock();
+        Some(ZBudStats {
             frames: g.frames,
             objects: g.objects,
             bytes: g.bytes,
@@ -467,13 +690,12 @@ impl<S: PageSource> ZBud<S> {
             compacted_frames: g.compacted_frames,
             descriptor_bytes: g.descs.capacity() * core::mem::size_of::<Desc>(),
             handle_bytes: g.entries.capacity() * core::mem::size_of::<Entry>(),
-        }
+        })
     }
 
     /// Where an object lives (for diagnostics and layout tests).
     pub fn locate(&self, handle: Handle) -> Result<Location, ZPoolError> {
-        let g = self.inner.lock();
-        let (_, e) = g.decode(handle)?;
+        let (g, k, e) = self.lock_handle(handle)?;
         let f = e.frame();
         let frame_addr = g
             .d(f)
@@ -482,6 +704,7 @@ impl<S: PageSource> ZBud<S> {
             .map(Frame::addr)
             .ok_or(ZPoolError::InvalidHandle)?;
         Ok(Location {
+            shard: k.shard,
             frame_index: f as usize,
             frame_addr,
             buddy: if e.side() == 0 {
@@ -511,30 +734,37 @@ impl<S: PageSource> ZBud<S> {
     fn alloc(&self, len: usize, data: Option<&[u8]>) -> Result<Handle, ZPoolError> {
         Self::check_len(len)?;
         let chunks = chunks_for(len);
+        let start = self.start_shard();
         {
-            let mut g = self.inner.lock();
+            let (si, mut g) = self
+                .lock_for_store(start, |g| g.has_room(Some(chunks)))
+                .ok_or(ZPoolError::NoMemory)?;
             if let Some(f) = g.find_fit(chunks) {
-                let h = g.place_in_lone(f, len)?;
+                let (i, gen_) = g.place_in_lone(f, len)?;
                 if let Some(d) = data {
-                    let (_, e) = g.decode(h)?;
+                    let e = g.entry(i);
                     g.write_object(e, d)?;
                 }
-                return Ok(h);
+                return Ok(encode(si, self.shift, i, gen_));
             }
         }
-        // No fitting lone frame: take a fresh one without holding the lock.
+        // No fitting lone frame: take a fresh one without holding a lock, then place it
+        // in whichever shard `try_lock` finds free.
         let frame = self
             .source
             .alloc_frame()
             .map_err(|_| ZPoolError::NoMemory)?;
-        let mut g = self.inner.lock();
+        let Some((si, mut g)) = self.lock_for_store(start, |g| g.has_room(None)) else {
+            self.source.free_frame(frame);
+            return Err(ZPoolError::NoMemory);
+        };
         match g.place_in_new(frame, len) {
-            Ok(h) => {
+            Ok((i, gen_)) => {
                 if let Some(d) = data {
-                    let (_, e) = g.decode(h)?;
+                    let e = g.entry(i);
                     g.write_object(e, d)?;
                 }
-                Ok(h)
+                Ok(encode(si, self.shift, i, gen_))
             }
             Err(frame) => {
                 drop(g);
@@ -563,9 +793,8 @@ impl<S: PageSource> ZPool for ZBud<S> {
     }
 
     fn free(&self, handle: Handle) -> Result<(), ZPoolError> {
-        let mut g = self.inner.lock();
-        let (i, e) = g.decode(handle)?;
-        let frame = g.free_object(i, e);
+        let (mut g, k, e) = self.lock_handle(handle)?;
+        let frame = g.free_object(k.local, e);
         drop(g);
         if let Some(frame) = frame {
             self.source.free_frame(frame);
@@ -574,8 +803,7 @@ impl<S: PageSource> ZPool for ZBud<S> {
     }
 
     fn write(&self, handle: Handle, data: &[u8]) -> Result<(), ZPoolError> {
-        let mut g = self.inner.lock();
-        let (_, e) = g.decode(handle)?;
+        let (mut g, _, e) = self.lock_handle(handle)?;
         if data.len() != e.len() {
             return Err(ZPoolError::BadLength {
                 object: e.len(),
@@ -586,8 +814,7 @@ impl<S: PageSource> ZPool for ZBud<S> {
     }
 
     fn read(&self, handle: Handle, out: &mut [u8]) -> Result<usize, ZPoolError> {
-        let g = self.inner.lock();
-        let (_, e) = g.decode(handle)?;
+        let (g, _, e) = self.lock_handle(handle)?;
         let len = e.len();
         if out.len() < len {
             return Err(ZPoolError::BadLength {
@@ -602,22 +829,29 @@ impl<S: PageSource> ZPool for ZBud<S> {
     }
 
     fn object_len(&self, handle: Handle) -> Result<usize, ZPoolError> {
-        let g = self.inner.lock();
-        g.decode(handle).map(|(_, e)| e.len())
+        self.lock_handle(handle).map(|(_, _, e)| e.len())
     }
 
+    /// Summed over the shards, one lock at a time.
     fn total_frames(&self) -> usize {
-        self.inner.lock().frames
+        self.each_shard().map(|s| s.inner.lock().frames).sum()
     }
 
+    /// Summed over the shards, one lock at a time.
     fn stats(&self) -> PoolStats {
-        let g = self.inner.lock();
-        PoolStats {
-            frames: g.frames,
-            objects: g.objects,
-            bytes: g.bytes,
-            metadata_bytes: g.metadata_bytes(),
+        let mut st = PoolStats {
+            metadata_bytes: core::mem::size_of::<Self>()
+                + self.rest.capacity() * core::mem::size_of::<Shard>(),
+            ..PoolStats::default()
+        };
+        for sh in self.each_shard() {
+            let g = sh.inner.lock();
+            st.frames += g.frames;
+            st.objects += g.objects;
+            st.bytes += g.bytes;
+            st.metadata_bytes += g.metadata_bytes();
         }
+        st
     }
 
     /// Compaction rounds' steps until one round is done.
@@ -627,7 +861,8 @@ impl<S: PageSource> ZPool for ZBud<S> {
 
     /// One bounded slice of the compaction round (see `compact.rs`): lock holds of at
     /// most 64 frames snapshotted, 512 planning steps, 8 pairs or 8 moves, until about
-    /// `max_moves` objects moved.
+    /// `max_moves` objects moved; the shards' rounds one after the other, `done` when the
+    /// last shard's round ends.
     fn compact_step(&self, max_moves: usize) -> zpool::CompactStep {
         self.step(max_moves)
     }
@@ -635,10 +870,12 @@ impl<S: PageSource> ZPool for ZBud<S> {
 
 impl<S: PageSource> Drop for ZBud<S> {
     fn drop(&mut self) {
-        let inner = self.inner.get_mut();
-        for d in inner.descs.iter_mut() {
-            if let Some(frame) = d.frame.take() {
-                self.source.free_frame(frame);
+        let source = &self.source;
+        for sh in core::iter::once(&mut self.first).chain(self.rest.iter_mut()) {
+            for d in sh.inner.get_mut().descs.iter_mut() {
+                if let Some(frame) = d.frame.take() {
+                    source.free_frame(frame);
+                }
             }
         }
     }
@@ -648,11 +885,40 @@ impl<S: PageSource> Drop for ZBud<S> {
 const _: () = assert!(HIDX_BITS + GEN_BITS == Handle::BITS);
 const _: () = assert!(2 * MAX_FRAMES <= MAX_HANDLES);
 const _: () = assert!(FRAME_BITS == 24);
+const _: () = assert!(shard_entries(0) == MAX_HANDLES);
+const _: () = assert!(MAX_SHARDS.is_power_of_two() && MAX_SHARDS.trailing_zeros() < HIDX_BITS);
 
-/// Locks of this crate (the pool lock) held right now by any thread, counted only with the
+/// Locks of this crate (the shard locks) held right now by any thread, counted only with the
 /// `lock-count` feature (tests: a page source checks that it is never called with one
 /// held); always 0 without it.
 #[doc(hidden)]
 pub fn held_locks() -> usize {
     sync::held()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zpool::HeapPageSource;
+
+    #[test]
+    fn a_full_shard_sends_stores_to_the_next_and_all_full_is_no_memory() {
+        let mut p = ZBud::with_shards(HeapPageSource, 2);
+        p.first.inner.get_mut().max_entries = 3;
+        p.rest[0].inner.get_mut().max_entries = 2;
+        // 3000-byte objects never pair: a frame each.
+        let hs: Vec<Handle> = (0..5).map(|_| p.store(&[7; 3000]).unwrap()).collect();
+        let shards: Vec<usize> = hs.iter().map(|h| p.locate(*h).unwrap().shard).collect();
+        assert_eq!(shards, [0, 0, 0, 1, 1]);
+        assert_eq!(p.store(&[7; 3000]), Err(ZPoolError::NoMemory));
+        assert_eq!(p.malloc(10), Err(ZPoolError::NoMemory));
+        assert_eq!(p.total_frames(), 5);
+        // A free in shard 0 makes room there again (an entry of its own).
+        p.free(hs[1]).unwrap();
+        let h = p.store(&[8; 100]).unwrap();
+        assert_eq!(p.locate(h).unwrap().shard, 0);
+        let mut out = [0u8; 4096];
+        assert_eq!(p.read(h, &mut out), Ok(100));
+        assert_eq!(p.read(hs[4], &mut out), Ok(3000));
+    }
 }

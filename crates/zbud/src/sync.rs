@@ -1,6 +1,8 @@
 //! Lock shim: `spin::Mutex` normally, loom's mutex under `--cfg loom` (a spin loop never
-//! yields under loom and would hang a model). zbud uses no atomics of its own: all state
-//! is under the one pool lock.
+//! yields under loom and would hang a model). All pool state is under the shards' locks;
+//! the one atomic of zbud's own, [`AtomicUsize`] (loom's under `--cfg loom`), holds hints
+//! that no correctness depends on (compaction's shard cursor, the tests' round-robin
+//! shard picking).
 //!
 //! The wrapper gives both back ends the same `lock()` signature (loom's returns a
 //! `LockResult`). With the `lock-count` feature (tests only) every guard counts itself
@@ -14,6 +16,12 @@ pub(crate) struct Mutex<T> {
     inner: spin::Mutex<T>,
     #[cfg(loom)]
     inner: loom::sync::Mutex<T>,
+    /// Set while the lock is held, read before each `try_lock`. loom switches threads
+    /// only at its own operations and explores only orders of operations that conflict;
+    /// a hold has none between acquire and release, so without this word no model could
+    /// run a `try_lock` while the lock is held, and none would ever fail.
+    #[cfg(loom)]
+    held: loom::sync::atomic::AtomicBool,
 }
 
 /// The back end's guard.
@@ -21,7 +29,7 @@ pub(crate) struct Mutex<T> {
 type RawGuard<'a, T> = spin::MutexGuard<'a, T>;
 /// The back end's guard.
 #[cfg(loom)]
-type RawGuard<'a, T> = loom::sync::MutexGuard<'a, T>;
+type RawGuard<'a, T> = marked::Marked<'a, loom::sync::MutexGuard<'a, T>>;
 
 /// The guard `Mutex::lock` returns.
 #[cfg(not(feature = "lock-count"))]
@@ -38,6 +46,8 @@ impl<T> Mutex<T> {
             inner: spin::Mutex::new(value),
             #[cfg(loom)]
             inner: loom::sync::Mutex::new(value),
+            #[cfg(loom)]
+            held: loom::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -47,10 +57,29 @@ impl<T> Mutex<T> {
         let g = self.inner.lock();
         #[cfg(loom)]
         // A panic while holding the lock already fails the model; take the data anyway.
-        let g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let g = marked::Marked::new(
+            self.inner.lock().unwrap_or_else(|e| e.into_inner()),
+            &self.held,
+        );
         #[cfg(feature = "lock-count")]
         let g = counting::Counted::new(g);
         g
+    }
+
+    /// Takes the lock if it is free now; `None` if another thread holds it (never waits).
+    pub(crate) fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
+        #[cfg(not(loom))]
+        let g = self.inner.try_lock()?;
+        #[cfg(loom)]
+        let g = {
+            // Relaxed: the mutex orders the data; this word only gives loom a conflict.
+            self.held.load(core::sync::atomic::Ordering::Relaxed);
+            // Poisoned (a panic already failed the model) counts as busy: `lock` takes it.
+            marked::Marked::new(self.inner.try_lock().ok()?, &self.held)
+        };
+        #[cfg(feature = "lock-count")]
+        let g = counting::Counted::new(g);
+        Some(g)
     }
 
     /// The data, through exclusive access to the mutex (no locking needed).
@@ -65,6 +94,12 @@ impl<T> Mutex<T> {
         }
     }
 }
+
+/// An atomic word for hints (see the module docs).
+#[cfg(not(loom))]
+pub(crate) use core::sync::atomic::AtomicUsize;
+#[cfg(loom)]
+pub(crate) use loom::sync::atomic::AtomicUsize;
 
 /// Locks of this crate held now, by any thread (see `crate::held_locks`).
 pub(crate) fn held() -> usize {
@@ -115,6 +150,46 @@ mod counting {
             // Runs just before the inner guard unlocks (fields drop after `drop`);
             // nothing of the guard's own thread runs in between.
             HELD.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
+#[cfg(loom)]
+mod marked {
+    use core::ops::{Deref, DerefMut};
+    use core::sync::atomic::Ordering::Relaxed;
+    use loom::sync::atomic::AtomicBool;
+
+    /// A loom guard that sets its mutex's `held` word while it lives.
+    pub(crate) struct Marked<'a, G> {
+        g: G,
+        held: &'a AtomicBool,
+    }
+
+    impl<'a, G> Marked<'a, G> {
+        pub(super) fn new(g: G, held: &'a AtomicBool) -> Self {
+            held.store(true, Relaxed);
+            Marked { g, held }
+        }
+    }
+
+    impl<G: Deref> Deref for Marked<'_, G> {
+        type Target = G::Target;
+        fn deref(&self) -> &G::Target {
+            &self.g
+        }
+    }
+
+    impl<G: DerefMut> DerefMut for Marked<'_, G> {
+        fn deref_mut(&mut self) -> &mut G::Target {
+            &mut self.g
+        }
+    }
+
+    impl<G> Drop for Marked<'_, G> {
+        fn drop(&mut self) {
+            // Before the inner guard unlocks (fields drop after `drop`).
+            self.held.store(false, Relaxed);
         }
     }
 }

@@ -338,3 +338,183 @@ fn compaction_repairs_pairs_that_arrival_order_got_wrong() {
     let st = p.zbud_stats();
     assert_eq!((st.lone_frames, st.buddied_frames), (0, 2));
 }
+
+#[test]
+fn shard_counts_are_powers_of_two_up_to_the_maximum() {
+    let src = Arc::new(CountingSource::new(HeapPageSource));
+    assert_eq!(ZBud::new(Arc::clone(&src)).shards(), zbud::DEFAULT_SHARDS);
+    for (asked, got) in [(0, 1), (1, 1), (2, 2), (3, 4), (5, 8), (64, 64), (1000, 64)] {
+        assert_eq!(
+            ZBud::with_shards(Arc::clone(&src), asked).shards(),
+            got,
+            "{asked}"
+        );
+    }
+    assert_eq!(zbud::MAX_SHARDS, 64);
+}
+
+#[test]
+fn one_thread_keeps_every_object_in_shard_zero_and_packs_as_one_shard() {
+    let (p, _src) = pool();
+    let one = ZBud::with_shards(HeapPageSource, 1);
+    let mut hs = Vec::new();
+    for i in 0..500usize {
+        let len = [300, 1500, 2600, 3900, 4096, 900][i % 6] - i % 40;
+        let d = data(len, i as u8);
+        let h = p.store(&d).unwrap();
+        let h1 = one.store(&d).unwrap();
+        assert_eq!(p.locate(h).unwrap().shard, 0);
+        let (l, l1) = (p.locate(h).unwrap(), one.locate(h1).unwrap());
+        assert_eq!((l.frame_index, l.buddy), (l1.frame_index, l1.buddy));
+        hs.push((h, h1));
+        if i % 3 == 0 {
+            let (a, b) = hs.swap_remove(i % hs.len());
+            p.free(a).unwrap();
+            one.free(b).unwrap();
+        }
+    }
+    assert_eq!(p.total_frames(), one.total_frames());
+    assert_eq!(p.compact(), one.compact());
+    assert_eq!(p.total_frames(), one.total_frames());
+}
+
+#[test]
+fn handles_carry_their_shard_and_shards_keep_their_own_entries() {
+    let src = Arc::new(CountingSource::new(HeapPageSource));
+    let p = ZBud::with_shards_round_robin(Arc::clone(&src), 4);
+    let hs: Vec<Handle> = (0..8u8).map(|i| p.store(&data(3000, i)).unwrap()).collect();
+    for (i, h) in hs.iter().enumerate() {
+        let shard = i % 4;
+        assert_eq!(p.locate(*h).unwrap().shard, shard);
+        // Entry index = local << 2 | shard; local = i / 4; generation 0.
+        let index = (h.to_raw() >> 23) - 1;
+        assert_eq!((index & 3, index >> 2), (shard as u64, (i / 4) as u64));
+        assert_eq!(h.to_raw() & ((1 << 23) - 1), 0);
+        assert_eq!(read_back(&p, *h), data(3000, i as u8));
+    }
+    // Objects of different shards never share a frame.
+    let addrs: std::collections::HashSet<usize> = hs
+        .iter()
+        .map(|h| p.locate(*h).unwrap().frame_addr)
+        .collect();
+    assert_eq!((addrs.len(), src.live()), (8, 8));
+    // Free shard 3's objects: a handle moved to shard 3 (same local entry, same
+    // generation) is refused; one moved to a live shard's entry names that object.
+    p.free(hs[3]).unwrap();
+    p.free(hs[7]).unwrap();
+    let to_shard = |h: Handle, s: u64| {
+        let index = (h.to_raw() >> 23) - 1;
+        Handle::from_raw((((index & !3) | s) + 1) << 23 | (h.to_raw() & ((1 << 23) - 1))).unwrap()
+    };
+    let mut buf = [0u8; 4096];
+    for h in [hs[0], hs[1], hs[2], hs[4], hs[5], hs[6]] {
+        assert_eq!(
+            p.read(to_shard(h, 3), &mut buf),
+            Err(ZPoolError::InvalidHandle)
+        );
+        assert_eq!(p.free(to_shard(h, 3)), Err(ZPoolError::InvalidHandle));
+    }
+    assert_eq!(to_shard(hs[1], 2), hs[2]);
+    assert_eq!(p.free(hs[3]), Err(ZPoolError::InvalidHandle), "double free");
+    // Shard 3's entries are reused with a new generation; the others' are untouched.
+    let again = p.store(&data(100, 9)).unwrap(); // the 9th store: shard 0 again
+    assert_eq!(p.locate(again).unwrap().shard, 0);
+    for s in 1..4u64 {
+        let h = p.store(&data(100, 9)).unwrap();
+        assert_eq!(p.locate(h).unwrap().shard as u64, s);
+        let (index, generation) = ((h.to_raw() >> 23) - 1, h.to_raw() & ((1 << 23) - 1));
+        if s == 3 {
+            // Shard 3's free list is LIFO: hs[7]'s entry (local 1), one generation on.
+            assert_eq!((index, generation), ((1 << 2) | 3, 1));
+        } else {
+            assert_eq!((index, generation), ((2 << 2) | s, 0), "a fresh entry");
+        }
+    }
+    assert_eq!(read_back(&p, hs[4]), data(3000, 4));
+}
+
+#[test]
+fn compaction_goes_round_every_shard_and_stats_sum_them() {
+    let src = Arc::new(CountingSource::new(HeapPageSource));
+    let p = ZBud::with_shards_round_robin(Arc::clone(&src), 4);
+    // 40 objects of 1500 B, object i in shard i % 4: each shard pairs its 10 into 5
+    // frames. Freeing the second of each pair leaves 5 lone frames per shard, which
+    // compaction packs into 3: 20 frames -> 12.
+    let hs: Vec<Handle> = (0..40u8)
+        .map(|i| p.store(&data(1500, i)).unwrap())
+        .collect();
+    assert_eq!((p.total_frames(), src.live()), (20, 20));
+    let mut keep = Vec::new();
+    for (i, h) in hs.into_iter().enumerate() {
+        if (i / 4) % 2 == 1 {
+            p.free(h).unwrap();
+        } else {
+            keep.push((h, i as u8));
+        }
+    }
+    let st = p.zbud_stats();
+    assert_eq!((st.frames, st.objects, st.lone_frames), (20, 20, 20));
+    assert_eq!(st.bytes, 20 * 1500);
+    let mut freed = 0;
+    let mut steps = 0;
+    loop {
+        let s = p.compact_step(1);
+        assert!(s.objects_moved <= 2);
+        freed += s.frames_freed;
+        steps += 1;
+        assert!(steps < 1000, "compaction never ends");
+        if s.done {
+            break;
+        }
+    }
+    assert_eq!(freed, 8);
+    assert_eq!((p.total_frames(), src.live()), (12, 12));
+    let st = p.zbud_stats();
+    assert_eq!(
+        (
+            st.frames,
+            st.lone_frames,
+            st.buddied_frames,
+            st.compacted_frames
+        ),
+        (12, 4, 8, 8)
+    );
+    let ps = p.stats();
+    assert_eq!((ps.frames, ps.objects, ps.bytes), (12, 20, 20 * 1500));
+    assert!(ps.metadata_bytes >= st.descriptor_bytes + st.handle_bytes);
+    for &(h, i) in &keep {
+        assert_eq!(read_back(&p, h), data(1500, i));
+        assert_eq!(
+            p.locate(h).unwrap().shard,
+            i as usize % 4,
+            "moved within its shard"
+        );
+    }
+    assert_eq!(p.compact(), 0);
+    for (h, _) in keep {
+        p.free(h).unwrap();
+    }
+    assert_eq!((p.total_frames(), src.live()), (0, 0));
+}
+
+#[test]
+fn a_shard_hint_picks_the_start_shard() {
+    fn three() -> usize {
+        3
+    }
+    fn six() -> usize {
+        6
+    }
+    let p = ZBud::with_shard_hint(HeapPageSource, 4, three);
+    let q = ZBud::with_shard_hint(HeapPageSource, 4, six);
+    for i in 0..20u8 {
+        let h = p.store(&data(1500, i)).unwrap();
+        assert_eq!(p.locate(h).unwrap().shard, 3);
+        let h = q.store(&data(1500, i)).unwrap();
+        assert_eq!(q.locate(h).unwrap().shard, 2, "6 % 4");
+    }
+    assert_eq!(p.shard_stats(3).unwrap().objects, 20);
+    assert_eq!(p.shard_stats(0).unwrap().objects, 0);
+    assert_eq!(p.shard_stats(4), None);
+    assert_eq!((p.total_frames(), p.zbud_stats().frames), (10, 10));
+}

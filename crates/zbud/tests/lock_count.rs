@@ -2,7 +2,8 @@
 //!
 //! Needs the `lock-count` feature (`cargo test -p zbud --features lock-count --test
 //! lock_count`): the page source checks `zbud::held_locks() == 0` on every
-//! `alloc_frame` and `free_frame`, during stores, frees, compaction and teardown. One
+//! `alloc_frame` and `free_frame`, during stores, frees, compaction and teardown, on a
+//! pool with the default shards and on one whose objects spread over four shards. One
 //! test in its own binary, because the counter is process-global.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -55,8 +56,13 @@ fn pattern(len: usize, seed: usize) -> Vec<u8> {
 
 #[test]
 fn page_source_is_never_called_with_a_lock_held() {
+    check(|src| ZBud::new(src));
+    check(|src| ZBud::with_shards_round_robin(src, 4));
+}
+
+fn check(make: impl Fn(&Checking) -> ZBud<&Checking>) {
     let src = Checking::default();
-    let pool = ZBud::new(&src);
+    let pool = make(&src);
     let mut report = Vec::new();
     // Stores of sizes that pair in arrival order only partly.
     let mut live: Vec<_> = (0..3000)

@@ -10,12 +10,19 @@
 //! bytes, free `z` exactly once, report exactly the frames given back, and leave the
 //! pool's frame count equal to the page source's live frames.
 //!
+//! A fourth model has two threads store and free at once on a pool of two shards, each
+//! freeing the other's object: a store that finds shard 0 locked takes shard 1, so in
+//! some interleavings the objects sit in different shards (the model checks that such
+//! interleavings were explored), and every free must reach the handle's own shard.
+//!
 //! Run: `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test --release -p zbud --test loom`
 
 #![cfg(loom)]
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
+use loom::sync::mpsc::channel;
 use loom::thread;
 use zbud::ZBud;
 use zpool::testing::CountingSource;
@@ -138,4 +145,64 @@ fn two_compactors_race_a_read() {
         drop(pool);
         assert_eq!(src.live(), 0);
     });
+}
+
+/// The shard a handle names (the low bit of its entry index, for two shards).
+fn shard_of(h: zpool::Handle) -> usize {
+    (((h.to_raw() >> 23) - 1) & 1) as usize
+}
+
+/// Two threads each store an object (2000 bytes: two fit one frame), hand its handle to
+/// the other, read the other's object and free it. Where the stores overlap, one finds
+/// shard 0 locked and takes shard 1 (`try_lock`), so a thread frees an object of the
+/// other shard while the other thread works in its own. Every explored interleaving:
+/// the right bytes, each object freed once through its handle, no frame left.
+#[test]
+fn stores_on_two_shards_and_frees_of_the_other_shard() {
+    static SPLIT: AtomicUsize = AtomicUsize::new(0);
+    static SAME: AtomicUsize = AtomicUsize::new(0);
+    loom::model(|| {
+        let src = Arc::new(CountingSource::new(HeapPageSource));
+        let pool = Arc::new(ZBud::with_shards(Arc::clone(&src), 2));
+        let (to_main, from_t) = channel();
+        let (to_t, from_main) = channel();
+        let p = Arc::clone(&pool);
+        let t = thread::spawn(move || {
+            let a = p.store(&[1; 2000]).unwrap();
+            to_main.send(a).unwrap();
+            let b = from_main.recv().unwrap();
+            let mut buf = [0u8; 4096];
+            assert_eq!(p.read(b, &mut buf), Ok(2000));
+            check(&buf, 2000, 2);
+            p.free(b).unwrap();
+            a
+        });
+        let b = pool.store(&[2; 2000]).unwrap();
+        to_t.send(b).unwrap();
+        let a = from_t.recv().unwrap();
+        let mut buf = [0u8; 4096];
+        assert_eq!(pool.read(a, &mut buf), Ok(2000));
+        check(&buf, 2000, 1);
+        pool.free(a).unwrap();
+        assert_eq!(t.join().unwrap(), a);
+        if shard_of(a) == shard_of(b) {
+            SAME.fetch_add(1, Ordering::Relaxed);
+        } else {
+            SPLIT.fetch_add(1, Ordering::Relaxed);
+        }
+        for h in [a, b] {
+            assert_eq!(pool.free(h), Err(ZPoolError::InvalidHandle), "freed once");
+            assert_eq!(pool.read(h, &mut buf), Err(ZPoolError::InvalidHandle));
+        }
+        assert_eq!((pool.total_frames(), src.live()), (0, 0));
+        drop(pool);
+        assert_eq!(src.live(), 0);
+    });
+    let (split, same) = (SPLIT.load(Ordering::Relaxed), SAME.load(Ordering::Relaxed));
+    println!("interleavings: {split} with the objects in two shards, {same} in one");
+    assert!(
+        split > 0,
+        "no interleaving put the objects in different shards"
+    );
+    assert!(same > 0);
 }
