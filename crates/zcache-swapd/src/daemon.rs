@@ -356,6 +356,12 @@ impl Daemon {
             };
             dir.join(format!("{PREFIX}swapd-{pid}.backing"))
         });
+        if backing.exists() {
+            return Err(SwapdError::Refused(format!(
+                "backing file {} exists: swapd only uses a file it creates",
+                backing.display()
+            )));
+        }
         let mountpoint = opts
             .mountpoint
             .clone()
