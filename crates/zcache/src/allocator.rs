@@ -25,17 +25,28 @@ pub(crate) enum Allocator {
 
 impl Allocator {
     /// The allocator of `kind`, on the heap (allocated fallibly). Index it with `[0]`.
+    /// `hint` is [`crate::Config::context_hint`]: zbud starts each store at the caller's
+    /// own shard, so CPUs (threads) storing at once take different locks.
     pub(crate) fn boxed(
         kind: AllocatorKind,
         source: TryArc<LimitedSource>,
+        hint: fn() -> usize,
     ) -> Result<Box<[Allocator; 1]>, ZcacheError> {
-        let a = Self::new(kind, source)?;
+        let a = Self::new(kind, source, hint)?;
         zplat::try_box([a]).map_err(|_| ZcacheError::NoMemory)
     }
 
-    fn new(kind: AllocatorKind, source: TryArc<LimitedSource>) -> Result<Self, ZcacheError> {
+    fn new(
+        kind: AllocatorKind,
+        source: TryArc<LimitedSource>,
+        hint: fn() -> usize,
+    ) -> Result<Self, ZcacheError> {
         Ok(match kind {
-            AllocatorKind::Zbud => Allocator::Zbud(ZBud::new(source)),
+            AllocatorKind::Zbud => Allocator::Zbud(ZBud::with_shard_hint(
+                source,
+                zbud::DEFAULT_SHARDS,
+                hint,
+            )),
             AllocatorKind::Zsmalloc => {
                 Allocator::Zsmalloc(ZsPool::new(source).map_err(|e| match e {
                     zsmalloc::CreateError::NoMemory => ZcacheError::NoMemory,

@@ -169,8 +169,16 @@ impl Zcache {
             config.accept_threshold_percent,
         ))
         .map_err(|_| ZcacheError::NoMemory)?;
-        let eph = Allocator::boxed(config.ephemeral_allocator, limited.clone())?;
-        let pers = Allocator::boxed(config.persistent_allocator, limited.clone())?;
+        let eph = Allocator::boxed(
+            config.ephemeral_allocator,
+            limited.clone(),
+            config.context_hint,
+        )?;
+        let pers = Allocator::boxed(
+            config.persistent_allocator,
+            limited.clone(),
+            config.context_hint,
+        )?;
         // One shard per context, one for the reclaimer.
         let stats = Shards::new(config.contexts + 1).map_err(|_| ZcacheError::NoMemory)?;
         let lrus = (
