@@ -42,11 +42,9 @@ impl Allocator {
         hint: fn() -> usize,
     ) -> Result<Self, ZcacheError> {
         Ok(match kind {
-            AllocatorKind::Zbud => Allocator::Zbud(ZBud::with_shard_hint(
-                source,
-                zbud::DEFAULT_SHARDS,
-                hint,
-            )),
+            AllocatorKind::Zbud => {
+                Allocator::Zbud(ZBud::with_shard_hint(source, zbud::DEFAULT_SHARDS, hint))
+            }
             AllocatorKind::Zsmalloc => {
                 Allocator::Zsmalloc(ZsPool::new(source).map_err(|e| match e {
                     zsmalloc::CreateError::NoMemory => ZcacheError::NoMemory,
