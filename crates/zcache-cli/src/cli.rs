@@ -45,6 +45,10 @@ pub enum Command {
     /// Capture the pages of a running process (--pid) or of files and write them as a
     /// corpus (pages.bin, pages.idx, manifest.json) to replay later with `bench --corpus`.
     Capture(CaptureArgs),
+    /// Serve a FUSE file whose 4 KiB blocks are zcache's frontswap slots (a backing file
+    /// on disk for the pages zcache cannot keep), optionally as this kernel's swap
+    /// (--swapon, root), until SIGINT or SIGTERM; statistics as JSON on exit.
+    Swapd(zcache_swapd::SwapdArgs),
 }
 
 /// `zcache bench`.

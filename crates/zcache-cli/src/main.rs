@@ -116,6 +116,13 @@ fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         None => bench(&cli.bench, &progress),
         Some(Command::Bench(b)) => bench(&b, &progress),
+        Some(Command::Swapd(s)) => zcache_swapd::args::run(&s).map_err(|e| {
+            if e.is_refusal() {
+                CliError::input(e.to_string())
+            } else {
+                CliError::runtime(e.to_string())
+            }
+        }),
         Some(Command::Analyze(a)) => {
             check_plot_path(&a.run)?;
             let set = capture_source(&a.source, &progress)?;

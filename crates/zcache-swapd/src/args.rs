@@ -122,23 +122,26 @@ fn parse_allocator(s: &str) -> Result<AllocatorKind, String> {
     AllocatorKind::from_name(s).map_err(|e| e.to_string())
 }
 
-/// Runs `zcache swapd`: prints the final statistics as JSON on stdout; exit code 2 for
-/// a refusal (bad options, not root, a facility missing), 1 for a failure.
+/// Runs `zcache swapd` until SIGINT or SIGTERM and prints the final statistics as JSON
+/// on stdout. Call it from the program's main thread before any other thread starts
+/// (see [`crate::daemon::run`]).
+pub fn run(args: &SwapdArgs) -> Result<(), crate::daemon::SwapdError> {
+    let stats = crate::daemon::run(&args.options())?;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&stats).unwrap_or_default()
+    );
+    Ok(())
+}
+
+/// [`run`] as a process: exit code 2 for a refusal (bad options, not root, a facility
+/// missing), 1 for a failure.
 pub fn main(args: &SwapdArgs) -> std::process::ExitCode {
-    match crate::daemon::run(&args.options()) {
-        Ok(stats) => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&stats).unwrap_or_default()
-            );
-            std::process::ExitCode::SUCCESS
-        }
+    match run(args) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("zcache swapd: {e}");
-            std::process::ExitCode::from(match e {
-                crate::daemon::SwapdError::Refused(_) => 2,
-                crate::daemon::SwapdError::Failed(_) => 1,
-            })
+            std::process::ExitCode::from(if e.is_refusal() { 2 } else { 1 })
         }
     }
 }

@@ -95,6 +95,14 @@ impl std::fmt::Display for SwapdError {
     }
 }
 
+impl SwapdError {
+    /// Whether the run was refused before anything was created (bad input, not root,
+    /// a facility missing), as opposed to failing while running.
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, SwapdError::Refused(_))
+    }
+}
+
 impl std::error::Error for SwapdError {}
 
 fn is_root() -> bool {
@@ -516,7 +524,7 @@ impl Daemon {
             "mountpoint": self.td.mountpoint.display().to_string(),
             "swap_file": self.swap_file.display().to_string(),
             "loop_device": self.td.loop_dev,
-            "swapon": self.td.swap.is_some(),
+            "swap_active": self.td.swap.is_some(),
             "mlocked": self.mlocked,
             "uptime_s": self.started.elapsed().as_secs_f64(),
         });
