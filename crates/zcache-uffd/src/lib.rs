@@ -101,7 +101,9 @@ mod region;
 mod sys;
 
 pub use error::RegionError;
-pub use region::{EvictReport, PAGE, Region, RegionConfig, RegionStats, ResidentMemory};
+pub use region::{
+    EvictReport, FaultTiming, PAGE, Region, RegionConfig, RegionStats, ResidentMemory,
+};
 
 /// Whether userfaultfd with write-protect faults can be used by this process: `Err`
 /// with the reason when not (tests print `SKIP: <reason>`).
@@ -116,44 +118,72 @@ pub mod bench_support {
     //! What the fault bench measures beside the region: `UFFDIO_COPY` alone.
     use std::time::Instant;
 
-    /// Times `n` `UFFDIO_COPY` ioctls of one page each into a fresh registered mapping
-    /// (no fault involved): nanoseconds per copy.
-    pub fn copy_alone_ns(n: usize) -> Result<Vec<u32>, String> {
-        let uffd =
-            crate::sys::Uffd::open(crate::sys::FEATURE_PAGEFAULT_FLAG_WP).map_err(|u| u.0)?;
-        let len = n * 4096;
-        // SAFETY: a fresh anonymous mapping at an address the kernel picks.
-        let base = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-                -1,
-                0,
-            )
-        };
-        if base == libc::MAP_FAILED {
-            return Err(format!("mmap: {}", std::io::Error::last_os_error()));
-        }
-        let base = base as usize;
-        let res = (|| {
-            uffd.register(base, len).map_err(|e| e.to_string())?;
-            #[repr(C, align(4096))]
-            struct P([u8; 4096]);
+    #[repr(C, align(4096))]
+    struct P([u8; 4096]);
+
+    /// A registered, never-touched mapping of `n` pages and a source page: each
+    /// [`CopyAlone::copy`] is one `UFFDIO_COPY` into the next page, with no fault
+    /// (nobody waits on it).
+    pub struct CopyAlone {
+        uffd: crate::sys::Uffd,
+        base: usize,
+        n: usize,
+        next: usize,
+        src: Box<P>,
+    }
+
+    impl CopyAlone {
+        /// Maps and registers `n` pages.
+        pub fn new(n: usize) -> Result<CopyAlone, String> {
+            let uffd =
+                crate::sys::Uffd::open(crate::sys::FEATURE_PAGEFAULT_FLAG_WP).map_err(|u| u.0)?;
+            // SAFETY: a fresh anonymous mapping at an address the kernel picks.
+            let base = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    n * 4096,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                    -1,
+                    0,
+                )
+            };
+            if base == libc::MAP_FAILED {
+                return Err(format!("mmap: {}", std::io::Error::last_os_error()));
+            }
             let mut src = Box::new(P([0; 4096]));
             src.0.iter_mut().enumerate().for_each(|(i, b)| *b = i as u8);
-            let mut out = Vec::with_capacity(n);
-            for p in 0..n {
-                let t = Instant::now();
-                uffd.copy(base + p * 4096, &src.0, false)
-                    .map_err(|e| e.to_string())?;
-                out.push(t.elapsed().as_nanos() as u32);
+            let c = CopyAlone {
+                uffd,
+                base: base as usize,
+                n,
+                next: 0,
+                src,
+            };
+            c.uffd
+                .register(c.base, n * 4096)
+                .map_err(|e| e.to_string())?;
+            Ok(c)
+        }
+
+        /// One `UFFDIO_COPY` into the next page: nanoseconds (`None` when all are used).
+        pub fn copy(&mut self) -> Option<Result<u32, String>> {
+            if self.next == self.n {
+                return None;
             }
-            Ok(out)
-        })();
-        // SAFETY: the mapping made above; nothing else uses it.
-        unsafe { libc::munmap(base as *mut libc::c_void, len) };
-        res
+            let dst = self.base + self.next * 4096;
+            self.next += 1;
+            let t = Instant::now();
+            let r = self.uffd.copy(dst, &self.src.0, false);
+            let ns = t.elapsed().as_nanos() as u32;
+            Some(r.map(|()| ns).map_err(|e| e.to_string()))
+        }
+    }
+
+    impl Drop for CopyAlone {
+        fn drop(&mut self) {
+            // SAFETY: the mapping made in `new`, used by nothing else.
+            unsafe { libc::munmap(self.base as *mut libc::c_void, self.n * 4096) };
+        }
     }
 }
