@@ -30,7 +30,7 @@ use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use zcache::{AllocatorKind, Config, SwapArea, Zcache};
-use zpool::HeapPageSource;
+use zpool::BlockPageSource;
 
 use crate::error::CliError;
 use crate::input::{PAGE_SIZE, Page};
@@ -417,7 +417,7 @@ pub fn zcache_side(pages: &[Page], alg: zcomp::Algorithm) -> Result<Side, CliErr
         persistent_allocator: AllocatorKind::Zsmalloc,
         ..Config::default()
     };
-    let z = Zcache::new(config, HeapPageSource)
+    let z = Zcache::new(config, BlockPageSource::new())
         .map_err(|e| CliError::runtime(format!("zcache: {e}")))?;
     let area = SwapArea::swapon(&z, 0).map_err(|e| CliError::runtime(format!("zcache: {e}")))?;
     let mut refused = 0u64;

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use tmem_core::PoolId;
 use zcache::{Config, Oid, Zcache, file_key_from_inode};
-use zpool::{HeapPageSource, Page};
+use zpool::{BlockPageSource, Page};
 
 use crate::{FILE_SOURCES, Rng, corpus_objects, pct, tagged};
 
@@ -310,7 +310,7 @@ pub fn run(p: &Params) -> Report {
             max_frames: p.zcache_frames,
             ..Config::default()
         },
-        Arc::new(HeapPageSource),
+        Arc::new(BlockPageSource::new()),
     )
     .expect("zcache");
     let cc = z.cleancache();

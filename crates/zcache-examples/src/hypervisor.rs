@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use tmem_core::{ClientId, LoadMode, Oid, PoolId, PoolKind, Uuid};
 use zcache::{Config, Zcache, ZcacheError};
-use zpool::{HeapPageSource, Page};
+use zpool::{BlockPageSource, Page};
 
 use crate::{FILE_SOURCES, Rng, anon_pages, corpus_objects, tagged};
 
@@ -87,7 +87,7 @@ impl Hypervisor {
     /// A hypervisor whose tmem memory is one zcache with this configuration.
     pub fn new(config: Config) -> Result<Hypervisor, ZcacheError> {
         Ok(Hypervisor {
-            z: Zcache::new(config, Arc::new(HeapPageSource))?,
+            z: Zcache::new(config, Arc::new(BlockPageSource::new()))?,
             guests: HashMap::new(),
             next_guest: 1,
             auth: HashSet::new(),

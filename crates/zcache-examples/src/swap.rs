@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use zcache::{Config, SlotClaim, SwapArea, Writeback, Zcache};
-use zpool::{HeapPageSource, PAGE_SIZE, Page};
+use zpool::{BlockPageSource, PAGE_SIZE, Page};
 
 use crate::{Rng, anon_pages, pct, tagged};
 
@@ -266,7 +266,7 @@ fn run_on(p: &Params, swap: &Arc<SwapFile>) -> io::Result<Report> {
             max_frames: p.zcache_frames,
             ..Config::default()
         },
-        Arc::new(HeapPageSource),
+        Arc::new(BlockPageSource::new()),
         wb.clone(),
     )
     .map_err(|e| io::Error::other(e.to_string()))?;

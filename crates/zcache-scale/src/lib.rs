@@ -41,7 +41,7 @@ use zcache::{
     file_key_from_inode,
 };
 use zcomp::{Algorithm, AnyCompressor, Compressor};
-use zpool::HeapPageSource;
+use zpool::BlockPageSource;
 
 /// The sizes the scale bench runs by default.
 pub const SIZES: [usize; 3] = [10_000, 100_000, 1_000_000];
@@ -488,7 +488,7 @@ pub fn run(setup: &Setup, pages: &[Page], n: usize, rng: &mut Rng) -> Result<Row
     if pages.is_empty() || n == 0 {
         return Err(ScaleError("a scaled run needs at least one page".into()));
     }
-    let z = Zcache::new(setup.config(), HeapPageSource).map_err(zerr("zcache"))?;
+    let z = Zcache::new(setup.config(), BlockPageSource::new()).map_err(zerr("zcache"))?;
     let m = match setup.workload {
         Workload::Frontswap => frontswap(&z, setup.clock, pages, n, rng)?,
         Workload::Cleancache => cleancache(&z, setup.clock, pages, n, rng)?,

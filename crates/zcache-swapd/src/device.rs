@@ -46,7 +46,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Instant;
 
 use zcache::{Config, SlotClaim, SwapArea, Writeback, Zcache, ZcacheError};
-use zpool::{HeapPageSource, PAGE_SIZE, Page};
+use zpool::{BlockPageSource, PAGE_SIZE, Page};
 
 /// Bytes per block (one page, one swap slot).
 pub const BLOCK_SIZE: u64 = PAGE_SIZE as u64;
@@ -447,7 +447,7 @@ impl Device {
             frontswap_exclusive_loads: false,
             ..cfg.zcache
         };
-        let z = Zcache::with_writeback(zcfg, HeapPageSource, backing.clone())
+        let z = Zcache::with_writeback(zcfg, BlockPageSource::new(), backing.clone())
             .map_err(|e| format!("cannot build zcache: {e}"))?;
         let area = SwapArea::swapon(Arc::new(z), SWAP_TYPE)
             .map_err(|e| format!("cannot turn zcache's swap area on: {e}"))?;

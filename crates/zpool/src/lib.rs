@@ -3,8 +3,10 @@
 //!
 //! * [`PageSource`] hands out and takes back 4 KiB page frames. Allocation may fail and
 //!   never blocks. A kernel implements it with a non-sleeping page allocator, a hypervisor
-//!   with its free-page pool, user space with the heap ([`HeapPageSource`]), behind
-//!   [`RecyclingSource`] when allocation per frame is costly.
+//!   with its free-page pool, user space with the heap: [`BlockPageSource`] (frames cut
+//!   from 256 KiB blocks: 4 KiB of memory per frame) or [`HeapPageSource`] (one
+//!   allocation per frame: simplest, but glibc spends 8 KiB per 4096-aligned frame),
+//!   behind [`RecyclingSource`] when allocation per frame is costly.
 //! * [`Frame`] is an owned page frame. All `unsafe` frame-memory access of the workspace's
 //!   allocators lives in this crate: allocator crates built on it can
 //!   `#![forbid(unsafe_code)]`.
@@ -23,6 +25,7 @@
 
 extern crate alloc;
 
+mod blocks;
 mod frame;
 mod pool;
 mod recycle;
@@ -30,6 +33,7 @@ mod sync;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
+pub use blocks::{BLOCK_BYTES, BLOCK_FRAMES, BlockPageSource};
 pub use frame::{AllocError, Frame, FrameTag, HeapPageSource, PAGE_SIZE, Page, PageSource};
 pub use pool::{CompactStep, Handle, PoolStats, ZPool, ZPoolError};
 pub use recycle::RecyclingSource;
