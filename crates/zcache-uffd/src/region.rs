@@ -83,9 +83,9 @@ pub struct RegionConfig {
     pub zcache: zcache::Config,
     /// Pin the fault handler thread to this CPU. A fault's service ends by waking the
     /// faulting thread; on another CPU that wake is an inter-processor interrupt, which
-    /// in a virtual machine (this project's machines are Firecracker guests) cost
-    /// ~17 µs of the handler's time, more than the decompression and the copy
-    /// together. A VMM that pins its vCPU threads pins the handler beside them.
+    /// in a virtual machine (this project's machines are Firecracker guests) whose
+    /// other vCPU is idle cost ~17 µs of the handler's time, more than the
+    /// decompression and the copy together. A VMM that pins its vCPU threads pins the handler beside them.
     pub handler_cpu: Option<usize>,
     /// Record the handler's service time of every fault served from zcache
     /// ([`Region::take_fault_latencies`]); for benchmarks.
