@@ -49,6 +49,10 @@ pub enum Command {
     /// on disk for the pages zcache cannot keep), optionally as this kernel's swap
     /// (--swapon, root), until SIGINT or SIGTERM; statistics as JSON on exit.
     Swapd(zcache_swapd::SwapdArgs),
+    /// Run a real program (python, sqlite, gcc) in a memory cgroup limited to a fraction of
+    /// its peak, three times: swapping to zram, to zswap over a loop file, and to
+    /// `zcache swapd`; report each store's memory for the data it holds (root).
+    SwapBench(zcache_swapbench::SwapBenchArgs),
 }
 
 /// `zcache bench`.

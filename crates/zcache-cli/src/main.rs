@@ -123,6 +123,18 @@ fn run(cli: Cli) -> Result<(), CliError> {
                 CliError::runtime(e.to_string())
             }
         }),
+        Some(Command::SwapBench(a)) => std::env::current_exe()
+            .map_err(|e| CliError::runtime(format!("the zcache executable: {e}")))
+            .and_then(|exe| {
+                zcache_swapbench::cli_text(&a, exe).map_err(|e| {
+                    if e.is_refusal() {
+                        CliError::input(e.to_string())
+                    } else {
+                        CliError::runtime(e.to_string())
+                    }
+                })
+            })
+            .and_then(|text| emit(&text)),
         Some(Command::Analyze(a)) => {
             check_plot_path(&a.run)?;
             let set = capture_source(&a.source, &progress)?;
