@@ -35,8 +35,12 @@
 //! *fault*, not the last access: a page read all the time without ever faulting again
 //! looks as cold as an idle one, is evicted, and if it is hot its refault (counted in
 //! [`RegionStats::refaults`]) marks it referenced so the next pass spares it: cold
-//! pages are found by refault sampling. The limit is soft: faults make pages resident
-//! at once, the reclaimer catches up.
+//! pages are found by refault sampling. The reclaimer keeps 15/16 of the limit ahead
+//! of the faults; when a fault finds the limit exceeded anyway, the handler evicts
+//! down to it before serving the next one ([`RegionConfig::direct_reclaim`]), so the
+//! limit holds within the faults in flight. The reclaimer also compacts zcache's pool.
+//! [`Region::discard`] drops pages whose contents no longer matter (free-page
+//! reports), with no compression.
 //!
 //! # Concurrency: why no write is lost
 //!

@@ -72,8 +72,13 @@ pub struct RegionConfig {
     /// Resident pages allowed (`None`: no limit). Enforced by a background thread
     /// (with [`RegionConfig::background_reclaim`]) or by [`Region::enforce_limit`].
     pub resident_limit: Option<usize>,
-    /// Run the background reclaimer that keeps the resident limit.
+    /// Run the background reclaimer that keeps the resident limit (down to 15/16 of
+    /// it, ahead of the faults).
     pub background_reclaim: bool,
+    /// Let the fault handler evict down to the limit itself when a fault finds it
+    /// exceeded (the reclaimer lagging): the limit then holds within the faults in
+    /// flight, at the cost of those faults' latency. Off: the limit is soft.
+    pub direct_reclaim: bool,
     /// A directory for the spill file: pages zcache refuses (frame limit, poor
     /// compression) go there instead of staying resident. `None`: they stay resident.
     pub spill_dir: Option<PathBuf>,
@@ -101,6 +106,7 @@ impl RegionConfig {
             shared: false,
             resident_limit: None,
             background_reclaim: true,
+            direct_reclaim: true,
             spill_dir: None,
             zcache: zcache::Config {
                 context_hint: zcache::thread_hint,
@@ -206,6 +212,8 @@ pub struct RegionStats {
     pub spill_reads: u64,
     /// Evictions given up: the page stayed resident (refused and no spill file).
     pub kept_resident: u64,
+    /// Pages the fault handler evicted itself (direct reclaim over the limit).
+    pub direct_reclaim: u64,
     /// ioctl or load failures while serving a fault (0 unless something is broken).
     pub fault_errors: u64,
     /// The region's zcache.
@@ -228,6 +236,7 @@ struct Counters {
     spill_reads: AtomicU64,
     kept: AtomicU64,
     fault_errors: AtomicU64,
+    direct: AtomicU64,
 }
 
 fn bump(c: &AtomicU64) {
@@ -278,6 +287,7 @@ struct Inner {
     /// The reclaimer sleeps here; `true` = stop.
     reclaim: (Mutex<bool>, Condvar),
     record_latency: bool,
+    direct_reclaim: bool,
     latencies: Mutex<Vec<FaultTiming>>,
     /// The handler's stop signal (an eventfd it polls beside the userfaultfd).
     stop: OwnedFd,
@@ -383,6 +393,15 @@ impl Inner {
             };
             if done {
                 self.referenced[p].store(true, Ordering::Relaxed);
+                // Direct reclaim: over the limit (the background reclaimer lagging),
+                // the handler evicts down to it before it serves the next fault, so
+                // the limit holds within the faults already in flight. It never
+                // faults on the region: it reads only pages it owns while resident.
+                let limit = self.limit.load(Ordering::Relaxed);
+                if self.direct_reclaim && self.resident.load(Ordering::Relaxed) > limit {
+                    let r = self.enforce(limit);
+                    self.c.direct.fetch_add(r.dropped(), Ordering::Relaxed);
+                }
                 return;
             }
             // The state changed under us (an evictor took the page): look again.
@@ -541,6 +560,37 @@ impl Inner {
 
     // ---- eviction ----
 
+    fn discard_page(&self, p: usize) -> Result<bool, RegionError> {
+        let s = loop {
+            let s = self.state[p].load(Ordering::Acquire);
+            match s {
+                UNTOUCHED => return Ok(false),
+                BUSY => std::thread::yield_now(),
+                _ => {
+                    if self.take(p, s) {
+                        break s;
+                    }
+                }
+            }
+        };
+        if is_resident(s) {
+            if let Err(e) = self.drop_memory(p) {
+                self.publish(p, s);
+                return Err(RegionError::Io("madvise (discard)", e));
+            }
+            self.resident.fetch_sub(1, Ordering::Relaxed);
+        }
+        if matches!(s, CLEAN | OUT_Z) {
+            let _ = self.area.invalidate_page(p as u64);
+        }
+        // A clean page was write-protected: the next fault is a missing fault on a
+        // none pte (zero fill), and no write-protect marker survives the drop of
+        // anonymous memory (for a memfd, MADV_REMOVE drops it with the page).
+        self.publish(p, UNTOUCHED);
+        self.wake(p);
+        Ok(true)
+    }
+
     /// Evicts one page. `wait`: a page busy with a fault or another eviction is waited
     /// for (a transition is short and never waits for an evictor, so this cannot
     /// deadlock: an evictor holds at most one page, and holds none while it waits);
@@ -663,29 +713,45 @@ impl Inner {
         r
     }
 
-    /// CLOCK over the resident pages until at most `target` are resident (or two full
-    /// turns of the hand).
-    fn enforce(&self, target: usize) -> EvictReport {
-        let mut r = EvictReport::default();
-        if self.resident.load(Ordering::Relaxed) <= target || self.npages == 0 {
-            return r;
-        }
-        let Ok(mut hand) = self.hand.lock() else {
-            return r;
-        };
-        let mut buf = PageBuf::new();
-        let mut steps = 0;
-        while self.resident.load(Ordering::Relaxed) > target && steps < 2 * self.npages {
+    /// The CLOCK hand's next victim: the next resident page whose referenced bit is
+    /// clear, clearing the bits it passes (second chance); `None` after two turns.
+    /// The hand's lock is held only to move the hand: evictions run outside it, so the
+    /// reclaimer and the handler's direct reclaim evict side by side.
+    fn clock_pick(&self) -> Option<usize> {
+        let mut hand = self.hand.lock().ok()?;
+        for _ in 0..2 * self.npages {
             let p = *hand;
             *hand = (p + 1) % self.npages;
-            steps += 1;
             if !is_resident(self.state[p].load(Ordering::Relaxed)) {
                 continue;
             }
             if self.referenced[p].swap(false, Ordering::Relaxed) {
                 continue;
             }
-            self.evict_page(p, &mut buf, &mut r, false);
+            return Some(p);
+        }
+        None
+    }
+
+    /// CLOCK over the resident pages until at most `target` are resident (or 64 picks
+    /// in a row evicted nothing: pages zcache refuses with no spill file stay).
+    fn enforce(&self, target: usize) -> EvictReport {
+        let mut r = EvictReport::default();
+        if self.npages == 0 {
+            return r;
+        }
+        let mut buf: Option<Box<PageBuf>> = None;
+        let mut misses = 0;
+        while self.resident.load(Ordering::Relaxed) > target && misses < 64 {
+            let Some(p) = self.clock_pick() else { break };
+            let before = r.dropped();
+            let b = buf.get_or_insert_with(PageBuf::new);
+            self.evict_page(p, b, &mut r, false);
+            if r.dropped() == before {
+                misses += 1;
+            } else {
+                misses = 0;
+            }
         }
         r
     }
@@ -769,6 +835,12 @@ fn reclaim_loop(inner: Arc<Inner>) {
         }
         if let Some(t) = inner.limit_target() {
             inner.enforce(t);
+        }
+        // Pages come and go (write faults drop copies, evictions store new ones), which
+        // leaves holes in zsmalloc's zspages: compact when a few frames can be had.
+        let z = inner.area.zcache();
+        if z.compactable_frames() >= 16 {
+            z.compact();
         }
     }
 }
@@ -866,9 +938,11 @@ fn atomic_write(addr: usize, data: &[u8]) {
 }
 
 impl Region {
-    /// Maps and registers a region whose zcache draws frames from the heap.
+    /// Maps and registers a region whose zcache draws frames from a
+    /// `zpool::BlockPageSource` (frames cut from 256 KiB blocks: 4 KiB of memory per
+    /// frame, where the heap's 4096-aligned allocations cost 8 KiB each under glibc).
     pub fn new(config: RegionConfig) -> Result<Region, RegionError> {
-        Self::with_source(config, zpool::HeapPageSource)
+        Self::with_source(config, zpool::BlockPageSource::new())
     }
 
     /// Maps and registers a region whose zcache draws frames from `source`.
@@ -974,6 +1048,7 @@ impl Region {
             hand: Mutex::new(0),
             reclaim: (Mutex::new(false), Condvar::new()),
             record_latency: config.record_fault_latency,
+            direct_reclaim: config.direct_reclaim,
             latencies: Mutex::new(Vec::new()),
             stop,
         });
@@ -1069,6 +1144,32 @@ impl Region {
         Ok(self.inner.evict_pages(first..end))
     }
 
+    /// Discards every page wholly inside `bytes`: its contents no longer matter (a
+    /// guest's free-page report, a balloon inflating, an allocator's freed block).
+    /// Resident pages are dropped, kept copies (zcache, spill file) are dropped, and the
+    /// next touch of the page reads zeros, like a page never written. No compression.
+    /// The caller must not access the range while this runs (as for `MADV_DONTNEED`).
+    /// Returns the pages that held memory or a copy.
+    pub fn discard(&self, bytes: Range<usize>) -> Result<u64, RegionError> {
+        if bytes.start > bytes.end {
+            return Err(RegionError::OutOfRange {
+                offset: bytes.start,
+                len: 0,
+                size: self.inner.len,
+            });
+        }
+        check_range(bytes.start, bytes.end - bytes.start, self.inner.len)?;
+        let first = bytes.start.div_ceil(PAGE);
+        let end = bytes.end / PAGE;
+        let mut n = 0;
+        for p in first..end.max(first) {
+            if self.inner.discard_page(p)? {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
     /// Sets the resident-page limit (`None`: none) and wakes the reclaimer.
     pub fn set_resident_limit(&self, limit: Option<usize>) {
         self.inner
@@ -1126,6 +1227,7 @@ impl Region {
         s.spill_writes = l(&i.c.spill_writes);
         s.spill_reads = l(&i.c.spill_reads);
         s.kept_resident = l(&i.c.kept);
+        s.direct_reclaim = l(&i.c.direct);
         s.fault_errors = l(&i.c.fault_errors);
         s.zcache = i.area.zcache().stats();
         s
@@ -1179,7 +1281,15 @@ impl Region {
         let i = self.inner.clone();
         let mut buf = PageBuf::new();
         for p in 0..i.npages {
-            let s = i.state[p].load(Ordering::Acquire);
+            // A fault the handler is still finishing (its thread ran on before the
+            // publish): wait for it, it never waits for anything.
+            let s = loop {
+                let s = i.state[p].load(Ordering::Acquire);
+                if s != BUSY {
+                    break s;
+                }
+                std::thread::yield_now();
+            };
             let res = match s {
                 OUT_Z | OUT_SPILL => {
                     let ok = if s == OUT_Z {

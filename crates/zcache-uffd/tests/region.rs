@@ -120,6 +120,30 @@ fn round_trip_and_the_clean_page_rule() {
 }
 
 #[test]
+fn discarded_pages_read_as_zero_and_free_their_copies() {
+    let Some(r) = region(config(8)) else { return };
+    for p in 0..8 {
+        r.write(p * PAGE, &text_page(p as u64 + 300)).unwrap();
+    }
+    r.evict(0..4 * PAGE).unwrap();
+    assert_eq!(read_page(&r, 1), text_page(301)); // clean: copy kept
+    assert_eq!(settled(&r).zcache.counters.stored_pages, 4);
+    // Pages 0-5: two out, one clean, three dirty; a partial page at each end is kept.
+    assert_eq!(r.discard(0..6 * PAGE + 100).unwrap(), 6);
+    let s = settled(&r);
+    assert_eq!(s.zcache.counters.stored_pages, 0);
+    assert_eq!(s.resident_pages, 2);
+    for p in 0..6 {
+        assert!(read_page(&r, p).iter().all(|&b| b == 0), "page {p}");
+    }
+    assert_eq!(read_page(&r, 6), text_page(306));
+    r.write(PAGE, b"again").unwrap();
+    r.evict(0..8 * PAGE).unwrap();
+    assert_eq!(&read_page(&r, 1)[..5], b"again");
+    assert_eq!(settled(&r).fault_errors, 0);
+}
+
+#[test]
 fn zero_pages_cost_nothing() {
     let Some(r) = region(config(16)) else { return };
     // Read never-written pages: zero, resident as the zero page.
@@ -437,6 +461,8 @@ enum Op {
     Read { page: usize },
     /// Evict pages `first..first+n` of the whole region (either half).
     Evict { first: usize, n: usize },
+    /// Discard pages `first..first+n` of the thread's own half (they read as zeros).
+    Discard { first: usize, n: usize },
     /// Set the resident limit.
     Limit(Option<usize>),
     /// Run the limit's CLOCK inline.
@@ -458,6 +484,10 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (0..MODEL_PAGES, 1..MODEL_PAGES).prop_map(|(first, n)| Op::Evict {
             first,
             n: n.min(MODEL_PAGES - first)
+        }),
+        1 => (0..HALF, 1..4usize).prop_map(|(first, n)| Op::Discard {
+            first,
+            n: n.min(HALF - first)
         }),
         1 => prop::option::of(0..MODEL_PAGES).prop_map(Op::Limit),
         1 => Just(Op::Enforce),
@@ -501,6 +531,11 @@ fn run_half(r: &Region, base: usize, ops: &[Op]) -> Result<Vec<u8>, String> {
             Op::Evict { first, n } => {
                 r.evict(first * PAGE..(first + n) * PAGE)
                     .map_err(|e| e.to_string())?;
+            }
+            Op::Discard { first, n } => {
+                r.discard((base + first) * PAGE..(base + first + n) * PAGE)
+                    .map_err(|e| e.to_string())?;
+                shadow[first * PAGE..(first + n) * PAGE].fill(0);
             }
             Op::Limit(l) => r.set_resident_limit(l),
             Op::Enforce => {

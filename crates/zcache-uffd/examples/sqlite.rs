@@ -1,0 +1,737 @@
+//! SQLite with all its memory on a zcache-uffd region (issue 16, item 2; run (c)), or on
+//! the C heap for comparison (runs (a) and, inside a memory cgroup, (b)).
+//!
+//! ```text
+//! cargo run --release -p zcache-uffd --example sqlite -- [--heap region|malloc]
+//!     [--limit-pages N] [--max-lines N] [--source DIR] [--samples N]
+//! ```
+//!
+//! SQLite's allocator is replaced (`SQLITE_CONFIG_MALLOC`) by a size-class allocator
+//! whose blocks are carved from the region (its bookkeeping is on the Rust heap, so a
+//! free never touches an evicted page; a freed block of several pages is discarded, as
+//! a guest's free-page report would be), so every page of the database (an in-memory
+//! database: the page cache is the database), its indexes and SQLite's working memory
+//! live in the region. (`SQLITE_CONFIG_HEAP`, memsys5, would need
+//! `-DSQLITE_ENABLE_MEMSYS5` in the bundled build's flags, which only an environment
+//! variable of the build can give; this allocator needs nothing.)
+//!
+//! The workload: every line of the text files under `--source` (default /usr/include,
+//! up to `--max-lines`) goes into a table (file, line number, text), two indexes are
+//! built, then queries that check their own answers against what was read: the total,
+//! per-file counts, `--samples` random (file, line) lookups, the `#include` lines by an
+//! index range, and the distinct texts. Any wrong answer ends the run with exit code 1.
+//! Printed: the time of each phase, the process's page faults, and the region's
+//! statistics (resident and compressed pages, faults, refaults, zcache frames).
+
+use std::collections::HashSet;
+use std::ffi::{CStr, CString, c_int, c_void};
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::{Mutex, OnceLock};
+use std::time::Instant;
+
+use libsqlite3_sys as ffi;
+use zcache_uffd::{PAGE, Region, RegionConfig};
+
+// ---- an allocator over the region ----
+
+/// Small blocks come from slabs of this size, one size class per slab.
+const SLAB: usize = 128 * 1024;
+/// Each block starts with a header holding its size (16 bytes keep 16-alignment).
+const HDR: usize = 16;
+
+/// Block sizes (header included) served from slabs: 64-byte steps to 1 KiB, then
+/// steps of about 1/8, up to 16 KiB. Larger blocks are whole pages.
+fn classes() -> Vec<usize> {
+    let mut v: Vec<usize> = (1..=16).map(|i| i * 64).collect();
+    let mut s = 1024usize;
+    while s < 16 * 1024 {
+        s = (s + s / 8).div_ceil(64) * 64;
+        v.push(s.min(16 * 1024));
+    }
+    v
+}
+
+struct Slab {
+    class: usize,
+    live: usize,
+    /// Blocks freed in this slab (addresses), and the next never-used offset.
+    free: Vec<usize>,
+    next: usize,
+}
+
+/// A slab allocator over the region. Its bookkeeping is on the Rust heap: freeing
+/// touches nothing in the region but the block's header page. A slab whose blocks are
+/// all free, and the pages of a freed large block, are discarded (`Region::discard`):
+/// free memory is neither kept resident nor compressed, as a guest's free-page reports
+/// would let a VMM do.
+struct Heap {
+    base: usize,
+    len: usize,
+    bump: usize,
+    classes: Vec<usize>,
+    slabs: std::collections::HashMap<usize, Slab>,
+    /// Per class: slabs with room.
+    partial: Vec<Vec<usize>>,
+    free_slabs: Vec<usize>,
+    /// Free large blocks by size (page multiples).
+    large: std::collections::BTreeMap<usize, Vec<usize>>,
+    in_use: usize,
+    peak: usize,
+}
+
+impl Heap {
+    fn new(base: usize, len: usize) -> Heap {
+        let classes = classes();
+        Heap {
+            base,
+            len,
+            bump: 0,
+            partial: vec![Vec::new(); classes.len()],
+            classes,
+            slabs: Default::default(),
+            free_slabs: Vec::new(),
+            large: Default::default(),
+            in_use: 0,
+            peak: 0,
+        }
+    }
+
+    fn block_size(&self, n: usize) -> (Option<usize>, usize) {
+        let want = n + HDR;
+        match self.classes.iter().position(|&c| c >= want) {
+            Some(i) => (Some(i), self.classes[i]),
+            None => (None, want.div_ceil(PAGE) * PAGE),
+        }
+    }
+
+    fn carve(&mut self, size: usize, align: usize) -> Option<usize> {
+        let start = self.bump.div_ceil(align) * align;
+        if start + size > self.len {
+            return None;
+        }
+        // The alignment gap (never touched) is simply skipped.
+        self.bump = start + size;
+        self.peak = self.peak.max(self.bump);
+        Some(self.base + start)
+    }
+
+    fn alloc_small(&mut self, c: usize) -> Option<usize> {
+        let size = self.classes[c];
+        let slab = match self.partial[c].last() {
+            Some(&s) => s,
+            None => {
+                let s = match self.free_slabs.pop() {
+                    Some(s) => s,
+                    None => self.carve(SLAB, SLAB)?,
+                };
+                self.slabs.insert(
+                    s,
+                    Slab {
+                        class: c,
+                        live: 0,
+                        free: Vec::new(),
+                        next: 0,
+                    },
+                );
+                self.partial[c].push(s);
+                s
+            }
+        };
+        let info = self.slabs.get_mut(&slab)?;
+        let b = match info.free.pop() {
+            Some(b) => b,
+            None => {
+                let b = slab + info.next;
+                info.next += size;
+                b
+            }
+        };
+        info.live += 1;
+        if info.free.is_empty() && info.next + size > SLAB {
+            self.partial[c].pop();
+        }
+        Some(b)
+    }
+
+    fn take_large(&mut self, size: usize) -> Option<usize> {
+        let (&have, _) = self.large.range(size..).next()?;
+        let v = self.large.get_mut(&have)?;
+        let b = v.pop()?;
+        if v.is_empty() {
+            self.large.remove(&have);
+        }
+        if have > size {
+            self.large.entry(have - size).or_default().push(b + size);
+        }
+        Some(b)
+    }
+
+    fn alloc(&mut self, n: usize) -> *mut c_void {
+        let (class, size) = self.block_size(n);
+        let block = match class {
+            Some(c) => self.alloc_small(c),
+            None => self.take_large(size).or_else(|| self.carve(size, PAGE)),
+        };
+        let Some(block) = block else {
+            return std::ptr::null_mut();
+        };
+        self.in_use += size;
+        // SAFETY: `block..block+size` is inside the region (carved or handed out before),
+        // 16-aligned, and owned by no one else now.
+        unsafe { *(block as *mut usize) = size };
+        (block + HDR) as *mut c_void
+    }
+
+    /// # Safety
+    /// `p` came from `alloc` and was not freed since.
+    unsafe fn size_of(&self, p: *mut c_void) -> usize {
+        // SAFETY: per the contract, a header written by `alloc` is just before `p`.
+        unsafe { *((p as usize - HDR) as *const usize) }
+    }
+
+    fn discard(&self, addr: usize, len: usize) {
+        if let Some(r) = REGION.get() {
+            let off = addr - self.base;
+            let _ = r.discard(off..off + len);
+        }
+    }
+
+    /// # Safety
+    /// `p` came from `alloc` and was not freed since.
+    unsafe fn free(&mut self, p: *mut c_void) {
+        // SAFETY: forwarded contract.
+        let size = unsafe { self.size_of(p) };
+        let block = p as usize - HDR;
+        self.in_use -= size;
+        if self.classes.binary_search(&size).is_ok() {
+            let slab = block - (block - self.base) % SLAB;
+            let Some(info) = self.slabs.get_mut(&slab) else {
+                return;
+            };
+            let c = info.class;
+            let was_full = info.free.is_empty() && info.next + self.classes[c] > SLAB;
+            info.free.push(block);
+            info.live -= 1;
+            if info.live == 0 {
+                // Empty: back to the slab pool, its memory discarded.
+                self.slabs.remove(&slab);
+                if !was_full {
+                    self.partial[c].retain(|&s| s != slab);
+                }
+                self.free_slabs.push(slab);
+                self.discard(slab, SLAB);
+            } else if was_full {
+                self.partial[c].push(slab);
+            }
+        } else {
+            self.large.entry(size).or_default().push(block);
+            if size >= 2 * PAGE {
+                // Keep the header's page; the rest need not be kept.
+                self.discard(block + PAGE, size - PAGE);
+            }
+        }
+    }
+}
+
+static HEAP: Mutex<Option<Heap>> = Mutex::new(None);
+static REGION: OnceLock<Region> = OnceLock::new();
+
+fn heap() -> std::sync::MutexGuard<'static, Option<Heap>> {
+    HEAP.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+unsafe extern "C" fn x_malloc(n: c_int) -> *mut c_void {
+    match (usize::try_from(n), heap().as_mut()) {
+        (Ok(n), Some(h)) => h.alloc(n),
+        _ => std::ptr::null_mut(),
+    }
+}
+
+unsafe extern "C" fn x_free(p: *mut c_void) {
+    if p.is_null() {
+        return;
+    }
+    if let Some(h) = heap().as_mut() {
+        // SAFETY: SQLite frees only what its xMalloc/xRealloc returned, once.
+        unsafe { h.free(p) };
+    }
+}
+
+unsafe extern "C" fn x_size(p: *mut c_void) -> c_int {
+    match heap().as_ref() {
+        // SAFETY: SQLite asks the size only of live allocations.
+        Some(h) if !p.is_null() => (unsafe { h.size_of(p) } - HDR) as c_int,
+        _ => 0,
+    }
+}
+
+unsafe extern "C" fn x_realloc(p: *mut c_void, n: c_int) -> *mut c_void {
+    let Ok(n) = usize::try_from(n) else {
+        return std::ptr::null_mut();
+    };
+    let mut g = heap();
+    let Some(h) = g.as_mut() else {
+        return std::ptr::null_mut();
+    };
+    // SAFETY: `p` is a live allocation of SQLite's (xRealloc's contract).
+    let old = unsafe { h.size_of(p) };
+    if h.block_size(n).1 == old {
+        return p;
+    }
+    let q = h.alloc(n);
+    if q.is_null() {
+        return q;
+    }
+    // SAFETY: both blocks are live, distinct and at least min(old-HDR, n) long.
+    unsafe {
+        std::ptr::copy_nonoverlapping(p as *const u8, q as *mut u8, (old - HDR).min(n));
+        h.free(p);
+    }
+    q
+}
+
+unsafe extern "C" fn x_roundup(n: c_int) -> c_int {
+    match (usize::try_from(n), heap().as_ref()) {
+        (Ok(n), Some(h)) => (h.block_size(n).1 - HDR) as c_int,
+        _ => n,
+    }
+}
+
+unsafe extern "C" fn x_init(_: *mut c_void) -> c_int {
+    ffi::SQLITE_OK
+}
+
+unsafe extern "C" fn x_shutdown(_: *mut c_void) {}
+
+// ---- a little SQLite wrapper ----
+
+struct Db(*mut ffi::sqlite3);
+
+struct Stmt(*mut ffi::sqlite3_stmt);
+
+impl Db {
+    fn open() -> Result<Db, String> {
+        let mut db = std::ptr::null_mut();
+        // SAFETY: a NUL-terminated name and an out pointer.
+        let rc = unsafe { ffi::sqlite3_open(c":memory:".as_ptr(), &mut db) };
+        if rc != ffi::SQLITE_OK {
+            return Err(format!("sqlite3_open: {rc}"));
+        }
+        Ok(Db(db))
+    }
+
+    fn err(&self) -> String {
+        // SAFETY: the handle is open; sqlite3_errmsg returns a NUL-terminated string
+        // that lives until the next call on the handle.
+        unsafe { CStr::from_ptr(ffi::sqlite3_errmsg(self.0)) }
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    fn exec(&self, sql: &str) -> Result<(), String> {
+        let c = CString::new(sql).map_err(|e| e.to_string())?;
+        // SAFETY: an open handle and a NUL-terminated statement; no callback.
+        let rc = unsafe {
+            ffi::sqlite3_exec(
+                self.0,
+                c.as_ptr(),
+                None,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+            )
+        };
+        if rc != ffi::SQLITE_OK {
+            return Err(format!("{sql}: {}", self.err()));
+        }
+        Ok(())
+    }
+
+    fn prepare(&self, sql: &str) -> Result<Stmt, String> {
+        let c = CString::new(sql).map_err(|e| e.to_string())?;
+        let mut st = std::ptr::null_mut();
+        // SAFETY: an open handle, a NUL-terminated statement, an out pointer.
+        let rc = unsafe {
+            ffi::sqlite3_prepare_v2(self.0, c.as_ptr(), -1, &mut st, std::ptr::null_mut())
+        };
+        if rc != ffi::SQLITE_OK {
+            return Err(format!("{sql}: {}", self.err()));
+        }
+        Ok(Stmt(st))
+    }
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        // SAFETY: every statement has been finalized (they are dropped first).
+        unsafe { ffi::sqlite3_close(self.0) };
+    }
+}
+
+impl Stmt {
+    fn bind_i64(&self, i: c_int, v: i64) {
+        // SAFETY: a prepared statement; SQLite checks the index.
+        unsafe { ffi::sqlite3_bind_int64(self.0, i, v) };
+    }
+    fn bind_text(&self, i: c_int, s: &str) {
+        // SAFETY: SQLITE_TRANSIENT makes SQLite copy the bytes before returning.
+        unsafe {
+            ffi::sqlite3_bind_text(
+                self.0,
+                i,
+                s.as_ptr().cast(),
+                s.len() as c_int,
+                ffi::SQLITE_TRANSIENT(),
+            )
+        };
+    }
+    fn step(&self) -> Result<bool, String> {
+        // SAFETY: a prepared statement.
+        match unsafe { ffi::sqlite3_step(self.0) } {
+            ffi::SQLITE_ROW => Ok(true),
+            ffi::SQLITE_DONE => Ok(false),
+            rc => Err(format!("sqlite3_step: {rc}")),
+        }
+    }
+    fn reset(&self) {
+        // SAFETY: a prepared statement.
+        unsafe { ffi::sqlite3_reset(self.0) };
+    }
+    fn col_i64(&self, i: c_int) -> i64 {
+        // SAFETY: a statement positioned on a row.
+        unsafe { ffi::sqlite3_column_int64(self.0, i) }
+    }
+    fn col_text(&self, i: c_int) -> String {
+        // SAFETY: a statement on a row; the text and its length are valid until the
+        // next step/reset, and are copied out at once.
+        unsafe {
+            let p = ffi::sqlite3_column_text(self.0, i);
+            let n = ffi::sqlite3_column_bytes(self.0, i) as usize;
+            if p.is_null() {
+                return String::new();
+            }
+            String::from_utf8_lossy(std::slice::from_raw_parts(p, n)).into_owned()
+        }
+    }
+    fn one_i64(&self) -> Result<i64, String> {
+        let v = if self.step()? { self.col_i64(0) } else { -1 };
+        self.reset();
+        Ok(v)
+    }
+}
+
+impl Drop for Stmt {
+    fn drop(&mut self) {
+        // SAFETY: a prepared statement, finalized once.
+        unsafe { ffi::sqlite3_finalize(self.0) };
+    }
+}
+
+// ---- the workload ----
+
+fn files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut entries: Vec<_> = rd.flatten().collect();
+    entries.sort_by_key(|e| e.path());
+    for e in entries {
+        let Ok(ft) = e.file_type() else { continue };
+        if ft.is_dir() {
+            files(&e.path(), out);
+        } else if ft.is_file() {
+            out.push(e.path());
+        }
+    }
+}
+
+fn hash(s: &str) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    s.hash(&mut h);
+    h.finish()
+}
+
+fn faults() -> (i64, i64) {
+    // SAFETY: getrusage fills one `rusage`.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: as above, `ru` is valid for writes.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    (ru.ru_minflt, ru.ru_majflt)
+}
+
+struct Args {
+    region: bool,
+    limit: Option<usize>,
+    max_lines: usize,
+    source: PathBuf,
+    samples: usize,
+}
+
+fn parse() -> Result<Args, String> {
+    let mut a = Args {
+        region: true,
+        limit: None,
+        max_lines: 500_000,
+        source: PathBuf::from("/usr/include"),
+        samples: 20_000,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(k) = it.next() {
+        let mut v = || it.next().ok_or(format!("{k} needs a value"));
+        match k.as_str() {
+            "--heap" => match v()?.as_str() {
+                "region" => a.region = true,
+                "malloc" => a.region = false,
+                o => return Err(format!("--heap region|malloc, not {o}")),
+            },
+            "--limit-pages" => a.limit = Some(v()?.parse().map_err(|e| format!("{e}"))?),
+            "--max-lines" => a.max_lines = v()?.parse().map_err(|e| format!("{e}"))?,
+            "--samples" => a.samples = v()?.parse().map_err(|e| format!("{e}"))?,
+            "--source" => a.source = PathBuf::from(v()?),
+            o => return Err(format!("unknown argument {o}")),
+        }
+    }
+    Ok(a)
+}
+
+fn run(a: &Args) -> Result<(), String> {
+    // Read the text (outside SQLite's heap: what the checks compare with).
+    let t0 = Instant::now();
+    let mut paths = Vec::new();
+    files(&a.source, &mut paths);
+    let mut per_file: Vec<(String, i64)> = Vec::new();
+    let mut lines: Vec<(i64, i64, String)> = Vec::new();
+    'outer: for p in &paths {
+        let Ok(bytes) = std::fs::read(p) else {
+            continue;
+        };
+        let text = String::from_utf8_lossy(&bytes);
+        let fid = per_file.len() as i64;
+        let mut n = 0;
+        for (i, l) in text.lines().enumerate() {
+            if lines.len() == a.max_lines {
+                per_file.push((p.display().to_string(), n));
+                break 'outer;
+            }
+            lines.push((fid, i as i64 + 1, l.to_string()));
+            n += 1;
+        }
+        per_file.push((p.display().to_string(), n));
+    }
+    let includes = lines.iter().filter(|l| l.2.starts_with("#include")).count() as i64;
+    let distinct = lines
+        .iter()
+        .map(|l| hash(&l.2))
+        .collect::<HashSet<_>>()
+        .len() as i64;
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    let samples: Vec<(i64, i64, String)> = (0..a.samples.min(lines.len()))
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            lines[(x % lines.len() as u64) as usize].clone()
+        })
+        .collect();
+    let text_bytes: usize = lines.iter().map(|l| l.2.len()).sum();
+    println!(
+        "text: {} lines ({:.1} MiB) of {} files under {} (read in {:.2} s)",
+        lines.len(),
+        text_bytes as f64 / (1 << 20) as f64,
+        per_file.len(),
+        a.source.display(),
+        t0.elapsed().as_secs_f64()
+    );
+
+    let (min0, maj0) = faults();
+    let start = Instant::now();
+    let db = Db::open()?;
+    db.exec("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA cache_size=-4000000; PRAGMA temp_store=MEMORY")?;
+    db.exec("CREATE TABLE files(id INTEGER PRIMARY KEY, path TEXT); CREATE TABLE lines(id INTEGER PRIMARY KEY, file INTEGER, lineno INTEGER, text TEXT)")?;
+    db.exec("BEGIN")?;
+    {
+        let ins = db.prepare("INSERT INTO files VALUES(?, ?)")?;
+        for (i, (p, _)) in per_file.iter().enumerate() {
+            ins.bind_i64(1, i as i64);
+            ins.bind_text(2, p);
+            ins.step()?;
+            ins.reset();
+        }
+        let ins = db.prepare("INSERT INTO lines(file, lineno, text) VALUES(?, ?, ?)")?;
+        for (f, n, t) in &lines {
+            ins.bind_i64(1, *f);
+            ins.bind_i64(2, *n);
+            ins.bind_text(3, t);
+            ins.step()?;
+            ins.reset();
+        }
+    }
+    db.exec("COMMIT")?;
+    let t_insert = start.elapsed().as_secs_f64();
+    drop(lines);
+    let t = Instant::now();
+    db.exec(
+        "CREATE INDEX lines_text ON lines(text); CREATE INDEX lines_file ON lines(file, lineno)",
+    )?;
+    let t_index = t.elapsed().as_secs_f64();
+
+    let t = Instant::now();
+    let mut wrong = 0u64;
+    let total: i64 = per_file.iter().map(|f| f.1).sum();
+    if db.prepare("SELECT COUNT(*) FROM lines")?.one_i64()? != total {
+        wrong += 1;
+    }
+    let q = db.prepare("SELECT COUNT(*) FROM lines WHERE file = ?")?;
+    for (i, (_, n)) in per_file.iter().enumerate() {
+        q.bind_i64(1, i as i64);
+        if q.one_i64()? != *n {
+            wrong += 1;
+        }
+    }
+    let q = db.prepare("SELECT text FROM lines WHERE file = ? AND lineno = ?")?;
+    for (f, n, text) in &samples {
+        q.bind_i64(1, *f);
+        q.bind_i64(2, *n);
+        let got = if q.step()? { Some(q.col_text(0)) } else { None };
+        q.reset();
+        if got.as_deref() != Some(text.as_str()) {
+            wrong += 1;
+        }
+    }
+    let inc =
+        db.prepare("SELECT COUNT(*) FROM lines WHERE text >= '#include' AND text < '#includf'")?;
+    if inc.one_i64()? != includes {
+        wrong += 1;
+    }
+    let d = db.prepare("SELECT COUNT(DISTINCT text) FROM lines")?;
+    let got_distinct = d.one_i64()?;
+    // Distinct by a 64-bit hash on our side: a collision would make ours smaller.
+    if got_distinct != distinct {
+        wrong += 1;
+    }
+    let t_query = t.elapsed().as_secs_f64();
+    let wall = start.elapsed().as_secs_f64();
+    let (min1, maj1) = faults();
+    drop((q, inc, d));
+    println!(
+        "sqlite on {}: insert {t_insert:.2} s, index {t_index:.2} s, queries {t_query:.2} s ({} checks), wall {wall:.2} s; wrong answers {wrong}",
+        if a.region {
+            "the zcache-uffd region"
+        } else {
+            "malloc"
+        },
+        2 + per_file.len() + samples.len() + 1
+    );
+    println!(
+        "process page faults: minor {}, major {}",
+        min1 - min0,
+        maj1 - maj0
+    );
+    if let Some(h) = heap().as_ref() {
+        println!(
+            "heap: {:.1} MiB of the region used at peak, {:.1} MiB in use",
+            h.peak as f64 / (1 << 20) as f64,
+            h.in_use as f64 / (1 << 20) as f64
+        );
+    }
+    if let Some(r) = REGION.get() {
+        let s = r.stats();
+        println!(
+            "region: limit {:?} pages, resident {} pages ({} clean), compressed {} pages, spilled {}, zero {}; faults {} (refaults {}, wp {}), compressions {}, saved {}, zcache rejects {}, direct reclaim {}; zcache {} pages in {} frames = {:.1} MiB held compressed (peak {:.1} MiB)",
+            r.resident_limit(),
+            s.resident_pages,
+            s.clean_pages,
+            s.compressed_pages,
+            s.spilled_pages,
+            s.zero_pages,
+            s.faults,
+            s.refaults,
+            s.wp_faults,
+            s.compressions,
+            s.compressions_saved,
+            s.zcache_rejects,
+            s.direct_reclaim,
+            s.zcache.counters.stored_pages,
+            s.zcache.pool_frames,
+            (s.zcache.pool_frames * PAGE) as f64 / (1 << 20) as f64,
+            (s.zcache.pool_frames_peak * PAGE) as f64 / (1 << 20) as f64,
+        );
+        if s.fault_errors != 0 {
+            return Err(format!("{} fault errors", s.fault_errors));
+        }
+    }
+    drop(db);
+    if wrong != 0 {
+        return Err(format!("{wrong} wrong answers"));
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let a = match parse() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    if a.region {
+        if let Err(why) = zcache_uffd::available() {
+            println!("SKIP: userfaultfd unavailable: {why}");
+            return ExitCode::SUCCESS;
+        }
+        let mut cfg = RegionConfig::new(8 << 30);
+        cfg.resident_limit = a.limit;
+        cfg.spill_dir = Some(std::env::temp_dir());
+        cfg.handler_cpu = Some(0);
+        let r = match Region::new(cfg) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("region: {e}");
+                return ExitCode::from(1);
+            }
+        };
+        *heap() = Some(Heap::new(r.as_ptr() as usize, r.len()));
+        let _ = REGION.set(r);
+        let m = ffi::sqlite3_mem_methods {
+            xMalloc: Some(x_malloc),
+            xFree: Some(x_free),
+            xRealloc: Some(x_realloc),
+            xSize: Some(x_size),
+            xRoundup: Some(x_roundup),
+            xInit: Some(x_init),
+            xShutdown: Some(x_shutdown),
+            pAppData: std::ptr::null_mut(),
+        };
+        // SAFETY: before any other SQLite call; SQLite copies the methods structure;
+        // the functions above are valid for the whole process.
+        let rc = unsafe {
+            ffi::sqlite3_config(
+                ffi::SQLITE_CONFIG_MALLOC,
+                &m as *const ffi::sqlite3_mem_methods,
+            )
+        };
+        if rc != ffi::SQLITE_OK {
+            eprintln!("sqlite3_config(SQLITE_CONFIG_MALLOC): {rc}");
+            return ExitCode::from(1);
+        }
+    }
+    // The pin of the handler (handler_cpu) pays off only with the owner on the same CPU.
+    if a.region {
+        // SAFETY: an all-zero cpu_set_t is empty; CPU_SET sets one bit;
+        // sched_setaffinity(0, ..) reads the set for this thread.
+        unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(0, &mut set);
+            libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set);
+        }
+    }
+    match run(&a) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
