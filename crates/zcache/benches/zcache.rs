@@ -1,8 +1,9 @@
 //! zcache end to end on the dev corpus (testdata/dev), in one run:
 //! * frontswap store and load pages/s against bare lz4 compress / decompress of the same
 //!   pages (zcomp's Lz4, the compressor zcache uses);
-//! * two threads against one on a mixed store/load/invalidate workload (each thread its
-//!   own swap type; and both on one swap type, key-based or through one `SwapArea`);
+//! * two threads against one on a mixed store/load/invalidate frontswap workload (each
+//!   thread its own swap type; and both on one swap type, key-based or through one
+//!   `SwapArea`), and on cleancache put/get through one shared `Mount` (zbud's shards);
 //! * metadata bytes per stored page, measured with a counting global allocator;
 //! * the baseline a user would write instead: `Mutex<HashMap<key, Vec<u8>>>` of lz4
 //!   output (the same lz4_flex build, through zcomp) on the global allocator (bytes per
@@ -343,6 +344,10 @@ fn bench(c: &mut Criterion) {
         OwnType,
         SharedKeyed,
         SharedArea,
+        /// Cleancache through one shared `Mount` (zbud, the ephemeral default): each
+        /// thread its own files; put every page, get it back (exclusive: the get frees
+        /// it), so every page is one zbud store, one read and one free.
+        Cleancache,
     }
     let mixed_pass = |threads: usize, mode: Mixed| {
         let bare = mode == Mixed::Bare;
@@ -351,11 +356,12 @@ fn bench(c: &mut Criterion) {
             z.frontswap().init(t).unwrap();
         }
         let area = zcache::SwapArea::open(&z, 0).unwrap();
+        let mount = zcache::Mount::new(&z).unwrap();
         let barrier = Barrier::new(threads);
         std::thread::scope(|s| {
             let hs: Vec<_> = (0..threads)
                 .map(|tid| {
-                    let (z, barrier, area) = (&z, &barrier, &area);
+                    let (z, barrier, area, mount) = (&z, &barrier, &area, &mount);
                     s.spawn(move || {
                         let f = z.frontswap();
                         let mut out = [0u8; 4096];
@@ -374,6 +380,13 @@ fn bench(c: &mut Criterion) {
                                 Mixed::OwnType => (tid as u32, i as u64),
                                 _ => (0, (tid * pages.len() + i) as u64),
                             };
+                            if mode == Mixed::Cleancache {
+                                let ino = (tid as u64) << 32 | (i / 64) as u64;
+                                let file = zcache::file_key_from_inode(ino);
+                                mount.put_page(file, (i % 64) as u64, p);
+                                black_box(mount.get_page(file, (i % 64) as u64, &mut out));
+                                continue;
+                            }
                             if mode == Mixed::SharedArea {
                                 let _ = area.store(off, p);
                                 black_box(area.load(off, &mut out).unwrap());
@@ -399,7 +412,10 @@ fn bench(c: &mut Criterion) {
     // drift in machine speed hits both sides of each ratio alike.
     let (mut z1, mut z2, mut b1, mut b2) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (mut k2, mut a1, mut a2) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut c1, mut c2) = (Vec::new(), Vec::new());
     for _ in 0..7 {
+        c1.push(mixed_pass(1, Mixed::Cleancache));
+        c2.push(mixed_pass(2, Mixed::Cleancache));
         z1.push(mixed_pass(1, Mixed::OwnType));
         z2.push(mixed_pass(2, Mixed::OwnType));
         b1.push(mixed_pass(1, Mixed::Bare));
@@ -414,6 +430,7 @@ fn bench(c: &mut Criterion) {
     };
     let (m1, m2, bm1, bm2) = (mid(&mut z1), mid(&mut z2), mid(&mut b1), mid(&mut b2));
     let (km2, am1, am2) = (mid(&mut k2), mid(&mut a1), mid(&mut a2));
+    let (cm1, cm2) = (mid(&mut c1), mid(&mut c2));
     let ps = |d: Duration| per_sec(n, d);
     let mut lines = summary.lines.lock().unwrap();
     lines.push(format!(
@@ -453,6 +470,13 @@ fn bench(c: &mut Criterion) {
         2.0 * ps(am2),
         2.0 * am1.as_secs_f64() / am2.as_secs_f64(),
         ps(am1)
+    ));
+    lines.push(format!(
+        "  cleancache on one Mount (zbud, 4 shards), 2 threads on their own files: 1 thread {:.0} pages/s, 2 threads {:.0} pages/s = {:.2}x ({:.2} of the machine's ceiling)",
+        ps(cm1),
+        2.0 * ps(cm2),
+        2.0 * cm1.as_secs_f64() / cm2.as_secs_f64(),
+        (cm1.as_secs_f64() / cm2.as_secs_f64()) / (bm1.as_secs_f64() / bm2.as_secs_f64())
     ));
     println!();
     for l in lines.iter() {
