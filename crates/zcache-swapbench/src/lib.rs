@@ -366,6 +366,9 @@ pub struct RunReport {
     pub oom_kills: u64,
     /// The most swapd's VmRSS was (zcache).
     pub rss_max: u64,
+    /// swapd's VmRSS at the first sample, before the workload swapped (zcache): its
+    /// memory without frames (binary, stacks, FUSE buffers, all locked by mlockall).
+    pub rss_first: u64,
     /// swapd's final JSON statistics (zcache).
     pub swapd: Option<Value>,
     /// swapd's CPU time over the run, seconds (zcache).
@@ -390,6 +393,7 @@ impl RunReport {
             "samples": self.samples,
             "peak_sample": self.peak.as_ref().map(Sample::json),
             "swapd_rss_max_bytes": self.rss_max,
+            "swapd_rss_first_bytes": self.rss_first,
             "swapd_cpu_s": self.swapd_cpu_s,
             "swapd_zcache_s": dev.and_then(|d| d["zcache_ns"].as_f64()).map(|n| n / 1e9),
             "swapd_backing_s": dev.and_then(|d| d["backing_ns"].as_f64()).map(|n| n / 1e9),
@@ -578,13 +582,14 @@ impl BenchReport {
             let _ = writeln!(
                 s,
                 "zcache swapd: at the peak sample {} frames ({:.1} MiB) + {:.1} MiB metadata, VmRSS {:.1} MiB \
-                 ({:.2} KiB per frame); VmRSS max {:.1} MiB; CPU {:.2} s of which zcache {:.2} s, backing file {:.2} s, \
+                 ({:.1} MiB at the first sample: {:.2} KiB per frame beyond it); VmRSS max {:.1} MiB; CPU {:.2} s of which zcache {:.2} s, backing file {:.2} s, \
                  the rest (FUSE requests, copies) {:.2} s; wall {:.2} s",
                 frames,
                 p.frame_bytes as f64 / 1048576.0,
                 p.metadata_bytes as f64 / 1048576.0,
                 p.rss_bytes as f64 / 1048576.0,
-                p.rss_bytes as f64 / 1024.0 / frames.max(1) as f64,
+                r.rss_first as f64 / 1048576.0,
+                p.rss_bytes.saturating_sub(r.rss_first) as f64 / 1024.0 / frames.max(1) as f64,
                 r.rss_max as f64 / 1048576.0,
                 r.swapd_cpu_s,
                 ns("zcache_ns"),
@@ -762,6 +767,7 @@ fn run_workload(
     let mut peak: Option<Sample> = None;
     let mut samples = 0;
     let mut rss_max = 0;
+    let mut rss_first = 0;
     let interval = Duration::from_millis(cx.args.sample_ms.max(10));
     let status = loop {
         let c = cl.workload().ok_or_else(|| failed("workload lost"))?;
@@ -780,6 +786,9 @@ fn run_workload(
             && let Some(mut s) = store.sample(host)
         {
             samples += 1;
+            if samples == 1 {
+                rss_first = s.rss_bytes;
+            }
             s.at_s = t0.elapsed().as_secs_f64();
             rss_max = rss_max.max(s.rss_bytes);
             if peak.as_ref().is_none_or(|p| s.held_pages >= p.held_pages) {
@@ -817,6 +826,7 @@ fn run_workload(
         max_usage,
         oom_kills,
         rss_max,
+        rss_first,
         swapd: None,
         swapd_cpu_s: 0.0,
     })
