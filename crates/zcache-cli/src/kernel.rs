@@ -42,46 +42,8 @@ pub const ZRAM_TABLE_ENTRY: u64 = 16;
 /// Bytes of one zsmalloc handle (`zs_handle` slab object).
 pub const ZS_HANDLE: u64 = 8;
 
-/// `/sys/block/zramN/mm_stat`, Documentation/admin-guide/blockdev/zram.rst.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct MmStat {
-    /// Uncompressed bytes stored (same-filled pages included).
-    pub orig_data_size: u64,
-    /// Compressed bytes stored.
-    pub compr_data_size: u64,
-    /// Memory zsmalloc holds for them (frames), in bytes.
-    pub mem_used_total: u64,
-    /// Same-filled pages (no memory beyond the table entry).
-    pub same_pages: u64,
-    /// Pages stored uncompressed.
-    pub huge_pages: u64,
-}
-
-impl MmStat {
-    /// Parses the file's one line of whitespace-separated numbers: orig_data_size
-    /// compr_data_size mem_used_total mem_limit mem_used_max same_pages
-    /// pages_compacted huge_pages [huge_pages_since].
-    pub fn parse(text: &str) -> Result<MmStat, CliError> {
-        let v: Vec<u64> = text
-            .split_whitespace()
-            .map(|w| w.parse::<u64>())
-            .collect::<Result<_, _>>()
-            .map_err(|_| CliError::runtime(format!("zram mm_stat is not numbers: {text:?}")))?;
-        if v.len() < 8 {
-            return Err(CliError::runtime(format!(
-                "zram mm_stat has {} fields, 8 or more expected: {text:?}",
-                v.len()
-            )));
-        }
-        Ok(MmStat {
-            orig_data_size: v[0],
-            compr_data_size: v[1],
-            mem_used_total: v[2],
-            same_pages: v[5],
-            huge_pages: v[7],
-        })
-    }
-}
+/// `/sys/block/zramN/mm_stat`: the parser `zcache swap-bench` uses too.
+pub use zcache_swapbench::parse::MmStat;
 
 /// One side of the comparison, for the same pages.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -370,7 +332,7 @@ pub fn side_by_side(pages: &[Page], alg: zcomp::Algorithm) -> Result<KernelRepor
     }
     file.sync_all()
         .map_err(|e| CliError::runtime(format!("syncing zram: {e}")))?;
-    let mm_stat = MmStat::parse(&read_sys(&dev.sys("mm_stat"))?)?;
+    let mm_stat = MmStat::parse(&read_sys(&dev.sys("mm_stat"))?).map_err(CliError::runtime)?;
     verify(&mut file, pages, &mut buf)?;
     drop(file);
     let stored = pages.len() as u64;
@@ -452,27 +414,6 @@ pub fn zcache_side(pages: &[Page], alg: zcomp::Algorithm) -> Result<Side, CliErr
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn mm_stat_parses_the_kernel_line_and_refuses_garbage() {
-        // A line as Linux 6.18 prints it (nine fields).
-        let m = MmStat::parse(
-            "  4194304   1048576   1130496        0  1130496       12        0        3        3\n",
-        )
-        .expect("parse");
-        assert_eq!(
-            m,
-            MmStat {
-                orig_data_size: 4_194_304,
-                compr_data_size: 1_048_576,
-                mem_used_total: 1_130_496,
-                same_pages: 12,
-                huge_pages: 3,
-            }
-        );
-        assert!(MmStat::parse("1 2 3").is_err());
-        assert!(MmStat::parse("1 2 x 4 5 6 7 8").is_err());
-    }
 
     #[test]
     fn only_lz4_and_lzo_are_compared() {
