@@ -441,9 +441,7 @@ impl Inner {
                         self.wake(p);
                     }
                     Err(_) => {
-                        bump(&self.c.fault_errors);
-                        self.publish(p, s);
-                        self.wake(p);
+                        self.fault_failed(p, s);
                     }
                 }
                 true
@@ -463,9 +461,7 @@ impl Inner {
                     })
                 };
                 if !loaded {
-                    bump(&self.c.fault_errors);
-                    self.publish(p, s);
-                    self.wake(p);
+                    self.fault_failed(p, s);
                     return true;
                 }
                 // A read fault comes back write-protected with its copy kept (clean); a
@@ -494,9 +490,7 @@ impl Inner {
                         self.became_resident();
                     }
                     Err(_) => {
-                        bump(&self.c.fault_errors);
-                        self.publish(p, s);
-                        self.wake(p);
+                        self.fault_failed(p, s);
                     }
                 }
                 true
@@ -510,6 +504,14 @@ impl Inner {
                 true
             }
         }
+    }
+
+    /// A fault the handler could not serve: counted, the page's state put back as it
+    /// was (`s`), and the faulting thread woken so that it faults again.
+    fn fault_failed(&self, p: usize, s: u8) {
+        bump(&self.c.fault_errors);
+        self.publish(p, s);
+        self.wake(p);
     }
 
     /// Serves a write-protect fault; `false` if the state changed before it was taken.
@@ -532,9 +534,7 @@ impl Inner {
                         self.publish(p, DIRTY);
                     }
                     Err(_) => {
-                        bump(&self.c.fault_errors);
-                        self.publish(p, s);
-                        self.wake(p);
+                        self.fault_failed(p, s);
                     }
                 }
                 true
