@@ -172,8 +172,9 @@ extern "C" fn on_signal(_: libc::c_int) {
 }
 
 /// SIGINT, SIGTERM and SIGHUP only set a flag; the run loop sees it and ends through an
-/// error, so the cleanup stack runs.
-fn catch_signals() {
+/// error, so the cleanup stack runs. Public for other benches that reuse the cleanup
+/// stack (they poll [`interrupted`]).
+pub fn catch_signals() {
     for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
         // SAFETY: a zeroed sigaction is valid; the handler only stores to an atomic
         // (async-signal-safe); sigaction reads `sa` only.
@@ -186,8 +187,13 @@ fn catch_signals() {
     }
 }
 
+/// Whether SIGINT, SIGTERM or SIGHUP arrived since [`catch_signals`].
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
+
 fn check_interrupt() -> Result<(), BenchError> {
-    if INTERRUPTED.load(Ordering::SeqCst) {
+    if interrupted() {
         Err(failed("interrupted (signal): cleaning up"))
     } else {
         Ok(())
@@ -842,6 +848,22 @@ fn files(work: &Path, n: usize) -> RunFiles {
 
 /// zram: a device of its own, lz4, `size` bytes, swap at the highest priority.
 fn setup_zram(host: &Host, cl: &mut Cleanup, size: u64, alg: &str) -> Result<Store, BenchError> {
+    let id = setup_zram_swap(host, cl, size, alg)?;
+    Ok(Store::Zram {
+        id,
+        slots: size / 4096,
+    })
+}
+
+/// A zram device of its own (`hot_add`), compressor `alg`, `size` bytes, made swap at
+/// the highest priority; returns its number. The undo steps (swapoff, reset,
+/// hot_remove) are on `cl` before each change is made.
+pub fn setup_zram_swap(
+    host: &Host,
+    cl: &mut Cleanup,
+    size: u64,
+    alg: &str,
+) -> Result<u32, BenchError> {
     let text = read(&host.zram_control().join("hot_add"))?;
     let id: u32 = text
         .trim()
@@ -871,10 +893,7 @@ fn setup_zram(host: &Host, cl: &mut Cleanup, size: u64, alg: &str) -> Result<Sto
         &["--priority", &SWAP_PRIORITY.to_string(), &dev],
     )?;
     cl.push(Step::Swapoff(dev));
-    Ok(Store::Zram {
-        id,
-        slots: size / 4096,
-    })
+    Ok(id)
 }
 
 /// Sets zswap's parameters (compressor `alg`, zsmalloc where the kernel still has a

@@ -51,6 +51,33 @@ const SQLITE: &str = include_str!("workloads/sqlite.py");
 /// Where the python and sqlite workloads read their data.
 pub const DATA_ROOTS: [&str; 2] = ["/usr/include", "/usr/share"];
 
+/// Makes the process `c` spawns join a cgroup before it runs its first instruction:
+/// "0" (itself) is written to `procs` (a cgroup's `cgroup.procs`) between fork and
+/// exec, and the spawn fails if that write fails.
+pub fn join_cgroup_on_exec(c: &mut Command, procs: &Path) -> Result<(), String> {
+    use std::os::unix::process::CommandExt;
+    let path = CString::new(procs.display().to_string()).map_err(|e| e.to_string())?;
+    // SAFETY: the hook runs in the child between fork and exec and calls only
+    // async-signal-safe functions (open, write, close) on memory prepared before the
+    // fork (`path`, a static buffer).
+    unsafe {
+        c.pre_exec(move || {
+            let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+            if fd < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let n = libc::write(fd, c"0".as_ptr().cast(), 1);
+            let e = std::io::Error::last_os_error();
+            libc::close(fd);
+            if n != 1 {
+                return Err(e);
+            }
+            Ok(())
+        });
+    }
+    Ok(())
+}
+
 /// A workload ready to run.
 #[derive(Clone, Debug)]
 pub struct Workload {
@@ -196,25 +223,7 @@ impl Workload {
             .stdout(out)
             .stderr(err)
             .process_group(0);
-        let path = CString::new(procs.display().to_string()).map_err(|e| e.to_string())?;
-        // SAFETY: the hook runs in the child between fork and exec and calls only
-        // async-signal-safe functions (open, write, close) on memory prepared before the
-        // fork (`path`, a static buffer).
-        unsafe {
-            c.pre_exec(move || {
-                let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
-                if fd < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                let n = libc::write(fd, c"0".as_ptr().cast(), 1);
-                let e = std::io::Error::last_os_error();
-                libc::close(fd);
-                if n != 1 {
-                    return Err(e);
-                }
-                Ok(())
-            });
-        }
+        join_cgroup_on_exec(&mut c, procs)?;
         c.spawn()
             .map_err(|e| format!("starting the {} workload: {e}", self.kind.name()))
     }
