@@ -1,9 +1,18 @@
-//! SQLite with all its memory on a zcache-uffd region (issue 16, item 2; run (c)), or on
-//! the C heap for comparison (runs (a) and, inside a memory cgroup, (b)).
+//! SQLite with all its memory on a zcache-uffd region (issue 16, item 2; run (c)), on
+//! the C heap or a plain mapping for comparison (run (a)), and in a memory cgroup
+//! swapping to zram at the same limit (run (b)).
 //!
 //! ```text
-//! cargo run --release -p zcache-uffd --example sqlite -- [--heap region|malloc]
-//!     [--limit-pages N] [--max-lines N] [--source DIR] [--samples N]
+//! cargo build --release -p zcache-uffd --example sqlite
+//! S=target/release/examples/sqlite
+//! $S --max-lines 1000000 --heap malloc                  # (a)  glibc, no limit
+//! $S --max-lines 1000000 --heap mmap                    # (a'') the slab allocator, plain mapping
+//! $S --max-lines 1000000 --limit-pages 16384            # (c)  on the region (root)
+//! $S --max-lines 1000000 --heap mmap --cgroup-limit-pages 16384 [--zram-mib 512]
+//!                                                       # (b)  cgroup + zram lz4 (root)
+//! other options: [--samples N] [--source DIR] [--space-mib M] [--timeout S]
+//! (`--space-mib`: the heap's address space, default 8192; the region's page table
+//! costs 2 B per page of it)
 //! ```
 //!
 //! SQLite's allocator is replaced (`SQLITE_CONFIG_MALLOC`) by a size-class allocator
@@ -11,17 +20,36 @@
 //! free never touches an evicted page; a freed block of several pages is discarded, as
 //! a guest's free-page report would be), so every page of the database (an in-memory
 //! database: the page cache is the database), its indexes and SQLite's working memory
-//! live in the region. (`SQLITE_CONFIG_HEAP`, memsys5, would need
-//! `-DSQLITE_ENABLE_MEMSYS5` in the bundled build's flags, which only an environment
-//! variable of the build can give; this allocator needs nothing.)
+//! live in the region. `--heap mmap` is the same allocator on a plain anonymous mapping
+//! (discard = `MADV_DONTNEED`), so that (b) and (c) differ only in where the pages go.
+//! (`SQLITE_CONFIG_HEAP`, memsys5, would need `-DSQLITE_ENABLE_MEMSYS5` in the bundled
+//! build's flags, which only an environment variable of the build can give; this
+//! allocator needs nothing.)
 //!
 //! The workload: every line of the text files under `--source` (default /usr/include,
 //! up to `--max-lines`) goes into a table (file, line number, text), two indexes are
-//! built, then queries that check their own answers against what was read: the total,
-//! per-file counts, `--samples` random (file, line) lookups, the `#include` lines by an
-//! index range, and the distinct texts. Any wrong answer ends the run with exit code 1.
-//! Printed: the time of each phase, the process's page faults, and the region's
-//! statistics (resident and compressed pages, faults, refaults, zcache frames).
+//! built, then queries that check their own answers: the total, per-file counts,
+//! `--samples` random (file, line) lookups, the `#include` lines by an index range, and
+//! the distinct texts. The expected answers come from a first read of the files; the
+//! text is not kept, the insert reads the files again (so the process holds little
+//! besides SQLite's heap, which matters for (b)). Any wrong answer ends the run with
+//! exit code 1. Printed: the time of each phase, the process's page faults, the
+//! region's statistics (resident and compressed pages, faults, refaults, zcache frames
+//! and metadata) or, in (b), zram's `mm_stat` at the end.
+//!
+//! Run (b) (`--cgroup-limit-pages N`, root, no swap area active, zswap off): a zram
+//! device of its own (`hot_add`, lz4, made swap), a cgroup
+//! `/sys/fs/cgroup/memory/zcache-uffd-sqlite-PID`, and this program again in it. The
+//! child reads the text once, `mlockall(MCL_CURRENT)`s what it holds then (its code,
+//! libraries, stacks, the expected answers: memory the region's limit does not count
+//! either, and that the kernel must not swap instead of the heap), and limits its
+//! cgroup to its usage at that moment plus N pages: the heap, mapped after that, gets N
+//! pages, as on the region. The files are read once by the parent first, so their
+//! page cache is charged outside the cgroup. zram, swapon and the cgroup are undone by
+//! zcache-swapbench's cleanup stack on every exit path (SIGINT included).
+
+#[path = "common/cgroup.rs"]
+mod cgroup;
 
 use std::collections::HashSet;
 use std::ffi::{CStr, CString, c_int, c_void};
@@ -31,6 +59,7 @@ use std::process::ExitCode;
 use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
+use cgroup::mib;
 use libsqlite3_sys as ffi;
 use zcache_uffd::{PAGE, Region, RegionConfig};
 
@@ -195,6 +224,12 @@ impl Heap {
         if let Some(r) = REGION.get() {
             let off = addr - self.base;
             let _ = r.discard(off..off + len);
+        } else {
+            // `--heap mmap`: a plain mapping; its free pages go back to the kernel, as
+            // the region's are discarded.
+            // SAFETY: `addr..addr+len` is a page-aligned range of the heap's own mapping
+            // that holds no live block; MADV_DONTNEED only drops its pages.
+            unsafe { libc::madvise(addr as *mut c_void, len, libc::MADV_DONTNEED) };
         }
     }
 
@@ -460,89 +495,231 @@ fn faults() -> (i64, i64) {
     (ru.ru_minflt, ru.ru_majflt)
 }
 
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum HeapKind {
+    /// The slab allocator on the zcache-uffd region.
+    Region,
+    /// glibc malloc (SQLite's default).
+    Malloc,
+    /// The slab allocator on a plain anonymous mapping (free pages `MADV_DONTNEED`ed).
+    Mmap,
+}
+
 struct Args {
-    region: bool,
+    heap: HeapKind,
     limit: Option<usize>,
     max_lines: usize,
     source: PathBuf,
     samples: usize,
+    /// Bytes of address space for the heap (region or mapping).
+    space: usize,
+    /// Run (b): this process sets up zram and a cgroup and runs the workload in it.
+    cgroup_limit: Option<usize>,
+    zram_mib: u64,
+    timeout_s: u64,
+    /// Internal (the child of run (b)): limit the own cgroup to its usage + N pages.
+    child_limit: Option<usize>,
+    /// Internal: the zram device's mm_stat, printed at the end.
+    zram_stat: Option<PathBuf>,
 }
 
 fn parse() -> Result<Args, String> {
     let mut a = Args {
-        region: true,
+        heap: HeapKind::Region,
         limit: None,
         max_lines: 500_000,
         source: PathBuf::from("/usr/include"),
         samples: 20_000,
+        space: 8 << 30,
+        cgroup_limit: None,
+        zram_mib: 512,
+        timeout_s: 900,
+        child_limit: None,
+        zram_stat: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
         let mut v = || it.next().ok_or(format!("{k} needs a value"));
+        let num = |s: String| s.parse::<usize>().map_err(|e| format!("{k}: {e}"));
         match k.as_str() {
-            "--heap" => match v()?.as_str() {
-                "region" => a.region = true,
-                "malloc" => a.region = false,
-                o => return Err(format!("--heap region|malloc, not {o}")),
-            },
-            "--limit-pages" => a.limit = Some(v()?.parse().map_err(|e| format!("{e}"))?),
-            "--max-lines" => a.max_lines = v()?.parse().map_err(|e| format!("{e}"))?,
-            "--samples" => a.samples = v()?.parse().map_err(|e| format!("{e}"))?,
+            "--heap" => {
+                a.heap = match v()?.as_str() {
+                    "region" => HeapKind::Region,
+                    "malloc" => HeapKind::Malloc,
+                    "mmap" => HeapKind::Mmap,
+                    o => return Err(format!("--heap region|malloc|mmap, not {o}")),
+                }
+            }
+            "--limit-pages" => a.limit = Some(num(v()?)?),
+            "--max-lines" => a.max_lines = num(v()?)?,
+            "--samples" => a.samples = num(v()?)?,
             "--source" => a.source = PathBuf::from(v()?),
+            "--space-mib" => a.space = num(v()?)? << 20,
+            "--cgroup-limit-pages" => a.cgroup_limit = Some(num(v()?)?),
+            "--zram-mib" => a.zram_mib = num(v()?)? as u64,
+            "--timeout" => a.timeout_s = num(v()?)? as u64,
+            "--child-limit-pages" => a.child_limit = Some(num(v()?)?),
+            "--zram-stat" => a.zram_stat = Some(PathBuf::from(v()?)),
             o => return Err(format!("unknown argument {o}")),
         }
+    }
+    if a.cgroup_limit.is_some() && (a.heap == HeapKind::Region || a.limit.is_some()) {
+        return Err(
+            "--cgroup-limit-pages runs --heap mmap or malloc, without --limit-pages".into(),
+        );
     }
     Ok(a)
 }
 
-fn run(a: &Args) -> Result<(), String> {
-    // Read the text (outside SQLite's heap: what the checks compare with).
-    let t0 = Instant::now();
+/// What the workload takes from the text, found by a first read of the files (not
+/// timed, nothing of the text kept): per file, its path and how many of its lines go
+/// in; the expected answers.
+struct Text {
+    per_file: Vec<(PathBuf, i64)>,
+    total: i64,
+    includes: i64,
+    distinct: i64,
+    bytes: usize,
+}
+
+fn read_text(p: &Path) -> Option<String> {
+    std::fs::read(p)
+        .ok()
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+}
+
+fn scan(a: &Args) -> Text {
     let mut paths = Vec::new();
     files(&a.source, &mut paths);
-    let mut per_file: Vec<(String, i64)> = Vec::new();
-    let mut lines: Vec<(i64, i64, String)> = Vec::new();
-    'outer: for p in &paths {
-        let Ok(bytes) = std::fs::read(p) else {
+    let mut t = Text {
+        per_file: Vec::new(),
+        total: 0,
+        includes: 0,
+        distinct: 0,
+        bytes: 0,
+    };
+    let mut distinct = HashSet::new();
+    'outer: for p in paths {
+        let Some(text) = read_text(&p) else {
             continue;
         };
-        let text = String::from_utf8_lossy(&bytes);
-        let fid = per_file.len() as i64;
         let mut n = 0;
-        for (i, l) in text.lines().enumerate() {
-            if lines.len() == a.max_lines {
-                per_file.push((p.display().to_string(), n));
+        for l in text.lines() {
+            if t.total as usize == a.max_lines {
+                t.per_file.push((p, n));
                 break 'outer;
             }
-            lines.push((fid, i as i64 + 1, l.to_string()));
+            t.total += 1;
             n += 1;
+            t.bytes += l.len();
+            t.includes += i64::from(l.starts_with("#include"));
+            distinct.insert(hash(l));
         }
-        per_file.push((p.display().to_string(), n));
+        t.per_file.push((p, n));
     }
-    let includes = lines.iter().filter(|l| l.2.starts_with("#include")).count() as i64;
-    let distinct = lines
-        .iter()
-        .map(|l| hash(&l.2))
-        .collect::<HashSet<_>>()
-        .len() as i64;
-    let mut x = 0x9E37_79B9_7F4A_7C15u64;
-    let samples: Vec<(i64, i64, String)> = (0..a.samples.min(lines.len()))
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            lines[(x % lines.len() as u64) as usize].clone()
-        })
-        .collect();
-    let text_bytes: usize = lines.iter().map(|l| l.2.len()).sum();
+    t.distinct = distinct.len() as i64;
+    t
+}
+
+fn config_malloc() -> Result<(), String> {
+    let m = ffi::sqlite3_mem_methods {
+        xMalloc: Some(x_malloc),
+        xFree: Some(x_free),
+        xRealloc: Some(x_realloc),
+        xSize: Some(x_size),
+        xRoundup: Some(x_roundup),
+        xInit: Some(x_init),
+        xShutdown: Some(x_shutdown),
+        pAppData: std::ptr::null_mut(),
+    };
+    // SAFETY: before any other SQLite call; SQLite copies the methods structure; the
+    // functions above are valid for the whole process.
+    let rc = unsafe {
+        ffi::sqlite3_config(
+            ffi::SQLITE_CONFIG_MALLOC,
+            &m as *const ffi::sqlite3_mem_methods,
+        )
+    };
+    if rc != ffi::SQLITE_OK {
+        return Err(format!("sqlite3_config(SQLITE_CONFIG_MALLOC): {rc}"));
+    }
+    Ok(())
+}
+
+fn install_heap(a: &Args) -> Result<(), String> {
+    match a.heap {
+        HeapKind::Malloc => Ok(()),
+        HeapKind::Region => {
+            let mut cfg = RegionConfig::new(a.space);
+            cfg.resident_limit = a.limit;
+            cfg.spill_dir = Some(std::env::temp_dir());
+            cfg.handler_cpu = Some(0);
+            let r = Region::new(cfg).map_err(|e| format!("region: {e}"))?;
+            *heap() = Some(Heap::new(r.as_ptr() as usize, r.len()));
+            let _ = REGION.set(r);
+            // The pin of the handler (handler_cpu) pays off only with the owner on the
+            // same CPU.
+            // SAFETY: an all-zero cpu_set_t is empty; CPU_SET sets one bit;
+            // sched_setaffinity(0, ..) reads the set for this thread.
+            unsafe {
+                let mut set: libc::cpu_set_t = std::mem::zeroed();
+                libc::CPU_SET(0, &mut set);
+                libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set);
+            }
+            config_malloc()
+        }
+        HeapKind::Mmap => {
+            // SAFETY: a fresh private anonymous mapping; no address hint.
+            let p = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    a.space,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                    -1,
+                    0,
+                )
+            };
+            if p == libc::MAP_FAILED {
+                return Err(format!("mmap: {}", std::io::Error::last_os_error()));
+            }
+            // The mapping lives as long as the process.
+            *heap() = Some(Heap::new(p as usize, a.space));
+            config_malloc()
+        }
+    }
+}
+
+fn run(a: &Args) -> Result<(), String> {
+    // First read: what the checks compare with (nothing of the text kept; the insert
+    // reads the files again).
+    let t0 = Instant::now();
+    let text = scan(a);
     println!(
-        "text: {} lines ({:.1} MiB) of {} files under {} (read in {:.2} s)",
-        lines.len(),
-        text_bytes as f64 / (1 << 20) as f64,
-        per_file.len(),
+        "text: {} lines ({:.1} MiB) of {} files under {} (first read in {:.2} s; not kept, read again while inserting)",
+        text.total,
+        text.bytes as f64 / (1 << 20) as f64,
+        text.per_file.len(),
         a.source.display(),
         t0.elapsed().as_secs_f64()
     );
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    let n_samples = a.samples.min(text.total as usize);
+    // (global line number, sample number), in line order.
+    let mut want: Vec<(usize, usize)> = (0..n_samples)
+        .map(|k| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            ((x % text.total as u64) as usize, k)
+        })
+        .collect();
+    want.sort_unstable();
+    let mut samples: Vec<(i64, i64, String)> = vec![(0, 0, String::new()); n_samples];
+    if let Some(pages) = a.child_limit {
+        cgroup::limit_own_cgroup(pages)?;
+    }
+    install_heap(a)?;
 
     let (min0, maj0) = faults();
     let start = Instant::now();
@@ -552,24 +729,38 @@ fn run(a: &Args) -> Result<(), String> {
     db.exec("BEGIN")?;
     {
         let ins = db.prepare("INSERT INTO files VALUES(?, ?)")?;
-        for (i, (p, _)) in per_file.iter().enumerate() {
+        for (i, (p, _)) in text.per_file.iter().enumerate() {
             ins.bind_i64(1, i as i64);
-            ins.bind_text(2, p);
+            ins.bind_text(2, &p.display().to_string());
             ins.step()?;
             ins.reset();
         }
         let ins = db.prepare("INSERT INTO lines(file, lineno, text) VALUES(?, ?, ?)")?;
-        for (f, n, t) in &lines {
-            ins.bind_i64(1, *f);
-            ins.bind_i64(2, *n);
-            ins.bind_text(3, t);
-            ins.step()?;
-            ins.reset();
+        let (mut g, mut w) = (0usize, 0usize);
+        for (fid, (p, n)) in text.per_file.iter().enumerate() {
+            let body = read_text(p).ok_or(format!("{} cannot be read again", p.display()))?;
+            for (i, l) in body.lines().take(*n as usize).enumerate() {
+                ins.bind_i64(1, fid as i64);
+                ins.bind_i64(2, i as i64 + 1);
+                ins.bind_text(3, l);
+                ins.step()?;
+                ins.reset();
+                while w < want.len() && want[w].0 == g {
+                    samples[want[w].1] = (fid as i64, i as i64 + 1, l.to_string());
+                    w += 1;
+                }
+                g += 1;
+            }
+        }
+        if g as i64 != text.total {
+            return Err(format!(
+                "read {g} lines again, {} the first time",
+                text.total
+            ));
         }
     }
     db.exec("COMMIT")?;
     let t_insert = start.elapsed().as_secs_f64();
-    drop(lines);
     let t = Instant::now();
     db.exec(
         "CREATE INDEX lines_text ON lines(text); CREATE INDEX lines_file ON lines(file, lineno)",
@@ -578,36 +769,34 @@ fn run(a: &Args) -> Result<(), String> {
 
     let t = Instant::now();
     let mut wrong = 0u64;
-    let total: i64 = per_file.iter().map(|f| f.1).sum();
-    if db.prepare("SELECT COUNT(*) FROM lines")?.one_i64()? != total {
+    if db.prepare("SELECT COUNT(*) FROM lines")?.one_i64()? != text.total {
         wrong += 1;
     }
     let q = db.prepare("SELECT COUNT(*) FROM lines WHERE file = ?")?;
-    for (i, (_, n)) in per_file.iter().enumerate() {
+    for (i, (_, n)) in text.per_file.iter().enumerate() {
         q.bind_i64(1, i as i64);
         if q.one_i64()? != *n {
             wrong += 1;
         }
     }
     let q = db.prepare("SELECT text FROM lines WHERE file = ? AND lineno = ?")?;
-    for (f, n, text) in &samples {
+    for (f, n, want) in &samples {
         q.bind_i64(1, *f);
         q.bind_i64(2, *n);
         let got = if q.step()? { Some(q.col_text(0)) } else { None };
         q.reset();
-        if got.as_deref() != Some(text.as_str()) {
+        if got.as_deref() != Some(want.as_str()) {
             wrong += 1;
         }
     }
     let inc =
         db.prepare("SELECT COUNT(*) FROM lines WHERE text >= '#include' AND text < '#includf'")?;
-    if inc.one_i64()? != includes {
+    if inc.one_i64()? != text.includes {
         wrong += 1;
     }
     let d = db.prepare("SELECT COUNT(DISTINCT text) FROM lines")?;
-    let got_distinct = d.one_i64()?;
     // Distinct by a 64-bit hash on our side: a collision would make ours smaller.
-    if got_distinct != distinct {
+    if d.one_i64()? != text.distinct {
         wrong += 1;
     }
     let t_query = t.elapsed().as_secs_f64();
@@ -616,12 +805,12 @@ fn run(a: &Args) -> Result<(), String> {
     drop((q, inc, d));
     println!(
         "sqlite on {}: insert {t_insert:.2} s, index {t_index:.2} s, queries {t_query:.2} s ({} checks), wall {wall:.2} s; wrong answers {wrong}",
-        if a.region {
-            "the zcache-uffd region"
-        } else {
-            "malloc"
+        match a.heap {
+            HeapKind::Region => "the zcache-uffd region",
+            HeapKind::Malloc => "malloc",
+            HeapKind::Mmap => "a plain mapping",
         },
-        2 + per_file.len() + samples.len() + 1
+        2 + text.per_file.len() + samples.len() + 1
     );
     println!(
         "process page faults: minor {}, major {}",
@@ -630,15 +819,25 @@ fn run(a: &Args) -> Result<(), String> {
     );
     if let Some(h) = heap().as_ref() {
         println!(
-            "heap: {:.1} MiB of the region used at peak, {:.1} MiB in use",
+            "heap: {:.1} MiB of the address space used at peak, {:.1} MiB in use",
             h.peak as f64 / (1 << 20) as f64,
             h.in_use as f64 / (1 << 20) as f64
         );
     }
+    if let Some(p) = &a.zram_stat {
+        cgroup::print_zram(p)?;
+    }
     if let Some(r) = REGION.get() {
         let s = r.stats();
+        let meta = r.zcache().metadata_bytes() as u64;
         println!(
-            "region: limit {:?} pages, resident {} pages ({} clean), compressed {} pages, spilled {}, zero {}; faults {} (refaults {}, wp {}), compressions {}, saved {}, zcache rejects {}, direct reclaim {}; zcache {} pages in {} frames = {:.1} MiB held compressed (peak {:.1} MiB)",
+            "region page table: {} pages x 2 B (state, referenced) = {:.2} MiB; spilled pages are in a file in {}",
+            s.pages,
+            mib(2 * s.pages as u64),
+            std::env::temp_dir().display()
+        );
+        println!(
+            "region: limit {:?} pages, resident {} pages ({} clean), compressed {} pages, spilled {}, zero {}; faults {} (refaults {}, wp {}), compressions {}, saved {}, zcache rejects {}, direct reclaim {}; zcache {} pages in {} frames = {:.1} MiB held compressed (peak {:.1} MiB) + {:.2} MiB metadata = {:.1} MiB",
             r.resident_limit(),
             s.resident_pages,
             s.clean_pages,
@@ -654,8 +853,10 @@ fn run(a: &Args) -> Result<(), String> {
             s.direct_reclaim,
             s.zcache.counters.stored_pages,
             s.zcache.pool_frames,
-            (s.zcache.pool_frames * PAGE) as f64 / (1 << 20) as f64,
-            (s.zcache.pool_frames_peak * PAGE) as f64 / (1 << 20) as f64,
+            mib((s.zcache.pool_frames * PAGE) as u64),
+            mib((s.zcache.pool_frames_peak * PAGE) as u64),
+            mib(meta),
+            mib((s.zcache.pool_frames * PAGE) as u64 + meta),
         );
         if s.fault_errors != 0 {
             return Err(format!("{} fault errors", s.fault_errors));
@@ -668,6 +869,31 @@ fn run(a: &Args) -> Result<(), String> {
     Ok(())
 }
 
+/// Run (b): this program again, `--heap mmap` (or malloc), in a memory cgroup swapping
+/// to zram (`common/cgroup.rs`). The files are read here first, so that their page cache
+/// is charged to this (root) cgroup, not the child's.
+fn run_b(a: &Args, pages: usize) -> Result<(), String> {
+    let _ = scan(a);
+    let heap = if a.heap == HeapKind::Malloc {
+        "malloc"
+    } else {
+        "mmap"
+    };
+    let args: Vec<std::ffi::OsString> = vec![
+        "--heap".into(),
+        heap.into(),
+        "--max-lines".into(),
+        a.max_lines.to_string().into(),
+        "--samples".into(),
+        a.samples.to_string().into(),
+        "--source".into(),
+        a.source.clone().into(),
+        "--space-mib".into(),
+        (a.space >> 20).to_string().into(),
+    ];
+    cgroup::run_in_cgroup("sqlite", args, pages, a.zram_mib, a.timeout_s)
+}
+
 fn main() -> ExitCode {
     let a = match parse() {
         Ok(a) => a,
@@ -676,56 +902,20 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if a.region {
-        if let Err(why) = zcache_uffd::available() {
-            println!("SKIP: userfaultfd unavailable: {why}");
-            return ExitCode::SUCCESS;
-        }
-        let mut cfg = RegionConfig::new(8 << 30);
-        cfg.resident_limit = a.limit;
-        cfg.spill_dir = Some(std::env::temp_dir());
-        cfg.handler_cpu = Some(0);
-        let r = match Region::new(cfg) {
-            Ok(r) => r,
+    if let Some(pages) = a.cgroup_limit {
+        return match run_b(&a, pages) {
+            Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("region: {e}");
-                return ExitCode::from(1);
+                eprintln!("error: {e}");
+                ExitCode::from(1)
             }
         };
-        *heap() = Some(Heap::new(r.as_ptr() as usize, r.len()));
-        let _ = REGION.set(r);
-        let m = ffi::sqlite3_mem_methods {
-            xMalloc: Some(x_malloc),
-            xFree: Some(x_free),
-            xRealloc: Some(x_realloc),
-            xSize: Some(x_size),
-            xRoundup: Some(x_roundup),
-            xInit: Some(x_init),
-            xShutdown: Some(x_shutdown),
-            pAppData: std::ptr::null_mut(),
-        };
-        // SAFETY: before any other SQLite call; SQLite copies the methods structure;
-        // the functions above are valid for the whole process.
-        let rc = unsafe {
-            ffi::sqlite3_config(
-                ffi::SQLITE_CONFIG_MALLOC,
-                &m as *const ffi::sqlite3_mem_methods,
-            )
-        };
-        if rc != ffi::SQLITE_OK {
-            eprintln!("sqlite3_config(SQLITE_CONFIG_MALLOC): {rc}");
-            return ExitCode::from(1);
-        }
     }
-    // The pin of the handler (handler_cpu) pays off only with the owner on the same CPU.
-    if a.region {
-        // SAFETY: an all-zero cpu_set_t is empty; CPU_SET sets one bit;
-        // sched_setaffinity(0, ..) reads the set for this thread.
-        unsafe {
-            let mut set: libc::cpu_set_t = std::mem::zeroed();
-            libc::CPU_SET(0, &mut set);
-            libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set);
-        }
+    if a.heap == HeapKind::Region
+        && let Err(why) = zcache_uffd::available()
+    {
+        println!("SKIP: userfaultfd unavailable: {why}");
+        return ExitCode::SUCCESS;
     }
     match run(&a) {
         Ok(()) => ExitCode::SUCCESS,
