@@ -29,6 +29,16 @@ for c in zpool zbud zsmalloc zcache; do
     cargo test -p "$c" --features lock-count --test lock_count
 done
 
+step "the lock back ends (zplat::sync): the host's own locks (host-lock) and a blocking lock (std-lock)"
+echo "--- cargo test -p zplat --features host-lock --test host_lock"
+cargo test -p zplat --features host-lock --test host_lock
+echo "--- cargo test -p zplat --features std-lock --lib"
+cargo test -p zplat --features std-lock --lib
+echo "--- cargo test -p zcache --features host-lock --test host_lock"
+cargo test -p zcache --features host-lock --test host_lock
+echo "--- cargo test -p zcache --features std-lock --test front_ends --test reclaim"
+cargo test -p zcache --features std-lock --test front_ends --test reclaim
+
 step "release build: every zcache path fits a 16 KiB (kernel) stack"
 cargo test --release -p zcache --test stack
 
@@ -45,6 +55,10 @@ for c in $NO_STD_CRATES; do
     if [ "$have_none_target" = 1 ]; then
         echo "--- cargo build -p $c --target x86_64-unknown-none"
         cargo build -p "$c" --target x86_64-unknown-none
+        if [ "$c" = zcache-kglue ]; then
+            echo "--- cargo build -p zcache-kglue --features host-lock --target x86_64-unknown-none"
+            cargo build -p zcache-kglue --features host-lock --target x86_64-unknown-none
+        fi
     else
         echo "SKIP: no_std build of $c: rustup could not install the x86_64-unknown-none target"
     fi

@@ -44,7 +44,7 @@ mod error;
 mod key;
 mod pam;
 mod pool;
-mod sync;
+use zplat::sync;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 mod tmem;
@@ -61,5 +61,5 @@ pub use tmem::{PoolHandle, Tmem, TmemResult};
 /// is held around it); always 0 without it.
 #[doc(hidden)]
 pub fn held_locks() -> usize {
-    sync::held()
+    zplat::sync::held_locks()
 }

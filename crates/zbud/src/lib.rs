@@ -59,7 +59,7 @@ extern crate alloc;
 
 mod compact;
 mod meta;
-mod sync;
+use zplat::sync;
 
 use alloc::vec::Vec;
 
@@ -503,7 +503,7 @@ struct Shard {
 impl Shard {
     fn new(shift: u32) -> Shard {
         Shard {
-            inner: Mutex::new(Inner::new(shard_entries(shift))),
+            inner: Mutex::new_for_try_lock(Inner::new(shard_entries(shift))),
         }
     }
 }
@@ -893,7 +893,7 @@ const _: () = assert!(MAX_SHARDS.is_power_of_two() && MAX_SHARDS.trailing_zeros(
 /// held); always 0 without it.
 #[doc(hidden)]
 pub fn held_locks() -> usize {
-    sync::held()
+    zplat::sync::held_locks()
 }
 
 #[cfg(test)]

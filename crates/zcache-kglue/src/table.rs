@@ -5,7 +5,7 @@
 use core::ffi::c_int;
 use zplat::TryArc;
 
-use spin::RwLock;
+use zplat::sync::RwLock;
 
 use crate::errno::{ZCACHE_ENODEV, ZCACHE_ENOMEM, ZCACHE_ENOSPC};
 use crate::host::Instance;

@@ -233,7 +233,7 @@ impl Zcache {
     /// writeback), stopping early once `stop()` says enough; compacts in bounded steps
     /// as it goes. One reclaimer at a time: a second caller returns at once.
     fn reclaim_pages(&self, budget: usize, stop: &dyn Fn() -> bool) -> Option<ReclaimOutcome> {
-        let mut g = self.reclaim_ctx.try_lock()?;
+        let mut g = self.reclaim_ctx.try_lock_token()?;
         let ctx = &mut *g;
         let src = &self.tmem.pam().source;
         let before = src.held();

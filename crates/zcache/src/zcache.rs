@@ -240,7 +240,7 @@ impl Zcache {
     pub(crate) fn try_ctx(&self) -> Option<TokenGuard<'_, ZCtx>> {
         let n = self.ctxs.len();
         let start = (self.config.context_hint)() % n;
-        (0..n).find_map(|i| self.ctxs[(start + i) % n].try_lock())
+        (0..n).find_map(|i| self.ctxs[(start + i) % n].try_lock_token())
     }
 
     /// A context for a load: a free one, or else a temporary one built for this call

@@ -1,8 +1,9 @@
 //! `zplat`: the platform layer under every zcache-rs crate.
 //!
-//! Today it holds what stable Rust's `alloc` lacks for code whose allocation failures
-//! must be errors, never aborts (a kernel, a hypervisor):
-//!
+//! * [`sync`]: the one lock layer. Locks are `lock_api` raw locks, chosen once per
+//!   build by a feature: spin locks by default, a blocking lock (`std-lock`) for
+//!   user-space VMMs, or the host's own (`host-lock` and [`host_locks!`]) for a kernel
+//!   with lockdep; loom's under `--cfg loom`. Atomics come from here too.
 //! * [`try_box`]: `Box::new` that hands the value back when the heap is exhausted
 //!   (`Box::try_new` is unstable).
 //! * [`TryArc`]: an atomically reference-counted pointer whose constructor fails
@@ -18,6 +19,10 @@ extern crate alloc;
 
 mod arc;
 mod boxed;
+pub mod sync;
 
 pub use arc::TryArc;
 pub use boxed::try_box;
+/// The lock traits a host implements for [`host_locks!`] (re-exported so the macro and
+/// the host name the same version).
+pub use lock_api;

@@ -29,7 +29,7 @@ mod blocks;
 mod frame;
 mod pool;
 mod recycle;
-mod sync;
+use zplat::sync;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
@@ -43,5 +43,5 @@ pub use recycle::RecyclingSource;
 /// source can check that no lock is held around its callbacks); always 0 without it.
 #[doc(hidden)]
 pub fn held_locks() -> usize {
-    sync::held()
+    zplat::sync::held_locks()
 }

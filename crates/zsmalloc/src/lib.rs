@@ -66,7 +66,7 @@ mod handle;
 mod layout;
 pub mod linux;
 mod stats;
-mod sync;
+use zplat::sync;
 mod zspage;
 
 use alloc::vec::Vec;
@@ -410,5 +410,5 @@ impl<S: PageSource> fmt::Debug for ZsPool<S> {
 /// one held); always 0 without it.
 #[doc(hidden)]
 pub fn held_locks() -> usize {
-    sync::held()
+    zplat::sync::held_locks()
 }
