@@ -9,7 +9,7 @@
 //! $R --limit-pages 2048                        # on the region (root)
 //! $R --memory mmap                             # a plain mapping, no limit
 //! $R --memory mmap --cgroup-limit-pages 2048   # cgroup v1 + zram lz4 (root)
-//! other options: [--corpus DIR] [--copies K] [--ops N] [--write-pct P] [--zipf S]
+//! other options: [--max-clean-copies N] [--corpus DIR] [--copies K] [--ops N] [--write-pct P] [--zipf S]
 //!                [--seed X] [--zram-mib M] [--timeout S]
 //! ```
 //!
@@ -52,6 +52,8 @@ enum Memory {
 struct Args {
     memory: Memory,
     limit: Option<usize>,
+    /// `RegionConfig::max_clean_copies`.
+    max_clean_copies: Option<usize>,
     corpus: Option<PathBuf>,
     copies: usize,
     ops: usize,
@@ -69,6 +71,7 @@ fn parse() -> Result<Args, String> {
     let mut a = Args {
         memory: Memory::Region,
         limit: None,
+        max_clean_copies: None,
         corpus: None,
         copies: 2,
         ops: 400_000,
@@ -94,6 +97,7 @@ fn parse() -> Result<Args, String> {
                 }
             }
             "--limit-pages" => a.limit = Some(num(v()?)? as usize),
+            "--max-clean-copies" => a.max_clean_copies = Some(num(v()?)? as usize),
             "--corpus" => a.corpus = Some(PathBuf::from(v()?)),
             "--copies" => a.copies = num(v()?)?.max(1) as usize,
             "--ops" => a.ops = num(v()?)? as usize,
@@ -226,6 +230,7 @@ fn run(a: &Args) -> Result<(), String> {
         Memory::Region => {
             let mut cfg = RegionConfig::new(pages * PAGE);
             cfg.resident_limit = a.limit;
+            cfg.max_clean_copies = a.max_clean_copies;
             cfg.spill_dir = Some(std::env::temp_dir());
             cfg.handler_cpu = Some(0);
             let r = Region::new(cfg).map_err(|e| format!("region: {e}"))?;
@@ -296,10 +301,11 @@ fn run(a: &Args) -> Result<(), String> {
             std::env::temp_dir().display()
         );
         println!(
-            "region: limit {:?} pages, resident {} ({} clean), compressed {}, spilled {}, zero {}; faults {} (refaults {}, wp {}), evictions {}, compressions {}, saved by the clean-page rule {}, zcache rejects {}, direct reclaim {}; zcache {} pages in {} frames = {:.1} MiB (peak {:.1} MiB) + {:.2} MiB metadata = {:.1} MiB held compressed",
+            "region: limit {:?} pages, resident {} ({} clean; {} read faults kept no copy), compressed {}, spilled {}, zero {}; faults {} (refaults {}, wp {}), evictions {}, compressions {}, saved by the clean-page rule {}, zcache rejects {}, direct reclaim {}; zcache {} pages in {} frames = {:.1} MiB (peak {:.1} MiB) + {:.2} MiB metadata = {:.1} MiB held compressed",
             r.resident_limit(),
             s.resident_pages,
             s.clean_pages,
+            s.copies_not_kept,
             s.compressed_pages,
             s.spilled_pages,
             s.zero_pages,
@@ -357,6 +363,11 @@ fn main() -> ExitCode {
         }
     };
     let result = if let Some(n) = a.cgroup_limit {
+        // The corpus files into the page cache, charged to this (root) cgroup.
+        match &a.corpus {
+            Some(d) => drop(Corpus::load(d)),
+            None => drop(Corpus::dev()),
+        }
         let mut args: Vec<OsString> = vec!["--memory".into(), "mmap".into()];
         for (k, v) in [
             ("--copies", a.copies.to_string()),

@@ -10,7 +10,7 @@
 //! $S --max-lines 1000000 --limit-pages 16384            # (c)  on the region (root)
 //! $S --max-lines 1000000 --heap mmap --cgroup-limit-pages 16384 [--zram-mib 512]
 //!                                                       # (b)  cgroup + zram lz4 (root)
-//! other options: [--samples N] [--source DIR] [--space-mib M] [--timeout S]
+//! other options: [--max-clean-copies N] [--samples N] [--source DIR] [--space-mib M] [--timeout S]
 //! (`--space-mib`: the heap's address space, default 8192; the region's page table
 //! costs 2 B per page of it)
 //! ```
@@ -508,6 +508,8 @@ enum HeapKind {
 struct Args {
     heap: HeapKind,
     limit: Option<usize>,
+    /// `RegionConfig::max_clean_copies`.
+    max_clean_copies: Option<usize>,
     max_lines: usize,
     source: PathBuf,
     samples: usize,
@@ -527,6 +529,7 @@ fn parse() -> Result<Args, String> {
     let mut a = Args {
         heap: HeapKind::Region,
         limit: None,
+        max_clean_copies: None,
         max_lines: 500_000,
         source: PathBuf::from("/usr/include"),
         samples: 20_000,
@@ -551,6 +554,7 @@ fn parse() -> Result<Args, String> {
                 }
             }
             "--limit-pages" => a.limit = Some(num(v()?)?),
+            "--max-clean-copies" => a.max_clean_copies = Some(num(v()?)?),
             "--max-lines" => a.max_lines = num(v()?)?,
             "--samples" => a.samples = num(v()?)?,
             "--source" => a.source = PathBuf::from(v()?),
@@ -652,6 +656,7 @@ fn install_heap(a: &Args) -> Result<(), String> {
         HeapKind::Region => {
             let mut cfg = RegionConfig::new(a.space);
             cfg.resident_limit = a.limit;
+            cfg.max_clean_copies = a.max_clean_copies;
             cfg.spill_dir = Some(std::env::temp_dir());
             cfg.handler_cpu = Some(0);
             let r = Region::new(cfg).map_err(|e| format!("region: {e}"))?;
@@ -837,10 +842,11 @@ fn run(a: &Args) -> Result<(), String> {
             std::env::temp_dir().display()
         );
         println!(
-            "region: limit {:?} pages, resident {} pages ({} clean), compressed {} pages, spilled {}, zero {}; faults {} (refaults {}, wp {}), compressions {}, saved {}, zcache rejects {}, direct reclaim {}; zcache {} pages in {} frames = {:.1} MiB held compressed (peak {:.1} MiB) + {:.2} MiB metadata = {:.1} MiB",
+            "region: limit {:?} pages, resident {} pages ({} clean; {} read faults kept no copy), compressed {} pages, spilled {}, zero {}; faults {} (refaults {}, wp {}), compressions {}, saved {}, zcache rejects {}, direct reclaim {}; zcache {} pages in {} frames = {:.1} MiB held compressed (peak {:.1} MiB) + {:.2} MiB metadata = {:.1} MiB",
             r.resident_limit(),
             s.resident_pages,
             s.clean_pages,
+            s.copies_not_kept,
             s.compressed_pages,
             s.spilled_pages,
             s.zero_pages,

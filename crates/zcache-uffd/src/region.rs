@@ -95,6 +95,13 @@ pub struct RegionConfig {
     /// Record the handler's service time of every fault served from zcache
     /// ([`Region::take_fault_latencies`]); for benchmarks.
     pub record_fault_latency: bool,
+    /// At most this many resident clean pages keep their compressed (or spilled) copy
+    /// (`None`: every one does, the clean-page rule in full). A read fault that finds
+    /// the budget used up is served as a write fault is: the page comes back writable
+    /// and its copy is dropped, so the pool holds little more than the evicted pages,
+    /// at the cost of compressing the page again when it is evicted. `Some(0)`: no
+    /// resident page keeps a copy. Counted in [`RegionStats::copies_not_kept`].
+    pub max_clean_copies: Option<usize>,
 }
 
 impl RegionConfig {
@@ -114,6 +121,7 @@ impl RegionConfig {
             },
             record_fault_latency: false,
             handler_cpu: None,
+            max_clean_copies: None,
         }
     }
 }
@@ -216,6 +224,9 @@ pub struct RegionStats {
     pub direct_reclaim: u64,
     /// ioctl or load failures while serving a fault (0 unless something is broken).
     pub fault_errors: u64,
+    /// Read faults served beyond [`RegionConfig::max_clean_copies`]: the page came
+    /// back writable (dirty) and its copy was dropped.
+    pub copies_not_kept: u64,
     /// The region's zcache.
     pub zcache: zcache::Stats,
 }
@@ -237,6 +248,7 @@ struct Counters {
     kept: AtomicU64,
     fault_errors: AtomicU64,
     direct: AtomicU64,
+    copies_not_kept: AtomicU64,
 }
 
 fn bump(c: &AtomicU64) {
@@ -280,6 +292,10 @@ struct Inner {
     referenced: Box<[AtomicBool]>,
     resident: AtomicUsize,
     limit: AtomicUsize,
+    /// Resident pages in CLEAN or CLEAN_SPILL (raised before such a state is published,
+    /// lowered by whoever takes the page out of it), and the budget for them.
+    clean: AtomicUsize,
+    max_clean: usize,
     spill: Option<Spill>,
     c: Counters,
     /// The CLOCK hand (also serialises limit enforcement).
@@ -465,16 +481,22 @@ impl Inner {
                     return true;
                 }
                 // A read fault comes back write-protected with its copy kept (clean); a
-                // write fault comes back writable and the copy is dropped after the
-                // copy-in succeeded (until then it is the only copy).
-                match self.uffd.copy(addr, &buf.0, !write) {
+                // write fault, or a read fault beyond the budget of kept copies, comes
+                // back writable and the copy is dropped after the copy-in succeeded
+                // (until then it is the only copy).
+                let keep = !write && self.clean.load(Ordering::Relaxed) < self.max_clean;
+                match self.uffd.copy(addr, &buf.0, keep) {
                     Ok(()) => {
-                        if write {
+                        if !keep {
                             if s == OUT_Z {
                                 let _ = self.area.invalidate_page(p as u64);
                             }
+                            if !write {
+                                bump(&self.c.copies_not_kept);
+                            }
                             self.publish(p, DIRTY);
                         } else {
+                            self.clean.fetch_add(1, Ordering::Relaxed);
                             self.publish(p, if s == OUT_Z { CLEAN } else { CLEAN_SPILL });
                         }
                         if let (Some((wall, cpu)), OUT_Z) = (t0, s) {
@@ -531,6 +553,7 @@ impl Inner {
                         if s == CLEAN {
                             let _ = self.area.invalidate_page(p as u64);
                         }
+                        self.clean.fetch_sub(1, Ordering::Relaxed);
                         self.publish(p, DIRTY);
                     }
                     Err(_) => {
@@ -583,6 +606,9 @@ impl Inner {
         if matches!(s, CLEAN | OUT_Z) {
             let _ = self.area.invalidate_page(p as u64);
         }
+        if matches!(s, CLEAN | CLEAN_SPILL) {
+            self.clean.fetch_sub(1, Ordering::Relaxed);
+        }
         // A clean page was write-protected: the next fault is a missing fault on a
         // none pte (zero fill), and no write-protect marker survives the drop of
         // anonymous memory (for a memfd, MADV_REMOVE drops it with the page).
@@ -624,6 +650,7 @@ impl Inner {
                 r.kept_resident += 1;
                 return;
             }
+            self.clean.fetch_sub(1, Ordering::Relaxed);
             self.publish(p, if s == CLEAN { OUT_Z } else { OUT_SPILL });
             self.resident.fetch_sub(1, Ordering::Relaxed);
             bump(&self.c.saved);
@@ -1043,6 +1070,8 @@ impl Region {
             referenced: (0..npages).map(|_| AtomicBool::new(false)).collect(),
             resident: AtomicUsize::new(0),
             limit: AtomicUsize::new(config.resident_limit.unwrap_or(usize::MAX)),
+            clean: AtomicUsize::new(0),
+            max_clean: config.max_clean_copies.unwrap_or(usize::MAX),
             spill,
             c: Counters::default(),
             hand: Mutex::new(0),
@@ -1229,6 +1258,7 @@ impl Region {
         s.kept_resident = l(&i.c.kept);
         s.direct_reclaim = l(&i.c.direct);
         s.fault_errors = l(&i.c.fault_errors);
+        s.copies_not_kept = l(&i.c.copies_not_kept);
         s.zcache = i.area.zcache().stats();
         s
     }

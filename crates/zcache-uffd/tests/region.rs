@@ -119,6 +119,55 @@ fn round_trip_and_the_clean_page_rule() {
     assert_eq!(settled(&r).fault_errors, 0);
 }
 
+/// `max_clean_copies`: read faults beyond the budget come back dirty with their copy
+/// dropped (so evicting them compresses again), within it clean as before; a write to a
+/// clean page, its eviction and its discard each give its place in the budget back.
+#[test]
+fn the_budget_of_kept_copies_is_kept() {
+    let mut c = config(32);
+    c.max_clean_copies = Some(3);
+    let Some(r) = region(c) else { return };
+    for p in 0..8 {
+        r.write(p * PAGE, &text_page(p as u64)).unwrap();
+    }
+    assert_eq!(r.evict(0..8 * PAGE).unwrap().compressed, 8);
+    for p in 0..8 {
+        assert_eq!(read_page(&r, p), text_page(p as u64), "page {p}");
+    }
+    let s = settled(&r);
+    assert_eq!((s.clean_pages, s.copies_not_kept), (3, 5));
+    assert_eq!(
+        s.zcache.counters.stored_pages, 3,
+        "only the kept copies stay stored"
+    );
+    // Evicting all: 3 saved, 5 compressed again; all read back right.
+    let e = r.evict(0..8 * PAGE).unwrap();
+    assert_eq!((e.saved, e.compressed), (3, 5));
+    for p in 0..8 {
+        assert_eq!(read_page(&r, p), text_page(p as u64), "page {p}");
+    }
+    let s = settled(&r);
+    assert_eq!((s.clean_pages, s.copies_not_kept), (3, 10));
+    // Which three kept their copy depends on the order of the faults: pages 0-2.
+    // A write to one gives its place back: the next read fault keeps its copy.
+    r.write(PAGE + 7, b"w").unwrap();
+    r.evict(5 * PAGE..6 * PAGE).unwrap();
+    assert_eq!(read_page(&r, 5), text_page(5));
+    let s = settled(&r);
+    assert_eq!((s.clean_pages, s.copies_not_kept, s.wp_faults), (3, 10, 1));
+    // A discard of a clean page gives its place back too.
+    r.discard(0..PAGE).unwrap();
+    r.evict(6 * PAGE..7 * PAGE).unwrap();
+    assert_eq!(read_page(&r, 6), text_page(6));
+    let s = settled(&r);
+    assert_eq!((s.clean_pages, s.copies_not_kept), (3, 10));
+    let mut want1 = text_page(1);
+    want1[7] = b'w';
+    assert_eq!(read_page(&r, 1), want1);
+    assert_eq!(read_page(&r, 0), vec![0u8; PAGE]);
+    assert_eq!(s.fault_errors, 0);
+}
+
 #[test]
 fn discarded_pages_read_as_zero_and_free_their_copies() {
     let Some(r) = region(config(8)) else { return };
@@ -559,12 +608,14 @@ proptest! {
         b in prop::collection::vec(op(), 1..80),
         frames in prop::option::of(1usize..8),
         spill in any::<bool>(),
+        copies in prop::option::of(0usize..6),
     ) {
         if let Err(why) = zcache_uffd::available() {
             println!("SKIP: userfaultfd unavailable: {why}");
             return Ok(());
         }
         let mut c = RegionConfig::new(MODEL_PAGES * PAGE);
+        c.max_clean_copies = copies;
         if let Some(f) = frames {
             c.zcache.max_frames = f;
         }

@@ -27,7 +27,8 @@ pub fn mib(b: u64) -> f64 {
 }
 
 /// The child's side: `mlockall(MCL_CURRENT)`, then its memory cgroup's limit set to its
-/// usage now plus `pages` pages. Returns (usage, limit) in bytes.
+/// usage now, less the page cache charged to it, plus `pages` pages. Returns (what it
+/// holds, limit) in bytes.
 pub fn limit_own_cgroup(pages: usize) -> Result<(u64, u64), String> {
     // SAFETY: mlockall takes flags only.
     if unsafe { libc::mlockall(libc::MCL_CURRENT) } != 0 {
@@ -49,14 +50,25 @@ pub fn limit_own_cgroup(pages: usize) -> Result<(u64, u64), String> {
         .trim()
         .parse()
         .map_err(|e| format!("memory.usage_in_bytes {usage_text:?}: {e}"))?;
-    let limit = usage + pages as u64 * PAGE;
+    // Page cache charged to the cgroup (files the child read that were not cached
+    // before) is not locked and would be reclaimed first, giving the workload that much
+    // more room: it is not counted.
+    let stat = std::fs::read_to_string(dir.join("memory.stat"))
+        .map_err(|e| format!("{}: {e}", dir.display()))?;
+    let cache = zcache_swapbench::parse::key_values(&stat)
+        .get("cache")
+        .map_or(0, |&c| c.max(0) as u64);
+    let held = usage.saturating_sub(cache);
+    let limit = held + pages as u64 * PAGE;
     zcache_swapbench::cleanup::write(&dir.join("memory.limit_in_bytes"), &limit.to_string())?;
     println!(
-        "cgroup: {:.1} MiB in use and locked before the workload's memory is mapped; limit {:.1} MiB = that + {pages} pages",
+        "cgroup: {:.1} MiB held and locked before the workload's memory is mapped (usage {:.1} MiB less {:.1} MiB page cache); limit {:.1} MiB = that + {pages} pages",
+        mib(held),
         mib(usage),
+        mib(cache),
         mib(limit)
     );
-    Ok((usage, limit))
+    Ok((held, limit))
 }
 
 /// zram's memory as docs/performance.md "Swap under real programs" counts it:
