@@ -43,7 +43,7 @@
 //! child reads the text once, `mlockall(MCL_CURRENT)`s what it holds then (its code,
 //! libraries, stacks, the expected answers: memory the region's limit does not count
 //! either, and that the kernel must not swap instead of the heap), and limits its
-//! cgroup to its usage at that moment plus N pages: the heap, mapped after that, gets N
+//! cgroup to its usage at that moment (less page cache) plus N pages: the heap, mapped after that, gets N
 //! pages, as on the region. The files are read once by the parent first, so their
 //! page cache is charged outside the cgroup. zram, swapon and the cgroup are undone by
 //! zcache-swapbench's cleanup stack on every exit path (SIGINT included).

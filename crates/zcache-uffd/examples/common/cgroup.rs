@@ -7,7 +7,8 @@
 //! `--child-limit-pages N --zram-stat PATH`; the child, once it holds what the region's
 //! limit would not count (code, libraries, stacks, the expected contents), calls
 //! [`limit_own_cgroup`]: everything it holds is locked, and the limit becomes its usage
-//! plus N pages, so that the memory it maps afterwards gets N pages, as on the region.
+//! (less any page cache charged to the cgroup, which would be reclaimed first) plus N
+//! pages, so that the memory it maps afterwards gets N pages, as on the region.
 //! At the end the child prints zram's memory ([`print_zram`]). zcache-swapbench's
 //! cleanup stack undoes the swapon, the device and the cgroup on every exit path
 //! (SIGINT, SIGTERM, SIGHUP end the wait through an error).
