@@ -9,14 +9,17 @@
 //! ```
 //!
 //! The macro defines the nine `extern "Rust"` functions this module calls. Each lock
-//! of every zcache-rs crate then holds a [`HostLockState`]: a readiness byte and
-//! [`HOST_LOCK_BYTES`] of storage in which the host's lock is built from its `INIT` at
-//! first use by [`HostLock::build`], which is told where the zcache-rs lock was made: a
-//! kernel lock needs a run-time init with a lockdep class key, which a `const` cannot
-//! do, and the construction site is a `'static` address per kind of lock. Why a link-time hook and not a type parameter: a
-//! generic lock would be a generic parameter on every type of every crate (`Zcache`,
-//! `Tmem`, `ZsPool`, ...) and through the C ABI; a cargo feature and a hook cost
-//! nothing at the default, and one readiness load per acquisition here.
+//! of every zcache-rs crate then holds a [`HostLockState`]: a readiness byte, the
+//! lock's construction site, and [`HOST_LOCK_BYTES`] of storage in which the host's
+//! lock is built at first use by [`HostLock::build`]. `build` is told where the
+//! zcache-rs lock was made: a kernel lock needs a run-time init with a lockdep class
+//! key, which a `const` cannot do, and the construction site is one `'static` address
+//! per kind of lock.
+//!
+//! Why a link-time hook and not a type parameter: a generic lock would be a generic
+//! parameter on every type of every crate (`Zcache`, `Tmem`, `ZsPool`, ...) and could
+//! not cross the C ABI; a cargo feature and a hook cost nothing in the default build,
+//! and one readiness load per acquisition in this one.
 //!
 //! A program built with the `host-lock` feature and no `host_locks!` does not link
 //! (undefined `__zplat_host_mutex_lock` ...): a choice forgotten is a build error, not
@@ -32,16 +35,17 @@ use core::sync::atomic::{AtomicU8, Ordering};
 /// `site` is where the zcache-rs lock it serves was made (`Mutex::new`'s caller,
 /// through `#[track_caller]`): one `'static` address per kind of lock (a tmem bucket, a
 /// zsmalloc class, a zbud shard...), which is what a lockdep class key must be. A
-/// Rust-for-Linux host passes it to `__spin_lock_init`'s key; a host without lock
-/// classes ignores it.
+/// Rust-for-Linux host maps it to a static `lock_class_key` for `__spin_lock_init`; a
+/// host without lock classes ignores it.
 pub trait HostLock: Send + Sync + Sized {
     /// The host's lock, unlocked, for a zcache-rs lock made at `site`.
     fn build(site: &'static Location<'static>) -> Self;
 }
 
 /// The most bytes a host's raw lock may occupy (its alignment must be at most 8).
-/// Enough for Linux's `spinlock_t` and `rwlock_t` with lockdep on x86_64 and arm64.
-pub const HOST_LOCK_BYTES: usize = 56;
+/// Room for Linux's `spinlock_t` or `rwlock_t` with lockdep and lock statistics on
+/// 64-bit (about 80 bytes by the 6.18 struct layouts).
+pub const HOST_LOCK_BYTES: usize = 96;
 
 /// Fresh: the host's lock has not been built yet.
 const FRESH: u8 = 0;
