@@ -33,6 +33,8 @@
 
 #[path = "common/cgroup.rs"]
 mod cgroup;
+#[path = "common/report.rs"]
+mod report;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -291,42 +293,7 @@ fn run(a: &Args) -> Result<(), String> {
         cgroup::print_zram(p)?;
     }
     if let Guest::Region(r) = &guest {
-        let s = r.stats();
-        let meta = r.zcache().metadata_bytes() as u64;
-        let frames = (s.zcache.pool_frames * PAGE) as u64;
-        println!(
-            "region page table: {} pages x 2 B (state, referenced) = {:.2} MiB; spilled pages are in a file in {}",
-            s.pages,
-            mib(2 * s.pages as u64),
-            std::env::temp_dir().display()
-        );
-        println!(
-            "region: limit {:?} pages, resident {} ({} clean; {} read faults kept no copy), compressed {}, spilled {}, zero {}; faults {} (refaults {}, wp {}), evictions {}, compressions {}, saved by the clean-page rule {}, zcache rejects {}, direct reclaim {}; zcache {} pages in {} frames = {:.1} MiB (peak {:.1} MiB) + {:.2} MiB metadata = {:.1} MiB held compressed",
-            r.resident_limit(),
-            s.resident_pages,
-            s.clean_pages,
-            s.copies_not_kept,
-            s.compressed_pages,
-            s.spilled_pages,
-            s.zero_pages,
-            s.faults,
-            s.refaults,
-            s.wp_faults,
-            s.evictions,
-            s.compressions,
-            s.compressions_saved,
-            s.zcache_rejects,
-            s.direct_reclaim,
-            s.zcache.counters.stored_pages,
-            s.zcache.pool_frames,
-            mib(frames),
-            mib((s.zcache.pool_frames_peak * PAGE) as u64),
-            mib(meta),
-            mib(frames + meta),
-        );
-        if s.fault_errors != 0 {
-            return Err(format!("{} fault errors", s.fault_errors));
-        }
+        report::print_region(r)?;
     }
     let t = Instant::now();
     for (g, &v) in version.iter().enumerate() {

@@ -50,6 +50,8 @@
 
 #[path = "common/cgroup.rs"]
 mod cgroup;
+#[path = "common/report.rs"]
+mod report;
 
 use std::collections::HashSet;
 use std::ffi::{CStr, CString, c_int, c_void};
@@ -59,7 +61,6 @@ use std::process::ExitCode;
 use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
-use cgroup::mib;
 use libsqlite3_sys as ffi;
 use zcache_uffd::{PAGE, Region, RegionConfig};
 
@@ -833,40 +834,7 @@ fn run(a: &Args) -> Result<(), String> {
         cgroup::print_zram(p)?;
     }
     if let Some(r) = REGION.get() {
-        let s = r.stats();
-        let meta = r.zcache().metadata_bytes() as u64;
-        println!(
-            "region page table: {} pages x 2 B (state, referenced) = {:.2} MiB; spilled pages are in a file in {}",
-            s.pages,
-            mib(2 * s.pages as u64),
-            std::env::temp_dir().display()
-        );
-        println!(
-            "region: limit {:?} pages, resident {} pages ({} clean; {} read faults kept no copy), compressed {} pages, spilled {}, zero {}; faults {} (refaults {}, wp {}), compressions {}, saved {}, zcache rejects {}, direct reclaim {}; zcache {} pages in {} frames = {:.1} MiB held compressed (peak {:.1} MiB) + {:.2} MiB metadata = {:.1} MiB",
-            r.resident_limit(),
-            s.resident_pages,
-            s.clean_pages,
-            s.copies_not_kept,
-            s.compressed_pages,
-            s.spilled_pages,
-            s.zero_pages,
-            s.faults,
-            s.refaults,
-            s.wp_faults,
-            s.compressions,
-            s.compressions_saved,
-            s.zcache_rejects,
-            s.direct_reclaim,
-            s.zcache.counters.stored_pages,
-            s.zcache.pool_frames,
-            mib((s.zcache.pool_frames * PAGE) as u64),
-            mib((s.zcache.pool_frames_peak * PAGE) as u64),
-            mib(meta),
-            mib((s.zcache.pool_frames * PAGE) as u64 + meta),
-        );
-        if s.fault_errors != 0 {
-            return Err(format!("{} fault errors", s.fault_errors));
-        }
+        report::print_region(r)?;
     }
     drop(db);
     if wrong != 0 {

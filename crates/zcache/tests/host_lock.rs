@@ -3,90 +3,25 @@
 //!
 //! The "host" here is what a kernel module would write with `zplat::host_locks!`: its
 //! lock types are built at each zcache-rs lock's first use, and told where that lock
-//! was made, which a kernel passes to lockdep as the class key. These locks wrap the
-//! `spin` crate's and record each site, so the test sees that tmem's buckets, the
+//! was made, which a kernel passes to lockdep as the class key. These locks
+//! (`crates/zplat/tests/support/spin_host.rs`) wrap the `spin` crate's and record each
+//! site, so the test sees that tmem's buckets, the
 //! allocators' class and shard locks and zcache's own locks all run the host's code,
 //! with one class per kind of lock, while two threads store and load real-looking
 //! pages and read them back intact.
 
+#[path = "../../zplat/tests/support/spin_host.rs"]
+mod spin_host;
+
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::sync::Mutex as StdMutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::thread;
 
+use spin_host::{BUILT, LOCKS};
 use zcache::testing::test_page;
 use zcache::{AllocatorKind, Config, Zcache};
-use zplat::lock_api::{GuardSend, RawMutex, RawRwLock};
-use zplat::sync::HostLock;
 use zpool::HeapPageSource;
-
-/// Where the host's locks were built: (file, line).
-static SITES: StdMutex<BTreeSet<(&'static str, u32)>> = StdMutex::new(BTreeSet::new());
-/// Acquisitions through the host's mutex.
-static ACQUIRED: AtomicUsize = AtomicUsize::new(0);
-
-struct HostSpin(spin::Mutex<()>);
-struct HostRw(spin::RwLock<()>);
-
-impl HostLock for HostSpin {
-    fn build(site: &'static std::panic::Location<'static>) -> Self {
-        SITES.lock().unwrap().insert((site.file(), site.line()));
-        HostSpin(spin::Mutex::new(()))
-    }
-}
-
-impl HostLock for HostRw {
-    fn build(site: &'static std::panic::Location<'static>) -> Self {
-        SITES.lock().unwrap().insert((site.file(), site.line()));
-        HostRw(spin::RwLock::new(()))
-    }
-}
-
-// SAFETY: forwards to spin's `RawMutex`, which excludes.
-unsafe impl RawMutex for HostSpin {
-    const INIT: Self = HostSpin(<spin::Mutex<()> as RawMutex>::INIT);
-    type GuardMarker = GuardSend;
-    fn lock(&self) {
-        ACQUIRED.fetch_add(1, Ordering::Relaxed);
-        RawMutex::lock(&self.0)
-    }
-    fn try_lock(&self) -> bool {
-        RawMutex::try_lock(&self.0)
-    }
-    unsafe fn unlock(&self) {
-        // SAFETY: our caller holds the lock.
-        unsafe { RawMutex::unlock(&self.0) }
-    }
-}
-
-// SAFETY: forwards to spin's `RawRwLock`.
-unsafe impl RawRwLock for HostRw {
-    const INIT: Self = HostRw(<spin::RwLock<()> as RawRwLock>::INIT);
-    type GuardMarker = GuardSend;
-    fn lock_shared(&self) {
-        self.0.lock_shared()
-    }
-    fn try_lock_shared(&self) -> bool {
-        self.0.try_lock_shared()
-    }
-    unsafe fn unlock_shared(&self) {
-        // SAFETY: our caller holds a shared lock.
-        unsafe { self.0.unlock_shared() }
-    }
-    fn lock_exclusive(&self) {
-        self.0.lock_exclusive()
-    }
-    fn try_lock_exclusive(&self) -> bool {
-        self.0.try_lock_exclusive()
-    }
-    unsafe fn unlock_exclusive(&self) {
-        // SAFETY: our caller holds the exclusive lock.
-        unsafe { self.0.unlock_exclusive() }
-    }
-}
-
-zplat::host_locks!(mutex: HostSpin, rwlock: HostRw);
 
 #[test]
 fn zcache_runs_on_the_hosts_locks_with_one_class_per_kind_of_lock() {
@@ -131,8 +66,8 @@ fn zcache_runs_on_the_hosts_locks_with_one_class_per_kind_of_lock() {
         z.reclaim(32);
         z.compact();
     }
-    assert!(ACQUIRED.load(Ordering::Relaxed) > 1000);
-    let sites = SITES.lock().unwrap().clone();
+    assert!(LOCKS.load(Ordering::Relaxed) > 1000);
+    let sites: BTreeSet<(&str, u32)> = BUILT.lock().unwrap().iter().copied().collect();
     let crates: BTreeSet<&str> = sites
         .iter()
         .filter_map(|(f, _)| f.split("crates/").nth(1)?.split('/').next())
