@@ -9,7 +9,7 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -29,34 +29,12 @@ pub trait Ops: Send + Sync {
 /// The real machine.
 pub struct RealOps;
 
-/// Where a program is: PATH, then the sbin directories.
-pub fn find_program(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(PathBuf::from))
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-}
+/// Where a program is (zcache-swapd's lookup: PATH, then the sbin directories).
+pub use zcache_swapd::daemon::find_program;
 
 impl Ops for RealOps {
     fn run(&self, prog: &str, args: &[&str]) -> Result<String, String> {
-        use std::os::unix::process::CommandExt;
-        let out = Command::new(find_program(prog).unwrap_or_else(|| prog.into()))
-            .args(args)
-            .stdin(Stdio::null())
-            .process_group(0)
-            .output()
-            .map_err(|e| format!("{prog}: {e}"))?;
-        if out.status.success() {
-            Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-        } else {
-            Err(format!(
-                "{prog} {}: {} ({})",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr).trim(),
-                out.status
-            ))
-        }
+        zcache_swapd::daemon::run_cmd(prog, args)
     }
 
     fn rmdir_cgroup(&self, dir: &Path) -> io::Result<()> {

@@ -110,8 +110,9 @@ fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
-/// Whether `name` is an executable in PATH (or the usual sbin directories).
-fn find_program(name: &str) -> Option<PathBuf> {
+/// Where a program is: PATH, then the usual sbin and bin directories (root's PATH may
+/// lack them). Shared with zcache-swapbench.
+pub fn find_program(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
         .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(PathBuf::from))
@@ -119,10 +120,16 @@ fn find_program(name: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// Runs a program, returning its stdout; a failure carries its stderr.
-fn run_cmd(prog: &str, args: &[&str]) -> Result<String, String> {
+/// Runs a program (found by [`find_program`]) and returns its stdout; a failure carries
+/// its stderr. Its stdin is closed and it runs in a process group of its own, so a
+/// Ctrl-C meant for us does not also kill a `swapoff` or `losetup -d` we run while
+/// cleaning up. Shared with zcache-swapbench.
+pub fn run_cmd(prog: &str, args: &[&str]) -> Result<String, String> {
+    use std::os::unix::process::CommandExt;
     let out = Command::new(find_program(prog).unwrap_or_else(|| prog.into()))
         .args(args)
+        .stdin(std::process::Stdio::null())
+        .process_group(0)
         .output()
         .map_err(|e| format!("{prog}: {e}"))?;
     if out.status.success() {
