@@ -96,8 +96,11 @@ else
         # proptest case counts: Miri runs ~100x slower than native code.
         export MIRIFLAGS="-Zmiri-strict-provenance"
         CARGO_TARGET_DIR=target/miri cargo +nightly miri setup
-        echo "--- miri: zplat --lib (fallible Box, TryArc)"
+        echo "--- miri: zplat --lib (fallible Box, TryArc, the lock layer)"
         CARGO_TARGET_DIR=target/miri cargo +nightly miri test -p zplat --lib
+        echo "--- miri: zplat --features host-lock --test host_lock (the host lock's storage)"
+        CARGO_TARGET_DIR=target/miri cargo +nightly miri test -p zplat --features host-lock \
+            --test host_lock
         echo "--- miri: zpool --lib (frames and their tags, page sources, test sources)"
         CARGO_TARGET_DIR=target/miri PROPTEST_CASES=4 cargo +nightly miri test -p zpool --lib
         echo "--- miri: zbud --test layout (subset)"
