@@ -204,6 +204,8 @@ impl<T> Mutex<T> {
 }
 
 impl<T: Default> Default for Mutex<T> {
+    // Under host-lock the lock's site (its lockdep class) is the caller's, not this file.
+    #[cfg_attr(all(not(loom), feature = "host-lock"), track_caller)]
     fn default() -> Self {
         Mutex::new(T::default())
     }

@@ -133,6 +133,8 @@ impl<T> RwLock<T> {
 }
 
 impl<T: Default> Default for RwLock<T> {
+    // Under host-lock the lock's site (its lockdep class) is the caller's, not this file.
+    #[cfg_attr(all(not(loom), feature = "host-lock"), track_caller)]
     fn default() -> Self {
         RwLock::new(T::default())
     }
