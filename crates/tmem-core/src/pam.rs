@@ -3,8 +3,8 @@
 use crate::key::{Key, Oid};
 use crate::pool::PoolInfo;
 
-/// Size of a tmem page.
-pub const PAGE_SIZE: usize = 4096;
+/// Size of a tmem page: the build's page size (`zplat::PAGE_SIZE`: 4, 16 or 64 KiB).
+pub const PAGE_SIZE: usize = zplat::PAGE_SIZE;
 
 /// A tmem page.
 pub type Page = [u8; PAGE_SIZE];

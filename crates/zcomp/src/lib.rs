@@ -62,8 +62,9 @@ pub use same::{fill_page, same_filled};
 #[cfg(feature = "std")]
 pub use zstd::{ZSTD_DEFAULT_LEVEL, Zstd};
 
-/// Size of a page: what every compressor takes in and gives back.
-pub const PAGE_SIZE: usize = 4096;
+/// Size of a page: what every compressor takes in and gives back (the build's page
+/// size, `zplat::PAGE_SIZE`).
+pub const PAGE_SIZE: usize = zplat::PAGE_SIZE;
 
 /// One page.
 pub type Page = [u8; PAGE_SIZE];

@@ -4,6 +4,8 @@
 //!   build by a feature: spin locks by default, a blocking lock (`std-lock`) for
 //!   user-space VMMs, or the host's own (`host-lock` and [`host_locks!`]) for a kernel
 //!   with lockdep; loom's under `--cfg loom`. Atomics come from here too.
+//! * [`PAGE_SIZE`]: the page size of the build, 4 KiB by default, 16 KiB or 64 KiB with
+//!   the features `page-16k` and `page-64k` (module [`page`]).
 //! * [`try_box`]: `Box::new` that hands the value back when the heap is exhausted
 //!   (`Box::try_new` is unstable).
 //! * [`TryArc`]: an atomically reference-counted pointer whose constructor fails
@@ -19,6 +21,7 @@ extern crate alloc;
 
 mod arc;
 mod boxed;
+pub mod page;
 pub mod sync;
 
 pub use arc::TryArc;
@@ -26,3 +29,4 @@ pub use boxed::try_box;
 /// The lock traits a host implements for [`host_locks!`] (re-exported so the macro and
 /// the host name the same version).
 pub use lock_api;
+pub use page::{PAGE_SCALE, PAGE_SHIFT, PAGE_SIZE, Page};

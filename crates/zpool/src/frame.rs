@@ -5,8 +5,9 @@ use core::ops::{Deref, DerefMut};
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
-/// Size of a page frame in bytes. The whole workspace works in 4 KiB pages.
-pub const PAGE_SIZE: usize = 4096;
+/// Size of a page frame in bytes: the build's page size (`zplat::PAGE_SIZE`: 4 KiB, or
+/// 16 or 64 KiB with the features `page-16k` and `page-64k`).
+pub const PAGE_SIZE: usize = zplat::PAGE_SIZE;
 
 /// The contents of one page frame.
 pub type Page = [u8; PAGE_SIZE];
