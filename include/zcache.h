@@ -6,7 +6,11 @@
  * Conventions: every function takes the instance handle first and returns 0 (or a
  * non-negative count or pool id) on success, a negative ZCACHE_E* value on failure.
  * A handle that names no live instance (never set up, torn down, forged) gives
- * -ZCACHE_ENODEV. Page pointers point to 4096 mapped bytes, valid for the call.
+ * -ZCACHE_ENODEV. Page pointers point to ZCACHE_PAGE_SIZE mapped bytes, valid for the
+ * call. The page size is the library's build's: 4096, or 16384 / 65536 for a library
+ * built with feature page-16k / page-64k, for which the host defines ZCACHE_PAGE_16K /
+ * ZCACHE_PAGE_64K before including this header (zcache_setup refuses a page_size the
+ * library was not built for).
  * No function sleeps or panics.
  */
 
@@ -53,7 +57,8 @@
 #define ZCACHE_ENODEV 19
 
 /*
- A malformed argument: a null pointer, a page size other than 4096, a negative pool
+ A malformed argument: a null pointer, a page size other than
+ `ZCACHE_PAGE_SIZE`, a negative pool
  id, an invalid configuration.
  */
 #define ZCACHE_EINVAL 22
@@ -70,10 +75,29 @@
  */
 #define ZCACHE_EBUSY 16
 
+#if !(defined(ZCACHE_PAGE_16K) || defined(ZCACHE_PAGE_64K))
 /*
- The only page size zcache works in.
+ The page size this build of zcache works in: 4096 by default, 16384 with feature
+ `page-16k`, 65536 with `page-64k`. In C the header's value follows the macros
+ `ZCACHE_PAGE_16K` / `ZCACHE_PAGE_64K`, which the host defines when it builds the
+ library with the matching feature; `zcache_setup` refuses any other `page_size`.
  */
 #define ZCACHE_PAGE_SIZE 4096
+#endif
+
+#if (defined(ZCACHE_PAGE_16K) && !defined(ZCACHE_PAGE_64K))
+/*
+ The page size this build of zcache works in (feature `page-16k`).
+ */
+#define ZCACHE_PAGE_SIZE 16384
+#endif
+
+#if defined(ZCACHE_PAGE_64K)
+/*
+ The page size this build of zcache works in (feature `page-64k`).
+ */
+#define ZCACHE_PAGE_SIZE 65536
+#endif
 
 /*
  `flags`: frontswap loads remove the page from zcache (the kernel's
@@ -132,7 +156,7 @@
 #define ZCACHE_TEARDOWN_DEFERRED 1
 
 /*
- Hands out one 4096-byte page frame, 4096-byte aligned, mapped and writable, or `NULL`
+ Hands out one page frame of `ZCACHE_PAGE_SIZE` bytes, aligned to its size, mapped and writable, or `NULL`
  at once when none is available (a misaligned frame is given back and counted as a
  refusal). Must not sleep: it is called from stores, which may run with
  interrupts disabled (a kernel uses `alloc_page(GFP_NOWAIT | __GFP_NOWARN)` and
@@ -169,7 +193,7 @@ typedef int (*ZcacheWritebackClaimFn)(void *host,
                                       uint64_t *token);
 
 /*
- Writeback step 4: writes `page` (4096 bytes, valid for the call only), the slot's
+ Writeback step 4: writes `page` (`ZCACHE_PAGE_SIZE` bytes, valid for the call only), the slot's
  current content, which zcache has just taken out of its tree, to the claimed slot.
  Return 0 if the host has the page (zcache drops its copy; later loads of the slot
  miss, so the host reads its device), non-zero to refuse (zcache puts its copy back
@@ -210,7 +234,8 @@ struct zcache_config {
    */
   uint32_t size;
   /*
-   The host's page size: must be 4096 ([`ZCACHE_PAGE_SIZE`]).
+   The host's page size: must be [`ZCACHE_PAGE_SIZE`] (the page size the library was
+   built for).
    */
   uint32_t page_size;
   /*
@@ -409,7 +434,7 @@ struct zcache_stats {
    */
   int64_t free_errors;
   /*
-   Frames held by both allocators (zswap's pool_total_size is this times 4096).
+   Frames held by both allocators (zswap's pool_total_size is this times the page size).
    */
   uint64_t pool_frames;
   /*
@@ -516,7 +541,7 @@ extern "C" {
 /*
  Creates a zcache instance and writes its handle to `*handle_out`. Returns 0, or:
  `-ZCACHE_EINVAL` (a null or misaligned pointer, `config->size` not
- `sizeof(struct zcache_config)`, `page_size` not 4096, a missing frame callback, an
+ `sizeof(struct zcache_config)`, `page_size` not `ZCACHE_PAGE_SIZE`, a missing frame callback, an
  out-of-range or unknown field, unknown flag bits), `-ZCACHE_ENOSPC` (all
  `ZCACHE_MAX_INSTANCES` slots in use), `-ZCACHE_ENOMEM`.
 
@@ -545,7 +570,7 @@ int zcache_teardown(zcache_handle_t zc);
 
 /*
  cleancache `init_fs`: a mount of a local file system gets a new private ephemeral
- pool. Returns the pool id (>= 0), or `-ZCACHE_EINVAL` (`pagesize` not 4096),
+ pool. Returns the pool id (>= 0), or `-ZCACHE_EINVAL` (`pagesize` not `ZCACHE_PAGE_SIZE`),
  `-ZCACHE_ENOMEM`, `-ZCACHE_ENOSPC` (pool ids beyond `INT_MAX`), `-ZCACHE_ENODEV`.
  */
 int zcache_cleancache_init_fs(zcache_handle_t zc,
@@ -572,7 +597,7 @@ int zcache_cleancache_init_shared_fs(zcache_handle_t zc,
  `-ZCACHE_EINVAL` (null `page`, negative `pool_id`), `-ZCACHE_ENODEV`.
 
  # Safety
- `page` is null or points to 4096 writable bytes, valid for the call, not accessed
+ `page` is null or points to `ZCACHE_PAGE_SIZE` writable bytes, valid for the call, not accessed
  by anyone else during it, and not inside a frame the host gave zcache.
  */
 int zcache_cleancache_get_page(zcache_handle_t zc,
@@ -590,7 +615,7 @@ int zcache_cleancache_get_page(zcache_handle_t zc,
  reached the pool. Callable with interrupts disabled.
 
  # Safety
- `page` is null or points to 4096 readable bytes, valid for the call, not written
+ `page` is null or points to `ZCACHE_PAGE_SIZE` readable bytes, valid for the call, not written
  during it, and not inside a frame the host gave zcache.
  */
 int zcache_cleancache_put_page(zcache_handle_t zc,
@@ -644,7 +669,7 @@ int zcache_frontswap_init(zcache_handle_t zc,
  `-ZCACHE_ENODEV`. Callable with interrupts disabled.
 
  # Safety
- `page` is null or points to 4096 readable bytes, valid for the call, not written
+ `page` is null or points to `ZCACHE_PAGE_SIZE` readable bytes, valid for the call, not written
  during it, and not inside a frame the host gave zcache.
  */
 int zcache_frontswap_store(zcache_handle_t zc,
@@ -659,7 +684,7 @@ int zcache_frontswap_store(zcache_handle_t zc,
  `-ZCACHE_EINVAL`, `-ZCACHE_ENODEV`.
 
  # Safety
- `page` is null or points to 4096 writable bytes, valid for the call, not accessed
+ `page` is null or points to `ZCACHE_PAGE_SIZE` writable bytes, valid for the call, not accessed
  by anyone else during it, and not inside a frame the host gave zcache.
  */
 int zcache_frontswap_load(zcache_handle_t zc,

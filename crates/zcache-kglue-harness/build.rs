@@ -9,7 +9,17 @@ fn main() {
         "cargo:rerun-if-changed={}",
         include.join("zcache.h").display()
     );
-    cc::Build::new()
+    let mut build = cc::Build::new();
+    // The page size, as a host defines it for a library built with page-16k / page-64k.
+    for (feature, define) in [
+        ("PAGE_16K", "ZCACHE_PAGE_16K"),
+        ("PAGE_64K", "ZCACHE_PAGE_64K"),
+    ] {
+        if std::env::var_os(format!("CARGO_FEATURE_{feature}")).is_some() {
+            build.define(define, None);
+        }
+    }
+    build
         .file("c/harness.c")
         .include(&include)
         .std("c11")

@@ -8,15 +8,16 @@ use zcomp::Algorithm;
 
 use crate::measure::Clock;
 
-/// The `zcache` command: replay real 4 KiB pages through zcache-rs and report what it
+/// The `zcache` command: replay real pages (4 KiB, or 16/64 KiB in a build for them)
+/// through zcache-rs and report what it
 /// saves and how fast it runs.
 #[derive(Debug, Parser)]
 #[command(
     name = "zcache",
     version,
-    about = "Replay real 4 KiB pages through zcache-rs (frontswap and cleancache) and report \
+    about = "Replay real pages through zcache-rs (frontswap and cleancache) and report \
              density, throughput and what it saves",
-    long_about = "Replay real 4 KiB pages through zcache-rs (frontswap and cleancache) and \
+    long_about = "Replay real pages through zcache-rs (frontswap and cleancache) and \
                   report density, throughput and what it saves, next to bare compression, \
                   a Mutex<HashMap<_, Vec<u8>>> baseline and Linux's zsmalloc/zbud layouts.\n\n\
                   With no subcommand, `zcache` runs `zcache bench` on the 1024-page sample \
@@ -207,6 +208,15 @@ pub struct RunArgs {
     /// pass). Small corpora need repeats for a stable figure.
     #[arg(long, value_name = "SECONDS", default_value_t = 0.1, value_parser = parse_min_time)]
     pub min_time: f64,
+
+    /// Page size of the replay: 4096 (4k), 16384 (16k) or 65536 (64k); default: the
+    /// size this zcache was built for. Pages larger than 4 KiB are built from
+    /// consecutive 4 KiB corpus pages of one object (a file's pages: read in pieces of
+    /// that size). zcache's page size is fixed when it is built (features page-16k and
+    /// page-64k, as a kernel's PAGE_SIZE is), so a size other than the build's is
+    /// refused with the command that builds it.
+    #[arg(long, value_name = "BYTES", value_parser = parse_page_size)]
+    pub page_size: Option<usize>,
 }
 
 /// An allocator name on the command line.
@@ -278,6 +288,37 @@ fn parse_compressor(s: &str) -> Result<Algorithm, String> {
         return Err(format!("{alg} is not available in this build"));
     }
     Ok(alg)
+}
+
+fn parse_page_size(s: &str) -> Result<usize, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "4096" | "4k" | "4kib" => Ok(4096),
+        "16384" | "16k" | "16kib" => Ok(16384),
+        "65536" | "64k" | "64kib" => Ok(65536),
+        _ => Err(format!(
+            "\"{s}\" is not a page size zcache supports: 4096, 16384 or 65536 (4k, 16k, 64k)"
+        )),
+    }
+}
+
+/// Refuses a `--page-size` this build was not made for, naming the build that has it.
+pub fn check_page_size(asked: Option<usize>) -> Result<(), String> {
+    match asked {
+        Some(n) if n != zcache::PAGE_SIZE => {
+            let feature = match n {
+                16384 => " --features page-16k",
+                65536 => " --features page-64k",
+                _ => "",
+            };
+            Err(format!(
+                "--page-size {n}: this zcache was built for {} KiB pages; build one for {} KiB \
+                 pages with: cargo build --release -p zcache-cli{feature}",
+                zcache::PAGE_SIZE / 1024,
+                n / 1024
+            ))
+        }
+        _ => Ok(()),
+    }
 }
 
 fn parse_min_time(s: &str) -> Result<f64, String> {

@@ -11,8 +11,12 @@ use zcache_testdata::{Corpus, Record};
 use crate::error::CliError;
 use crate::progress::Progress;
 
-/// Size of a page.
-pub const PAGE_SIZE: usize = 4096;
+/// Size of a page: the page size zcache was built for (4 KiB, or 16/64 KiB with the
+/// features page-16k / page-64k).
+pub const PAGE_SIZE: usize = zcache::PAGE_SIZE;
+
+/// Size of a corpus page (and of this kernel's pages, which `capture` reads).
+pub const CORPUS_PAGE: usize = zcache_testdata::PAGE_SIZE;
 
 /// One page.
 pub type Page = [u8; PAGE_SIZE];
@@ -57,11 +61,24 @@ pub struct PageSet {
 }
 
 impl PageSet {
+    /// The corpus at [`PAGE_SIZE`] (`Corpus::joined`: at 16 or 64 KiB each page is
+    /// consecutive 4 KiB pages of one object).
     fn from_corpus(corpus: &Corpus, description: String) -> PageSet {
+        let joined = corpus.joined::<PAGE_SIZE>();
+        let description = if PAGE_SIZE == CORPUS_PAGE {
+            description
+        } else {
+            format!(
+                "{description}, as {} pages of {} KiB (each {} consecutive 4 KiB pages of one object)",
+                joined.len(),
+                PAGE_SIZE / 1024,
+                PAGE_SIZE / CORPUS_PAGE
+            )
+        };
         PageSet {
             description,
-            pages: corpus.pages().to_vec(),
-            records: corpus.records().to_vec(),
+            pages: joined.pages().to_vec(),
+            records: joined.records().to_vec(),
             sources: Vec::new(),
             objects: Vec::new(),
         }
@@ -157,7 +174,7 @@ struct FoundFile {
 }
 
 /// Reads files (directories walked recursively, symbolic links inside them not
-/// followed) as page-cache pages: page `k` of a file is bytes `4096 k ..`, the last one
+/// followed) as page-cache pages: page `k` of a file is bytes `PAGE_SIZE k ..`, the last one
 /// zero-padded. Files named on the command line must be readable; unreadable files found
 /// inside directories are skipped and counted.
 pub fn files(

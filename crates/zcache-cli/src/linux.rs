@@ -4,18 +4,19 @@
 //! - zsmalloc: `zsmalloc::linux::LinuxLayout` (the zsmalloc crate's model of Linux 6.3+:
 //!   16-byte classes from 32 B, an 8-byte in-object handle, zspage chains of up to 8
 //!   frames chosen to minimise waste, merged classes, huge objects alone in a frame).
-//! - zbud: `mm/zbud.c`: a one-chunk header leaves 63 chunks of 64 bytes; a new object
-//!   goes into the lone frame with the fewest free chunks that still fit it (the first
-//!   non-empty unbuddied list from its own size up), else into a new frame. Linux
-//!   refuses objects over 3968 bytes; they are counted here as one frame each (stored
-//!   uncompressed elsewhere) and reported.
+//! - zbud: `mm/zbud.c`: 64 chunks of `PAGE_SIZE >> 6` bytes (64 B at 4 KiB, 256 B at
+//!   16 KiB, 1 KiB at 64 KiB); a one-chunk header leaves 63; a new object goes into the
+//!   lone frame with the fewest free chunks that still fit it (the first non-empty
+//!   unbuddied list from its own size up), else into a new frame. Linux refuses objects
+//!   over `PAGE_SIZE` - 2 chunks (3968 bytes at 4 KiB); they are counted here as one
+//!   frame each (stored uncompressed elsewhere) and reported.
 
 use zsmalloc::linux::LinuxLayout;
 
 use crate::input::PAGE_SIZE;
 
-/// Linux zbud's chunk size.
-const CHUNK: usize = 64;
+/// Linux zbud's chunk size (`CHUNK_SHIFT = PAGE_SHIFT - NCHUNKS_ORDER`, order 6).
+const CHUNK: usize = PAGE_SIZE >> 6;
 /// Chunks per frame after Linux zbud's one-chunk header.
 const NCHUNKS: usize = PAGE_SIZE / CHUNK - 1;
 /// Largest object Linux zbud accepts.
@@ -57,16 +58,19 @@ mod tests {
 
     #[test]
     fn zbud_pairs_best_fit_in_arrival_order() {
+        // Lengths at 4 KiB, scaled to the page size (chunks scale alike).
+        let s = |l: u32| l * (PAGE_SIZE / 4096) as u32;
         // 2000 B (32 chunks) leaves 31; 1900 B (30 chunks) fits there; 1900 again needs a
         // new frame.
-        assert_eq!(zbud_frames(&[2000, 1900, 1900]), (2, 0));
+        assert_eq!(zbud_frames(&[s(2000), s(1900), s(1900)]), (2, 0));
         // Best fit: 100 B goes into the frame with 2 free chunks, not the one with 30.
-        assert_eq!(zbud_frames(&[3900, 2000, 100, 1900]), (2, 0));
-        assert_eq!(zbud_frames(&[4000, 3968]), (2, 1));
+        assert_eq!(zbud_frames(&[s(3900), s(2000), s(100), s(1900)]), (2, 0));
+        assert_eq!(zbud_frames(&[s(4000), s(3968)]), (2, 1));
         assert_eq!(zbud_frames(&[]), (0, 0));
     }
 
     #[test]
+    #[cfg(not(any(feature = "page-16k", feature = "page-64k")))]
     fn zsmalloc_matches_the_kernel_docs_example() {
         // 1560 + 8 = 1568: 13 objects in 5 frames.
         assert_eq!(zsmalloc_frames(&[1560; 13]), 5);

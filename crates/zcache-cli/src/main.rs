@@ -136,11 +136,19 @@ fn run(cli: Cli) -> Result<(), CliError> {
             })
             .and_then(|text| emit(&text)),
         Some(Command::Analyze(a)) => {
+            cli::check_page_size(a.run.page_size).map_err(CliError::input)?;
             check_plot_path(&a.run)?;
             let set = capture_source(&a.source, &progress)?;
             replay(&set, &a.run, &progress)
         }
         Some(Command::Capture(c)) => {
+            if input::PAGE_SIZE != input::CORPUS_PAGE {
+                return Err(CliError::input(format!(
+                    "capture writes a corpus of 4 KiB pages, and this zcache was built for {} KiB \
+                     pages: capture with a 4 KiB build, then replay the corpus here",
+                    input::PAGE_SIZE / 1024
+                )));
+            }
             let set = capture_source(&c.source, &progress)?;
             corpus_out::write_corpus(&set, &c.out)?;
             emit(&format!(
@@ -156,6 +164,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
 }
 
 fn bench(args: &BenchArgs, progress: &Progress) -> Result<(), CliError> {
+    cli::check_page_size(args.run.page_size).map_err(CliError::input)?;
     check_plot_path(&args.run)?;
     let set = match &args.corpus {
         Some(dir) => input::corpus_dir(dir)?,
@@ -174,6 +183,13 @@ fn bench(args: &BenchArgs, progress: &Progress) -> Result<(), CliError> {
 
 /// `bench --kernel`: refuses at once without root or zram, before reading anything else.
 fn kernel_side_by_side(set: &PageSet, run: &RunArgs) -> Result<(), CliError> {
+    if input::PAGE_SIZE != input::CORPUS_PAGE {
+        return Err(CliError::input(format!(
+            "--kernel compares with this kernel's zram, which works in 4 KiB pages; this zcache \
+             was built for {} KiB pages",
+            input::PAGE_SIZE / 1024
+        )));
+    }
     if let Some(why) = kernel::refusal() {
         return Err(CliError::runtime(why));
     }

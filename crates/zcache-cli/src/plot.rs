@@ -217,7 +217,7 @@ fn frames(area: &Area<'_>, bare: &[Bare], rows: &[Row]) -> DrawResult {
         .map(|g| any(g).map(|r| r.ideal_frames as f64))
         .collect();
     let mut series = vec![(
-        "ideal (compressed bytes / 4096)".to_string(),
+        format!("ideal (compressed bytes / {PAGE_SIZE})"),
         RGBColor(150, 150, 150),
         ideal.clone(),
     )];
@@ -258,10 +258,11 @@ fn frames(area: &Area<'_>, bare: &[Bare], rows: &[Row]) -> DrawResult {
         Some(i) if i > 0.0 && s > 0 => format!("{:.2}x", v / i),
         _ => format!("{v:.0}"),
     };
+    let unit = format!("{} KiB frames", PAGE_SIZE / 1024);
     grouped_bars(
         area,
         "Frames used, every page stored once (frontswap), against the ideal",
-        "4 KiB frames",
+        &unit,
         &groups,
         &series,
         &label,

@@ -119,6 +119,14 @@ fn access_error(pid: u32, name: &str, e: &io::Error) -> CliError {
 
 /// Captures the present private anonymous pages of process `pid`.
 pub fn capture(pid: u32, max_pages: Option<u64>, progress: &Progress) -> Result<PageSet, CliError> {
+    if PAGE_SIZE != crate::input::CORPUS_PAGE {
+        return Err(CliError::input(format!(
+            "--pid reads this kernel's 4 KiB pages, and this zcache was built for {} KiB pages: \
+             capture the process with a 4 KiB build (zcache capture --pid), then replay the \
+             corpus here",
+            PAGE_SIZE / 1024
+        )));
+    }
     if !PathBuf::from(format!("/proc/{pid}")).is_dir() {
         if !PathBuf::from("/proc/self").is_dir() {
             return Err(CliError::runtime(
@@ -294,6 +302,10 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(
+        any(feature = "page-16k", feature = "page-64k"),
+        ignore = "4 KiB builds only"
+    )]
     fn a_missing_pid_is_an_input_error() {
         // PIDs are below 2^22 on Linux.
         let e = capture(u32::MAX - 1, None, &Progress::hidden())
@@ -304,6 +316,10 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(
+        any(feature = "page-16k", feature = "page-64k"),
+        ignore = "4 KiB builds only"
+    )]
     fn own_heap_pages_are_captured_when_proc_allows_it() {
         // A recognisable heap page of our own.
         let mut marker = vec![0u8; 64 * PAGE_SIZE];

@@ -24,7 +24,7 @@ pub struct Row {
     pub same_filled_pages: u64,
     /// Sum of the compressed sizes of the other pages held after the stores.
     pub compressed_bytes: u64,
-    /// `compressed_bytes / 4096`, rounded up.
+    /// `compressed_bytes / PAGE_SIZE`, rounded up.
     pub ideal_frames: u64,
     /// Peak frames held by the allocators during the stores.
     pub pool_frames: u64,
@@ -70,7 +70,7 @@ pub struct Row {
     pub frames_per_ideal: f64,
     /// zcache's own byte count in its allocators (compressed bytes plus object headers).
     pub zbytes: u64,
-    /// `pool_frames * 4096 + metadata_bytes`.
+    /// `pool_frames * PAGE_SIZE + metadata_bytes`.
     pub zcache_bytes: u64,
     /// Frames Linux zsmalloc (chain 8) needs for the same sizes (frontswap).
     pub linux_zsmalloc_frames: Option<u64>,
@@ -315,7 +315,10 @@ impl Report<'_> {
             }
         ));
 
-        s.push_str("Density (frames of 4 KiB; ideal = compressed bytes / 4096; Linux = its layout for the same sizes)\n");
+        s.push_str(&format!(
+            "Density (frames of {} KiB; ideal = compressed bytes / {PAGE_SIZE}; Linux = its layout for the same sizes)\n",
+            PAGE_SIZE / 1024
+        ));
         let mut t = Table::new(
             &[
                 "workload",

@@ -39,7 +39,7 @@ pub struct Outcome {
     /// Same-filled pages held after the stores.
     pub same_filled_pages: u64,
     /// Compressed lengths (bare, this algorithm) of the pages held after the stores that
-    /// are not same-filled: the sizes whose sum / 4096 is the ideal.
+    /// are not same-filled: the sizes whose sum / PAGE_SIZE is the ideal.
     pub held_lens: Vec<u32>,
     /// zcache's own count of bytes in its allocators (objects with their headers).
     pub zbytes: u64,

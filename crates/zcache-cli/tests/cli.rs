@@ -331,6 +331,57 @@ fn bad_names_and_arguments_give_one_line_and_exit_2() {
     assert!(stdout(&o).contains("analyze"));
 }
 
+/// The page size this binary was built for.
+const PAGE_SIZE: u64 = if cfg!(feature = "page-64k") {
+    65536
+} else if cfg!(feature = "page-16k") {
+    16384
+} else {
+    4096
+};
+
+#[test]
+fn page_size_is_the_builds_and_other_sizes_name_the_build_that_has_them() {
+    // The build's own size: a replay of pages of that size, built from the corpus.
+    let own = PAGE_SIZE.to_string();
+    let rows = json_rows(&zcache(&[
+        "--page-size",
+        &own,
+        "--max-pages",
+        "64",
+        "--min-time",
+        "0",
+        "--compressor",
+        "lz4",
+        "--allocator",
+        "zsmalloc",
+        "--workload",
+        "frontswap",
+        "--json",
+    ]));
+    assert_eq!(rows.len(), 1);
+    check_row(&rows[0]);
+    assert_eq!(u(&rows[0], "pages"), 64);
+    // A size this build is not made for: refused, naming the feature that builds it.
+    for (size, feature) in [("4k", ""), ("16384", "page-16k"), ("64k", "page-64k")] {
+        let n = match size {
+            "4k" => 4096,
+            "16384" => 16384,
+            _ => 65536,
+        };
+        if n == PAGE_SIZE {
+            continue;
+        }
+        let err = fails(
+            &zcache(&["--page-size", size]),
+            2,
+            "this zcache was built for",
+        );
+        assert!(err.contains(feature), "{err}");
+    }
+    fails(&zcache(&["--page-size", "8192"]), 2, "4096, 16384 or 65536");
+}
+
 /// A PID that cannot exist: at or above the kernel's pid_max.
 fn absent_pid() -> String {
     let max = std::fs::read_to_string("/proc/sys/kernel/pid_max")

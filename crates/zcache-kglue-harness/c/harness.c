@@ -23,7 +23,9 @@
 #include "zcache.h"
 #include "harness.h"
 
-#define PAGE 4096
+/* The library's page size: build.rs defines ZCACHE_PAGE_16K / ZCACHE_PAGE_64K when the
+ * harness is built with feature page-16k / page-64k, as a host would. */
+#define PAGE ZCACHE_PAGE_SIZE
 
 /* ------------------------------------------------------------------------------ */
 /* Log and checks                                                                  */

@@ -5,9 +5,10 @@
 //!   `-ZCACHE_ENODEV` whatever the other arguments are;
 //! * pointer arguments are checked for null (and alignment, where the type has one)
 //!   before use: `-ZCACHE_EINVAL`;
-//! * page arguments point to 4096 bytes the host has mapped, valid for the duration of
-//!   the call and not accessed by anyone else during it (read for put/store, written
-//!   for get/load), and never into a frame the host gave zcache;
+//! * page arguments point to `ZCACHE_PAGE_SIZE` bytes (the build's page size) the host
+//!   has mapped, valid for the duration of the call and not accessed by anyone else
+//!   during it (read for put/store, written for get/load), and never into a frame the
+//!   host gave zcache;
 //! * no function panics, blocks or sleeps; none calls back into the host except through
 //!   the configured callbacks.
 //!
@@ -67,7 +68,7 @@ fn pool_of(pool_id: c_int) -> Result<PoolId, c_int> {
 }
 
 /// # Safety
-/// `p` is null or points to 4096 readable bytes valid for `'a`, not written meanwhile,
+/// `p` is null or points to `ZCACHE_PAGE_SIZE` readable bytes valid for `'a`, not written meanwhile,
 /// and not inside a frame the host gave zcache (zcache writes its frames while it holds
 /// the returned borrow).
 unsafe fn page_ref<'a>(p: *const c_void) -> Option<&'a Page> {
@@ -77,7 +78,7 @@ unsafe fn page_ref<'a>(p: *const c_void) -> Option<&'a Page> {
 }
 
 /// # Safety
-/// `p` is null or points to 4096 writable bytes valid for `'a`, not accessed by anyone
+/// `p` is null or points to `ZCACHE_PAGE_SIZE` writable bytes valid for `'a`, not accessed by anyone
 /// else meanwhile, and not inside a frame the host gave zcache.
 unsafe fn page_mut<'a>(p: *mut c_void) -> Option<&'a mut Page> {
     // SAFETY: as in `page_ref`, with exclusive access.
@@ -86,7 +87,7 @@ unsafe fn page_mut<'a>(p: *mut c_void) -> Option<&'a mut Page> {
 
 /// Creates a zcache instance and writes its handle to `*handle_out`. Returns 0, or:
 /// `-ZCACHE_EINVAL` (a null or misaligned pointer, `config->size` not
-/// `sizeof(struct zcache_config)`, `page_size` not 4096, a missing frame callback, an
+/// `sizeof(struct zcache_config)`, `page_size` not `ZCACHE_PAGE_SIZE`, a missing frame callback, an
 /// out-of-range or unknown field, unknown flag bits), `-ZCACHE_ENOSPC` (all
 /// `ZCACHE_MAX_INSTANCES` slots in use), `-ZCACHE_ENOMEM`.
 ///
@@ -146,7 +147,7 @@ pub extern "C" fn zcache_teardown(zc: ZcacheHandle) -> c_int {
 }
 
 /// cleancache `init_fs`: a mount of a local file system gets a new private ephemeral
-/// pool. Returns the pool id (>= 0), or `-ZCACHE_EINVAL` (`pagesize` not 4096),
+/// pool. Returns the pool id (>= 0), or `-ZCACHE_EINVAL` (`pagesize` not `ZCACHE_PAGE_SIZE`),
 /// `-ZCACHE_ENOMEM`, `-ZCACHE_ENOSPC` (pool ids beyond `INT_MAX`), `-ZCACHE_ENODEV`.
 #[unsafe(no_mangle)]
 pub extern "C" fn zcache_cleancache_init_fs(zc: ZcacheHandle, pagesize: usize) -> c_int {
@@ -202,7 +203,7 @@ pub unsafe extern "C" fn zcache_cleancache_init_shared_fs(
 /// `-ZCACHE_EINVAL` (null `page`, negative `pool_id`), `-ZCACHE_ENODEV`.
 ///
 /// # Safety
-/// `page` is null or points to 4096 writable bytes, valid for the call, not accessed
+/// `page` is null or points to `ZCACHE_PAGE_SIZE` writable bytes, valid for the call, not accessed
 /// by anyone else during it, and not inside a frame the host gave zcache.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn zcache_cleancache_get_page(
@@ -240,7 +241,7 @@ pub unsafe extern "C" fn zcache_cleancache_get_page(
 /// reached the pool. Callable with interrupts disabled.
 ///
 /// # Safety
-/// `page` is null or points to 4096 readable bytes, valid for the call, not written
+/// `page` is null or points to `ZCACHE_PAGE_SIZE` readable bytes, valid for the call, not written
 /// during it, and not inside a frame the host gave zcache.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn zcache_cleancache_put_page(
@@ -343,7 +344,7 @@ pub extern "C" fn zcache_frontswap_init(zc: ZcacheHandle, swap_type: u32) -> c_i
 /// `-ZCACHE_ENODEV`. Callable with interrupts disabled.
 ///
 /// # Safety
-/// `page` is null or points to 4096 readable bytes, valid for the call, not written
+/// `page` is null or points to `ZCACHE_PAGE_SIZE` readable bytes, valid for the call, not written
 /// during it, and not inside a frame the host gave zcache.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn zcache_frontswap_store(
@@ -369,7 +370,7 @@ pub unsafe extern "C" fn zcache_frontswap_store(
 /// `-ZCACHE_EINVAL`, `-ZCACHE_ENODEV`.
 ///
 /// # Safety
-/// `page` is null or points to 4096 writable bytes, valid for the call, not accessed
+/// `page` is null or points to `ZCACHE_PAGE_SIZE` writable bytes, valid for the call, not accessed
 /// by anyone else during it, and not inside a frame the host gave zcache.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn zcache_frontswap_load(

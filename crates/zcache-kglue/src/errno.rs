@@ -17,8 +17,8 @@ pub const ZCACHE_E2BIG: c_int = 7;
 pub const ZCACHE_ENOMEM: c_int = 12;
 /// The handle names no live instance: never set up, torn down, or forged.
 pub const ZCACHE_ENODEV: c_int = 19;
-/// A malformed argument: a null pointer, a page size other than 4096, a negative pool
-/// id, an invalid configuration.
+/// A malformed argument: a null pointer, a page size other than `ZCACHE_PAGE_SIZE`, a
+/// negative pool id, an invalid configuration.
 pub const ZCACHE_EINVAL: c_int = 22;
 /// No page frame could be had (frame limit or host allocator) even after the bounded
 /// reclaim a store may do; for setup: every instance slot is in use.

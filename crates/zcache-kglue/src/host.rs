@@ -10,8 +10,22 @@ use zpool::{AllocError, Frame, FrameTag, Page, PageSource};
 
 use crate::errno::{ZCACHE_EINVAL, errno_of};
 
-/// The only page size zcache works in.
+/// The page size this build of zcache works in: 4096 by default, 16384 with feature
+/// `page-16k`, 65536 with `page-64k`. In C the header's value follows the macros
+/// `ZCACHE_PAGE_16K` / `ZCACHE_PAGE_64K`, which the host defines when it builds the
+/// library with the matching feature; `zcache_setup` refuses any other `page_size`.
+#[cfg(not(any(feature = "page-16k", feature = "page-64k")))]
 pub const ZCACHE_PAGE_SIZE: u32 = 4096;
+/// The page size this build of zcache works in (feature `page-16k`).
+#[cfg(all(feature = "page-16k", not(feature = "page-64k")))]
+pub const ZCACHE_PAGE_SIZE: u32 = 16384;
+/// The page size this build of zcache works in (feature `page-64k`).
+#[cfg(feature = "page-64k")]
+pub const ZCACHE_PAGE_SIZE: u32 = 65536;
+
+// A crate of the program that turned on zplat's page size without kglue's feature
+// would give the C side a wrong header value: refuse to build.
+const _: () = assert!(ZCACHE_PAGE_SIZE as usize == zpool::PAGE_SIZE);
 
 /// `flags`: frontswap loads remove the page from zcache (the kernel's
 /// `frontswap_tmem_exclusive_gets`); without it a load keeps the page until
@@ -35,8 +49,8 @@ pub const ZCACHE_ALLOC_ZBUD: u32 = 1;
 /// Allocator: zsmalloc (size classes, densest).
 pub const ZCACHE_ALLOC_ZSMALLOC: u32 = 2;
 
-/// Hands out one 4096-byte page frame, 4096-byte aligned, mapped and writable, or `NULL`
-/// at once when none is available (a misaligned frame is given back and counted as a
+/// Hands out one page frame of `ZCACHE_PAGE_SIZE` bytes, aligned to its size, mapped
+/// and writable, or `NULL` at once when none is available (a misaligned frame is given back and counted as a
 /// refusal). Must not sleep: it is called from stores, which may run with
 /// interrupts disabled (a kernel uses `alloc_page(GFP_NOWAIT | __GFP_NOWARN)` and
 /// `page_address`). The frame belongs to zcache until it is given to `free_frame`.
@@ -64,8 +78,8 @@ pub type ZcacheWritebackClaimFn = Option<
     unsafe extern "C" fn(host: *mut c_void, swap_type: u32, offset: u64, token: *mut u64) -> c_int,
 >;
 
-/// Writeback step 4: writes `page` (4096 bytes, valid for the call only), the slot's
-/// current content, which zcache has just taken out of its tree, to the claimed slot.
+/// Writeback step 4: writes `page` (`ZCACHE_PAGE_SIZE` bytes, valid for the call
+/// only), the slot's current content, which zcache has just taken out of its tree, to the claimed slot.
 /// Return 0 if the host has the page (zcache drops its copy; later loads of the slot
 /// miss, so the host reads its device), non-zero to refuse (zcache puts its copy back
 /// unless the slot was stored again meanwhile). No zcache lock is held.
@@ -105,7 +119,8 @@ pub type ZcacheReleaseFn = Option<unsafe extern "C" fn(host: *mut c_void)>;
 pub struct ZcacheConfig {
     /// `sizeof(struct zcache_config)`: lets the ABI grow without breaking old hosts.
     pub size: u32,
-    /// The host's page size: must be 4096 ([`ZCACHE_PAGE_SIZE`]).
+    /// The host's page size: must be [`ZCACHE_PAGE_SIZE`] (the page size the library was
+    /// built for).
     pub page_size: u32,
     /// `ZCACHE_FLAG_*` bits; unknown bits are an error.
     pub flags: u32,
@@ -185,9 +200,9 @@ impl PageSource for HostSource {
             unsafe { (self.free)(self.host, p) };
             return Err(AllocError);
         }
-        // SAFETY: the host's contract for `alloc_frame`: `p` points to 4096 mapped,
+        // SAFETY: the host's contract for `alloc_frame`: `p` points to PAGE_SIZE mapped,
         // writable bytes (any contents), not referenced by anyone else until zcache
-        // gives it back through `free_frame`; it is 4096-byte aligned (checked). Frames
+        // gives it back through `free_frame`; it is PAGE_SIZE-aligned (checked). Frames
         // tagged HOST_TAG are given to the host's `free` only (`free_frame` below).
         Ok(unsafe { Frame::from_raw(nn, HOST_TAG) })
     }
@@ -239,7 +254,7 @@ impl Writeback for HostWriteback {
     }
 
     fn write(&self, claim: &SlotClaim, page: &Page) -> bool {
-        // SAFETY: `page` is 4096 readable bytes borrowed for the duration of the call,
+        // SAFETY: `page` is PAGE_SIZE readable bytes borrowed for the duration of the call,
         // which is all the callback is promised.
         unsafe {
             (self.write)(

@@ -52,7 +52,7 @@ pub struct ZcacheStats {
     pub evict_corrupt: i64,
     /// Frees the allocators refused (never expected).
     pub free_errors: i64,
-    /// Frames held by both allocators (zswap's pool_total_size is this times 4096).
+    /// Frames held by both allocators (zswap's pool_total_size is this times the page size).
     pub pool_frames: u64,
     /// Highest `pool_frames` seen.
     pub pool_frames_peak: u64,

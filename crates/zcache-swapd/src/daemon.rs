@@ -147,9 +147,18 @@ pub fn run_cmd(prog: &str, args: &[&str]) -> Result<String, String> {
 /// Checks that the machine and the caller can run `opts`, before anything is created.
 pub fn preflight(opts: &Options) -> Result<(), SwapdError> {
     let refuse = |m: String| Err(SwapdError::Refused(m));
+    // The kernel swaps pages of its own size: each block is one of them.
+    // SAFETY: sysconf has no preconditions; it only reads a system value.
+    let kernel_page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if kernel_page != BLOCK_SIZE as libc::c_long {
+        return refuse(format!(
+            "this kernel's pages are {kernel_page} bytes, and this zcache was built for {BLOCK_SIZE}-byte \
+             pages: build zcache for the kernel's page size (features page-16k, page-64k)"
+        ));
+    }
     if !opts.size.is_multiple_of(BLOCK_SIZE) || opts.size < 10 * BLOCK_SIZE {
         return refuse(format!(
-            "device size {} bytes: must be a multiple of 4096 and at least 40 KiB",
+            "device size {} bytes: must be a multiple of {BLOCK_SIZE} and at least 10 blocks",
             opts.size
         ));
     }

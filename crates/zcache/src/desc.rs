@@ -4,8 +4,10 @@
 //!  63..61  kind: 1..=4 algorithm id (compressed object), 6 same-filled byte,
 //!                7 same-filled word from the fill table (0 and 5 never occur)
 //!  60      allocator: 0 ephemeral pool's, 1 persistent pool's
-//!  59..48  object length in the allocator (header + compressed bytes, < 4096)
-//!  47..32  zero
+//!  59..L   object length in the allocator (header + compressed bytes, < PAGE_SIZE):
+//!          PAGE_SHIFT bits, so L = 60 - PAGE_SHIFT (48 at 4 KiB, 46 at 16 KiB,
+//!          44 at 64 KiB)
+//!  L-1..32 zero
 //!  31..0   the object's LRU node id (see `lru.rs`: the node holds the allocator
 //!          handle and the referenced bit), or, for same-filled pages, the byte / the
 //!          fill-table index
@@ -17,6 +19,8 @@
 //! reclaimer holds one).
 
 use core::num::NonZeroU64;
+
+use zplat::PAGE_SHIFT;
 
 /// A zcache page descriptor.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -44,8 +48,9 @@ pub enum DescKind {
 
 const KIND_SHIFT: u32 = 61;
 const POOL_BIT: u64 = 1 << 60;
-const LEN_SHIFT: u32 = 48;
-const LEN_MASK: u64 = 0xfff;
+const LEN_SHIFT: u32 = 60 - PAGE_SHIFT;
+const LEN_MASK: u64 = (1 << PAGE_SHIFT) - 1;
+const _: () = assert!(LEN_SHIFT >= 32);
 const LOW_MASK: u64 = (1 << 48) - 1;
 const KIND_SAME_BYTE: u64 = 6;
 const KIND_SAME_WORD: u64 = 7;
@@ -110,13 +115,13 @@ mod tests {
     #[test]
     fn round_trips() {
         let h = u32::MAX;
-        let d = ZDesc::object(4, true, 4095, h).unwrap();
+        let d = ZDesc::object(4, true, zplat::PAGE_SIZE - 1, h).unwrap();
         assert_eq!(
             d.kind(),
             DescKind::Object {
                 alg: 4,
                 persistent: true,
-                len: 4095,
+                len: zplat::PAGE_SIZE - 1,
                 node: h
             }
         );
@@ -133,7 +138,7 @@ mod tests {
         );
         assert!(ZDesc::object(0, false, 1, h).is_none());
         assert!(ZDesc::object(5, false, 1, h).is_none());
-        assert!(ZDesc::object(1, false, 4096, h).is_none());
+        assert!(ZDesc::object(1, false, zplat::PAGE_SIZE, h).is_none());
         assert_eq!(ZDesc::same_byte(0).kind(), DescKind::SameByte(0));
         assert_eq!(ZDesc::same_byte(0xff).kind(), DescKind::SameByte(0xff));
         assert_eq!(

@@ -167,7 +167,7 @@ mod tests {
             z.store(pers, oid, 0, &newer).unwrap(),
             StoreOutcome::Replaced
         );
-        let mut out = [0u8; 4096];
+        let mut out = [0u8; zpool::PAGE_SIZE];
         assert!(z.load(pers, oid, 0, &mut out, LoadMode::Default).unwrap());
         assert_eq!(out, newer);
         for i in 1..64u32 {
@@ -211,7 +211,7 @@ mod tests {
         assert_eq!(pa, pb);
         let p = test_page(5 * 8 + 5);
         z.store(pa, Oid::new(1, 0, 0), 3, &p).unwrap();
-        let mut out = [0u8; 4096];
+        let mut out = [0u8; zpool::PAGE_SIZE];
         // Shared pools keep the page on a default load, so both members see it.
         assert!(
             z.load(pb, Oid::new(1, 0, 0), 3, &mut out, LoadMode::Default)
@@ -260,7 +260,7 @@ mod tests {
             Err(ZcacheError::NotHostClient)
         );
         // zcache's own bookkeeping is intact: the area and the mount still work.
-        let mut out = [0u8; 4096];
+        let mut out = [0u8; zpool::PAGE_SIZE];
         assert!(area.load(1, &mut out).unwrap());
         assert_eq!(out, test_page(11));
         mount.put_page(Oid::new(5, 0, 0), 0, &test_page(12));

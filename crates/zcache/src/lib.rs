@@ -40,10 +40,10 @@
 //!
 //! let z = Arc::new(Zcache::new(Config::default(), zpool::HeapPageSource).unwrap());
 //! let area = SwapArea::swapon(z.clone(), 0).unwrap();
-//! let mut page = [0u8; 4096];
+//! let mut page = [0u8; zcache::PAGE_SIZE];
 //! page[..11].copy_from_slice(b"hello, swap");
 //! area.store(12345, &page).unwrap();
-//! let mut back = [0u8; 4096];
+//! let mut back = [0u8; zcache::PAGE_SIZE];
 //! assert!(area.load(12345, &mut back).unwrap());
 //! assert_eq!(back, page);
 //! // The key-based call (what the C ABI's frontswap_ops use) sees the same page.

@@ -48,7 +48,7 @@ const CHUNK: usize = 1024;
 /// Chunks per directory block.
 #[cfg(not(loom))]
 const DIR: usize = 1024;
-/// Directory blocks: 256 x 1024 x 1024 = 2^28 nodes (a terabyte of 4 KiB pages).
+/// Directory blocks: 256 x 1024 x 1024 = 2^28 nodes (a terabyte of 4 KiB pages, 16 TiB of 64 KiB ones).
 #[cfg(not(loom))]
 const TOP: usize = 256;
 // Under loom every atomic is a modelled object: small chunks keep the models fast.

@@ -202,7 +202,7 @@ mod tests {
         fs.init(0).unwrap();
         let cc = z.cleancache();
         let pool = cc.init_fs().unwrap();
-        let mut out = [0u8; 4096];
+        let mut out = [0u8; zpool::PAGE_SIZE];
         for i in 0..64u64 {
             // Objects of every kind: compressed, same-filled (zero and not).
             let page = test_page(i as u32);

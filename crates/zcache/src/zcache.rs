@@ -78,7 +78,7 @@ impl From<TmemError<ZError>> for ZcacheError {
 pub struct Stats {
     /// The event and gauge counters (zswap / zcache names).
     pub counters: Counters,
-    /// Frames held by both allocators (zswap's pool_total_size is this × 4096).
+    /// Frames held by both allocators (zswap's pool_total_size is this × the page size).
     pub pool_frames: usize,
     /// Highest `pool_frames` seen (since creation or the last [`Zcache::reset_peak`]).
     pub pool_frames_peak: usize,
@@ -374,7 +374,7 @@ impl Zcache {
             counters: pam.stats.snapshot(),
             pool_frames: frames,
             pool_frames_peak: pam.source.peak(),
-            pool_total_size: frames as u64 * 4096,
+            pool_total_size: frames as u64 * zpool::PAGE_SIZE as u64,
             eph_frames: e.frames,
             pers_frames: p.frames,
             eph_zpages: e.objects,

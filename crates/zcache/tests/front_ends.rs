@@ -1,11 +1,16 @@
-//! Directed tests of the front ends on real pages: every page of the 1024-page sample
-//! through both front ends and every allocator pairing, corrupt pool bytes, fault
+//! Directed tests of the front ends on real pages: every page of the test set (the
+//! 1024-page sample at 4 KiB, `zcache_testdata::test_pages`) through both front ends and every allocator pairing, corrupt pool bytes, fault
 //! injection and leak accounting. (Reclaim, eviction and writeback: `tests/reclaim.rs`.)
 
 use std::sync::Arc;
 
+use zcache::PAGE_SIZE;
 use zcache::{AllocatorKind, Config, ZError, Zcache, ZcacheError};
-use zcache_testdata::Corpus;
+
+/// The test set at the build's page size.
+fn pages() -> zcache_testdata::Joined<PAGE_SIZE> {
+    zcache_testdata::test_pages::<PAGE_SIZE>()
+}
 use zpool::testing::{CorruptingSource, CountingSource, FailMode, FailingSource};
 use zpool::{HeapPageSource, Page};
 
@@ -21,7 +26,7 @@ fn cfg(eph: AllocatorKind, pers: AllocatorKind, max_frames: usize) -> Config {
 
 #[test]
 fn sample_through_both_front_ends_byte_exact() {
-    let corpus = Corpus::sample();
+    let corpus = pages();
     for eph in AllocatorKind::ALL {
         for pers in AllocatorKind::ALL {
             let src = Arc::new(CountingSource::new(HeapPageSource));
@@ -43,7 +48,7 @@ fn sample_through_both_front_ends_byte_exact() {
                 corpus.len() as i64,
                 "{eph:?}/{pers:?}: {c:?}"
             );
-            assert!(stored > 900);
+            assert!(stored as usize * 1024 > corpus.len() * 900);
             for (r, p) in corpus.iter() {
                 cc.put_page(
                     pool,
@@ -52,7 +57,7 @@ fn sample_through_both_front_ends_byte_exact() {
                     p,
                 );
             }
-            let mut out: Page = [0; 4096];
+            let mut out: Page = [0; zcache::PAGE_SIZE];
             for (i, p) in corpus.pages().iter().enumerate() {
                 if fs.load(1, i as u64, &mut out).unwrap() {
                     assert_eq!(&out, p, "frontswap page {i}");
@@ -86,7 +91,7 @@ fn sample_through_both_front_ends_byte_exact() {
 
 #[test]
 fn corrupt_pool_bytes_fail_that_page_only() {
-    let corpus = Corpus::sample();
+    let corpus = pages();
     for (pers, in_place) in AllocatorKind::ALL
         .into_iter()
         .flat_map(|a| [(a, false), (a, true)])
@@ -99,7 +104,7 @@ fn corrupt_pool_bytes_fail_that_page_only() {
         let z = Zcache::new(config, src.clone()).unwrap();
         let fs = z.frontswap();
         fs.init(0).unwrap();
-        let pages: Vec<usize> = (0..300)
+        let pages: Vec<usize> = (0..300.min(corpus.len()))
             .filter(|&i| !corpus.records()[i].same_filled())
             .collect();
         for &i in &pages {
@@ -108,7 +113,7 @@ fn corrupt_pool_bytes_fail_that_page_only() {
         // Flip one bit in the middle of frame 3.
         // SAFETY: single-threaded test; no zcache call is in progress.
         assert!(unsafe { src.flip_bits(3, 2048 + 17, 0x10) });
-        let mut out = [0u8; 4096];
+        let mut out = [0u8; zcache::PAGE_SIZE];
         let mut errors = 0;
         for &i in &pages {
             match fs.load(0, i as u64, &mut out) {
@@ -132,7 +137,7 @@ fn corrupt_pool_bytes_fail_that_page_only() {
 
 #[test]
 fn page_source_failures_lose_nothing_and_leak_nothing() {
-    let corpus = Corpus::sample();
+    let corpus = pages();
     for mode in [
         FailMode::EveryNth(3),
         FailMode::Random {
@@ -161,7 +166,7 @@ fn page_source_failures_lose_nothing_and_leak_nothing() {
             }
             cc.put_page(pool, zcache::file_key_from_inode(3), i as u64, p);
         }
-        let mut out = [0u8; 4096];
+        let mut out = [0u8; zcache::PAGE_SIZE];
         for &i in &ok {
             assert!(fs.load(0, i as u64, &mut out).unwrap());
             assert_eq!(&out, &corpus.pages()[i]);
@@ -178,9 +183,9 @@ fn duplicate_store_replaces_and_refused_duplicate_drops_the_old_copy() {
     let z = Zcache::new(Config::default(), Arc::new(HeapPageSource)).unwrap();
     let fs = z.frontswap();
     fs.init(0).unwrap();
-    let corpus = Corpus::sample();
+    let corpus = pages();
     let good = &corpus.pages()[10];
-    let mut random = [0u8; 4096];
+    let mut random = [0u8; zcache::PAGE_SIZE];
     let mut x = 1u64;
     for b in random.iter_mut() {
         x = x
@@ -191,7 +196,7 @@ fn duplicate_store_replaces_and_refused_duplicate_drops_the_old_copy() {
     fs.store(0, 5, good).unwrap();
     fs.store(0, 5, &corpus.pages()[11]).unwrap();
     assert_eq!(z.stats().counters.duplicate_entry, 1);
-    let mut out = [0u8; 4096];
+    let mut out = [0u8; zcache::PAGE_SIZE];
     assert!(fs.load(0, 5, &mut out).unwrap());
     assert_eq!(out, corpus.pages()[11]);
     // Incompressible: refused, and the older copy must not survive.
@@ -207,7 +212,7 @@ fn duplicate_store_replaces_and_refused_duplicate_drops_the_old_copy() {
 /// A page whose first `noisy` bytes are pseudo-random (incompressible) and the rest
 /// zero: lz4 compresses it to a little over `noisy` bytes.
 fn noisy_page(noisy: usize, seed: u64) -> Page {
-    let mut p: Page = [0; 4096];
+    let mut p: Page = [0; zcache::PAGE_SIZE];
     let mut x = seed | 1;
     for b in &mut p[..noisy] {
         x ^= x << 13;
@@ -229,13 +234,15 @@ fn mean_rule_compares_with_the_mean_of_the_persistent_pages_stored_now() {
     .unwrap();
     let fs = z.frontswap();
     fs.init(0).unwrap();
-    let poor = |seed| noisy_page(3000, seed); // ~3000 B: between 5/8 and 7/8
-    let good = |seed| noisy_page(100, seed); // ~110 B
+    // Sizes in 4 KiB-page bytes, scaled to the page size.
+    let at = |n: usize| n * PAGE_SIZE / 4096;
+    let poor = |seed| noisy_page(at(3000), seed); // ~3000 B at 4 KiB: between 5/8 and 7/8
+    let good = |seed| noisy_page(at(100), seed); // ~110 B at 4 KiB
     let c = || z.stats().counters;
     // Empty pool: the mean is 0, so the first poor page is kept.
     fs.store(0, 0, &poor(1)).unwrap();
     assert_eq!(c().pers_zpages, 1);
-    assert!(c().pers_zbytes > 2560);
+    assert!(c().pers_zbytes > at(2560) as i64);
     // Now the mean is over 5/8: the next poor page is refused, and counted.
     assert!(fs.store(0, 1, &poor(2)).is_err());
     assert_eq!(c().reject_mean_compress_poor, 1);
@@ -244,14 +251,14 @@ fn mean_rule_compares_with_the_mean_of_the_persistent_pages_stored_now() {
     fs.store(0, 3, &poor(4)).unwrap();
     assert_eq!(c().pers_zpages, 3);
     // Over 7/8 of a page is refused whatever the mean.
-    assert!(fs.store(0, 4, &noisy_page(4000, 5)).is_err());
+    assert!(fs.store(0, 4, &noisy_page(at(4000), 5)).is_err());
     assert_eq!(c().reject_compress_poor, 1);
     // Dropping the good page raises the mean over 5/8 again.
     assert!(fs.invalidate_page(0, 2).unwrap());
     assert!(fs.store(0, 5, &poor(6)).is_err());
     assert_eq!(c().reject_mean_compress_poor, 2);
     // Same-filled pages are not objects: they do not move the mean.
-    fs.store(0, 6, &[0u8; 4096]).unwrap();
+    fs.store(0, 6, &[0u8; zcache::PAGE_SIZE]).unwrap();
     assert_eq!(c().pers_zpages, 2);
     assert!(fs.store(0, 7, &poor(7)).is_err());
     // Counters follow invalidation back to zero.

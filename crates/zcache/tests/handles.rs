@@ -27,7 +27,7 @@ fn a_swap_area_and_the_key_based_calls_share_pages_across_threads() {
         .map(|t| {
             let a = area.clone();
             std::thread::spawn(move || {
-                let mut out = [0u8; 4096];
+                let mut out = [0u8; zcache::PAGE_SIZE];
                 for i in (t * 1000)..(t * 1000 + 300) {
                     a.store(i, &test_page(seed(i))).unwrap();
                     assert!(a.load(i, &mut out).unwrap());
@@ -39,7 +39,7 @@ fn a_swap_area_and_the_key_based_calls_share_pages_across_threads() {
     for t in threads {
         t.join().unwrap();
     }
-    let mut out = [0u8; 4096];
+    let mut out = [0u8; zcache::PAGE_SIZE];
     // The key-based calls see the area's pages, and the other way round.
     assert!(z.frontswap().load(3, 1005, &mut out).unwrap());
     assert_eq!(out, test_page(seed(1005)));
@@ -78,7 +78,7 @@ fn a_mount_and_the_key_based_calls_share_pages() {
     let z = zcache();
     let m = Mount::new(z.clone()).unwrap();
     let file = Oid::new(42, 0, 0);
-    let mut out = [0u8; 4096];
+    let mut out = [0u8; zcache::PAGE_SIZE];
     for i in 0..100u64 {
         m.put_page(file, i, &test_page(seed(i)));
     }
@@ -112,7 +112,7 @@ fn shared_mounts_keep_their_pool_until_the_last_unmount() {
     assert_eq!(a.pool_id(), b.pool_id());
     let file = Oid::new(9, 0, 0);
     a.put_page(file, 0, &test_page(seed(0)));
-    let mut out = [0u8; 4096];
+    let mut out = [0u8; zcache::PAGE_SIZE];
     // A shared pool keeps the page for the other mounts.
     assert!(b.get_page(file, 0, &mut out));
     assert!(a.get_page(file, 0, &mut out));

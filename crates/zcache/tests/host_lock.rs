@@ -45,7 +45,7 @@ fn zcache_runs_on_the_hosts_locks_with_one_class_per_kind_of_lock() {
                     let fs = z.frontswap();
                     let cc = z.cleancache();
                     let key = zcache::file_key_from_inode(u64::from(t));
-                    let mut out = [0u8; 4096];
+                    let mut out = [0u8; zcache::PAGE_SIZE];
                     for i in 0..400u32 {
                         let off = u64::from(t * 1000 + i);
                         let p = test_page(i * 8 + t);

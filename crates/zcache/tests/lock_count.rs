@@ -106,7 +106,7 @@ fn no_lock_is_held_across_a_host_callback() {
         let fs = z.frontswap();
         let pool = cc.init_fs().unwrap();
         fs.init(0).unwrap();
-        let mut page = [0u8; 4096];
+        let mut page = [0u8; zcache::PAGE_SIZE];
         for i in 0..600u32 {
             let p = test_page(i * 8 + 3 + i % 5);
             cc.put_page(

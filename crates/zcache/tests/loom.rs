@@ -72,7 +72,7 @@ fn eviction_races_load_and_invalidate_with(in_place: bool) {
             let evictor = spawn_big(move || {
                 z2.shrink(0);
             });
-            let mut out = [0u8; 4096];
+            let mut out = [0u8; zcache::PAGE_SIZE];
             if z.cleancache().get_page(pool, FILE, 1, &mut out) {
                 assert_eq!(out, test_page(11));
             }
@@ -106,7 +106,7 @@ fn store_races_eviction_of_old_copy() {
             });
             z.cleancache().put_page(pool, FILE, 5, &test_page(4));
             evictor.join().unwrap();
-            let mut out = [0u8; 4096];
+            let mut out = [0u8; zcache::PAGE_SIZE];
             if z.cleancache().get_page(pool, FILE, 5, &mut out) {
                 assert_eq!(out, test_page(4), "old copy resurfaced");
             }
@@ -138,7 +138,7 @@ fn destroy_races_store() {
             });
             z.cleancache().invalidate_fs(pool).unwrap();
             storer.join().unwrap();
-            let mut out = [0u8; 4096];
+            let mut out = [0u8; zcache::PAGE_SIZE];
             assert!(z.frontswap().load(0, 1, &mut out).unwrap());
             assert_eq!(out, test_page(21));
             z.frontswap().invalidate_area(0).unwrap();
@@ -176,7 +176,7 @@ fn in_place_load_races_compaction() {
             assert!(z.compactable_frames() > 0, "nothing for compaction to move");
             let z2 = z.clone();
             let compactor = spawn_big(move || z2.compact());
-            let mut out = [0u8; 4096];
+            let mut out = [0u8; zcache::PAGE_SIZE];
             assert!(z.frontswap().load(0, 1, &mut out).unwrap());
             assert_eq!(out, page);
             let freed = compactor.join().unwrap();
@@ -297,7 +297,7 @@ fn writeback_races_invalidate_then_reuse() {
                 z2.shrinker_scan(1);
             });
             // Swap-in frees S; S is reused for `new`, which zcache refuses.
-            let mut out = [0u8; 4096];
+            let mut out = [0u8; zcache::PAGE_SIZE];
             if fs.load(0, 7, &mut out).unwrap() {
                 assert_eq!(out, old);
             } else {
@@ -344,7 +344,7 @@ fn writeback_races_invalidate_then_restore() {
             fs.invalidate_page(0, 7).unwrap();
             fs.store(0, 7, &new).unwrap();
             wb.join().unwrap();
-            let mut out = [0u8; 4096];
+            let mut out = [0u8; zcache::PAGE_SIZE];
             if fs.load(0, 7, &mut out).unwrap() {
                 assert_eq!(out, new, "zcache holds the old page");
             } else {
@@ -384,7 +384,7 @@ fn reclaim_races_load_of_the_same_page() {
             let worker = spawn_big(move || {
                 z2.shrinker_scan(1);
             });
-            let mut out = [0u8; 4096];
+            let mut out = [0u8; zcache::PAGE_SIZE];
             if fs.load(0, 9, &mut out).unwrap() {
                 assert_eq!(out, page);
             } else {
@@ -431,7 +431,7 @@ fn store_at_the_limit_races_shrink() {
             cc.put_page(pool, FILE, 2, &b);
             assert!(z.stats().pool_frames <= 1);
             shrinker.join().unwrap();
-            let mut out = [0u8; 4096];
+            let mut out = [0u8; zcache::PAGE_SIZE];
             if cc.get_page(pool, FILE, 2, &mut out) {
                 assert_eq!(out, b);
             }

@@ -5,11 +5,24 @@
 
 use std::sync::Arc;
 
+use zcache::PAGE_SIZE;
 use zcache::testing::RecordingWriteback;
 use zcache::{
     AllocatorKind, Config, LoadMode, Oid, PoolKind, Writeback, ZError, Zcache, ZcacheError,
 };
-use zcache_testdata::Corpus;
+
+/// The test set at the build's page size (the 1024-page sample at 4 KiB).
+type Corpus = zcache_testdata::Joined<PAGE_SIZE>;
+
+fn sample() -> Corpus {
+    zcache_testdata::test_pages::<PAGE_SIZE>()
+}
+
+/// A frame limit of `n` frames for the 1024-page 4 KiB sample, as the same share of
+/// the test set's bytes at the build's page size.
+fn limit(n: usize, c: &Corpus) -> usize {
+    n * c.len() / 1024
+}
 use zpool::HeapPageSource;
 
 fn cfg(eph: AllocatorKind, pers: AllocatorKind, max_frames: usize, accept: u8) -> Config {
@@ -23,7 +36,7 @@ fn cfg(eph: AllocatorKind, pers: AllocatorKind, max_frames: usize, accept: u8) -
     }
 }
 
-/// Pages of the sample that are not same-filled (same-filled pages use no frame and sit
+/// Pages of the test set that are not same-filled (same-filled pages use no frame and sit
 /// on no LRU).
 fn object_pages(c: &Corpus) -> Vec<usize> {
     (0..c.len())
@@ -33,7 +46,7 @@ fn object_pages(c: &Corpus) -> Vec<usize> {
 
 /// Fraction of `idx` still loadable (keeping loads), checking every hit's bytes.
 fn surviving(z: &Zcache, pool: zcache::PoolId, c: &Corpus, idx: &[usize]) -> f64 {
-    let mut out = [0u8; 4096];
+    let mut out = [0u8; zcache::PAGE_SIZE];
     let mut hits = 0;
     for &i in idx {
         if z.load(pool, Oid::new(1, 2, 3), i as u64, &mut out, LoadMode::Keep)
@@ -49,11 +62,11 @@ fn surviving(z: &Zcache, pool: zcache::PoolId, c: &Corpus, idx: &[usize]) -> f64
 #[test]
 fn eat_its_own_tail_keeps_the_most_recent_pages() {
     // Without hysteresis (accept 100 %) a store at the limit evicts synchronously.
-    let c = Corpus::sample();
+    let c = sample();
     let pages = object_pages(&c);
     for eph in AllocatorKind::ALL {
         let z = Zcache::new(
-            cfg(eph, AllocatorKind::Zsmalloc, 100, 100),
+            cfg(eph, AllocatorKind::Zsmalloc, limit(100, &c), 100),
             Arc::new(HeapPageSource),
         )
         .unwrap();
@@ -68,7 +81,7 @@ fn eat_its_own_tail_keeps_the_most_recent_pages() {
                 Ok(_) => accepted.push(i),
                 Err(_) => refused += 1,
             }
-            assert!(z.stats().pool_frames <= 100);
+            assert!(z.stats().pool_frames <= limit(100, &c));
         }
         let st = z.stats();
         assert!(st.counters.eph_ate_tail > 0, "{eph:?}: {st:?}");
@@ -86,10 +99,15 @@ fn eat_its_own_tail_keeps_the_most_recent_pages() {
 
 #[test]
 fn with_hysteresis_a_store_never_evicts_only_to_be_refused() {
-    let c = Corpus::sample();
+    let c = sample();
     let pages = object_pages(&c);
     let z = Zcache::new(
-        cfg(AllocatorKind::Zbud, AllocatorKind::Zsmalloc, 100, 90),
+        cfg(
+            AllocatorKind::Zbud,
+            AllocatorKind::Zsmalloc,
+            limit(100, &c),
+            90,
+        ),
         Arc::new(HeapPageSource),
     )
     .unwrap();
@@ -132,7 +150,7 @@ fn with_hysteresis_a_store_never_evicts_only_to_be_refused() {
     }
     let st = z.stats();
     assert!(refused_at_limit > 0 && worker_runs > 0, "{st:?}");
-    assert!(st.pool_frames <= 100);
+    assert!(st.pool_frames <= limit(100, &c));
     // The worker kept recency order too.
     let tenth = pages.len() / 10;
     let newest = surviving(&z, pool, &c, &pages[pages.len() - tenth..]);
@@ -148,7 +166,7 @@ fn with_hysteresis_a_store_never_evicts_only_to_be_refused() {
 
 #[test]
 fn second_chance_spares_referenced_pages() {
-    let c = Corpus::sample();
+    let c = sample();
     let pages = object_pages(&c);
     let z = Zcache::new(
         cfg(AllocatorKind::Zbud, AllocatorKind::Zsmalloc, usize::MAX, 90),
@@ -170,7 +188,7 @@ fn second_chance_spares_referenced_pages() {
         .collect();
     assert_eq!(pages.len(), n);
     // Touch the 20 oldest pages: they get a second chance.
-    let mut out = [0u8; 4096];
+    let mut out = [0u8; zcache::PAGE_SIZE];
     for &i in &pages[..20] {
         assert!(
             z.load(pool, Oid::new(1, 2, 3), i as u64, &mut out, LoadMode::Keep)
@@ -203,9 +221,14 @@ fn second_chance_spares_referenced_pages() {
 
 #[test]
 fn persistent_stores_steal_ephemeral_pages_never_persistent_ones() {
-    let c = Corpus::sample();
+    let c = sample();
     let z = Zcache::new(
-        cfg(AllocatorKind::Zbud, AllocatorKind::Zsmalloc, 200, 100),
+        cfg(
+            AllocatorKind::Zbud,
+            AllocatorKind::Zsmalloc,
+            limit(200, &c),
+            100,
+        ),
         Arc::new(HeapPageSource),
     )
     .unwrap();
@@ -215,7 +238,7 @@ fn persistent_stores_steal_ephemeral_pages_never_persistent_ones() {
         cc.put_page(pool, zcache::file_key_from_inode(1), i as u64, p);
     }
     let eph_before = z.stats().eph_frames;
-    assert!(eph_before > 50);
+    assert!(eph_before > limit(50, &c));
     let fs = z.frontswap();
     fs.init(0).unwrap();
     let mut ok = Vec::new();
@@ -236,7 +259,7 @@ fn persistent_stores_steal_ephemeral_pages_never_persistent_ones() {
         "the limit must refuse at last"
     );
     // Without writeback, persistent pages stay: every accepted store loads back exact.
-    let mut out = [0u8; 4096];
+    let mut out = [0u8; zcache::PAGE_SIZE];
     for i in ok {
         assert!(
             fs.load(0, i as u64, &mut out).unwrap(),
@@ -254,12 +277,12 @@ fn persistent_stores_steal_ephemeral_pages_never_persistent_ones() {
 
 #[test]
 fn writeback_goes_in_lru_order_and_refused_pages_stay() {
-    let c = Corpus::sample();
+    let c = sample();
     let pages = object_pages(&c);
     for pers in AllocatorKind::ALL {
         let wb = Arc::new(RecordingWriteback::default());
         let z = Zcache::with_writeback(
-            cfg(AllocatorKind::Zbud, pers, 120, 90),
+            cfg(AllocatorKind::Zbud, pers, limit(120, &c), 90),
             Arc::new(HeapPageSource),
             wb.clone() as Arc<dyn Writeback>,
         )
@@ -288,7 +311,7 @@ fn writeback_goes_in_lru_order_and_refused_pages_stay() {
             .take(order.len())
             .collect();
         assert_eq!(order, expected, "{pers:?}: writeback out of LRU order");
-        let out = &mut [0u8; 4096];
+        let out = &mut [0u8; zcache::PAGE_SIZE];
         let mut from_wb = 0;
         for &i in &stored {
             if fs.load(2, i as u64, out).unwrap() {
@@ -315,7 +338,7 @@ fn writeback_goes_in_lru_order_and_refused_pages_stay() {
         let out = z.shrink(before / 2);
         if z.stats().pool_frames > before / 2 {
             for &i in &stored {
-                if fs.load(2, i as u64, &mut [0u8; 4096]).unwrap() {
+                if fs.load(2, i as u64, &mut [0u8; zcache::PAGE_SIZE]).unwrap() {
                     assert!(i % 5 == 0 || i % 7 == 0, "{pers:?}: page {i} left: {out:?}");
                 }
             }

@@ -102,7 +102,7 @@ impl Host {
                 }
                 let want = self.st.lock().unwrap().model.get(&slot).copied();
                 let Some(want) = want else { return };
-                let mut page = [0u8; 4096];
+                let mut page = [0u8; zcache::PAGE_SIZE];
                 let hit = f.load(0, slot, &mut page).expect("load");
                 let got = if hit {
                     page
@@ -113,7 +113,7 @@ impl Host {
                         .dev
                         .get(&slot)
                         .copied()
-                        .unwrap_or([0xee; 4096])
+                        .unwrap_or([0xee; zcache::PAGE_SIZE])
                 };
                 if got != want {
                     self.st.lock().unwrap().violations.push(format!(
@@ -249,7 +249,7 @@ fn run(ops: &[Op], pers: AllocatorKind, exclusive: bool, max_frames: usize) -> R
         .map(|(k, v)| (*k, *v))
         .collect();
     for (slot, want) in model {
-        let mut page = [0u8; 4096];
+        let mut page = [0u8; zcache::PAGE_SIZE];
         let got = if f.load(0, slot, &mut page).unwrap() {
             page
         } else {

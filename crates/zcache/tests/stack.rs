@@ -36,7 +36,7 @@ fn every_path_fits_a_16_kib_stack() {
     std::thread::Builder::new()
         .stack_size(16 * 1024)
         .spawn(move || {
-            let mut out = [0u8; 4096];
+            let mut out = [0u8; zcache::PAGE_SIZE];
             for i in 0..400u64 {
                 let page = test_page(3 + (i as u32 % 5));
                 // Over the 64-frame limit: eviction and stealing in stores, writeback
@@ -99,7 +99,7 @@ fn teardown_of_the_deepest_trees_fits_a_16_kib_stack() {
                 fs.store(0, u64::MAX - i, page).unwrap();
                 fs.store(0, i << 50, page).unwrap();
             }
-            let mut out: Box<zcache::Page> = Box::new([0u8; 4096]);
+            let mut out: Box<zcache::Page> = Box::new([0u8; zcache::PAGE_SIZE]);
             assert!(cc.get_page(pools[0], Oid::new(0, 0, 0), u64::MAX, &mut out));
             cc.invalidate_inode(pools[0], Oid::new(0, 0, 0));
             cc.invalidate_fs(pools[1]).unwrap();
