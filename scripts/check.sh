@@ -39,6 +39,29 @@ cargo test -p zcache --features host-lock --test host_lock
 echo "--- cargo test -p zcache --features std-lock --test front_ends --test reclaim"
 cargo test -p zcache --features std-lock --test front_ends --test reclaim
 
+step "page sizes 16 KiB and 64 KiB (features page-16k, page-64k: zplat::PAGE_SIZE through the stack)"
+for ps in page-16k page-64k; do
+    for t in "zplat --lib" \
+             "tmem-core --lib --test api --test model" \
+             "zpool --lib" \
+             "zpool-conformance --test self_test" \
+             "zbud --lib --test conformance --test layout" \
+             "zsmalloc --lib --test conformance --test contracts --test model" \
+             "zcomp --lib --test api --test props --test sample" \
+             "zcache --lib --test model --test front_ends --test reclaim --test shadow_swap --test handles --test alloc_failure" \
+             "zcache-kglue-harness --test c_harness" \
+             "zcache-cli --test cli"; do
+        set -- $t
+        c=$1; shift
+        echo "--- cargo test -p $c --features $ps $*"
+        cargo test -p "$c" --features "$ps" "$@"
+    done
+    echo "--- cargo test -p zcache --features $ps,lock-count --test lock_count"
+    cargo test -p zcache --features "$ps,lock-count" --test lock_count
+done
+echo "--- cargo test --release -p zcache --features page-64k --test stack (no page on the stack)"
+cargo test --release -p zcache --features page-64k --test stack
+
 step "release build: every zcache path fits a 16 KiB (kernel) stack"
 cargo test --release -p zcache --test stack
 
@@ -59,6 +82,10 @@ for c in $NO_STD_CRATES; do
             echo "--- cargo build -p zcache-kglue --features host-lock --target x86_64-unknown-none"
             cargo build -p zcache-kglue --features host-lock --target x86_64-unknown-none
         fi
+        for ps in page-16k page-64k; do
+            echo "--- cargo build -p $c --features $ps --target x86_64-unknown-none"
+            cargo build -p "$c" --features "$ps" --target x86_64-unknown-none
+        done
     else
         echo "SKIP: no_std build of $c: rustup could not install the x86_64-unknown-none target"
     fi

@@ -17,8 +17,16 @@ use zpool::PageSource;
 use crate::error::RegionError;
 use crate::sys::{self, Uffd, UffdMsg};
 
-/// The page size the region works in.
+/// The page size the region works in: this host's (x86_64) 4 KiB pages.
 pub const PAGE: usize = 4096;
+
+// The region hands zcache its pages as they are: zcache must be built for the same size.
+// (A 16 or 64 KiB host would build both for its page size; this crate is written and
+// tested for 4 KiB only.)
+const _: () = assert!(
+    PAGE == zcache::PAGE_SIZE,
+    "zcache-uffd works in 4 KiB pages: build zcache without page-16k / page-64k"
+);
 
 // Page states (one `AtomicU8` per page). `BUSY` is the only exclusive one: whoever moves a
 // page into `BUSY` (the handler thread, or one evictor) owns its transition, does the
