@@ -12,25 +12,27 @@ use zpool::PAGE_SIZE;
 /// size a zspage of 32-byte slots spans up to 3 frames.
 pub(crate) const MAX_OBJS: usize = (1 << (zplat::PAGE_SHIFT - 3)) - 1;
 
-/// Shape of a class's zspages.
+/// Shape of a class's zspages (8 bytes: it is kept twice per class).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Geometry {
     /// Slot size in bytes (header included for non-huge classes; up to 65536).
     sz: u32,
-    /// Frames per full zspage.
-    k: u16,
+    /// Frames per full zspage (`max_chain` <= 255).
+    k: u8,
     /// Slots per zspage.
     m: u16,
     /// One object alone in a frame, its length kept in the descriptor (no header).
     pub huge: bool,
 }
 
+const _: () = assert!(core::mem::size_of::<Geometry>() == 8);
+
 impl Geometry {
     /// A class shape (`size` <= `PAGE_SIZE`, `frames` <= 255, `objs` <= [`MAX_OBJS`]).
     pub(crate) const fn new(size: usize, frames: usize, objs: usize, huge: bool) -> Geometry {
         Geometry {
             sz: size as u32,
-            k: frames as u16,
+            k: frames as u8,
             m: objs as u16,
             huge,
         }
