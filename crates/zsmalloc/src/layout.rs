@@ -36,9 +36,10 @@ impl PoolConfig {
     /// corpus). At 16 and 64 KiB: one spacing of 48 * `PAGE_SCALE` bytes (192, 768),
     /// three times Linux's `PAGE_SIZE >> 8` as at 4 KiB, with no finer band: on the
     /// dev corpus (the same bytes in 4x, 16x fewer pages) it is within 0.1 % of the best
-    /// spacing swept for a large pool (the corpus stored `PAGE_SCALE` times) and beats the
-    /// 4 KiB pattern scaled (32/48 * `PAGE_SCALE`) on the corpus stored once, where each
-    /// class's partly filled last frame weighs more.
+    /// spacing swept for a larger pool (the corpus stored `PAGE_SCALE` times), better
+    /// there than the 4 KiB pattern scaled (32/48 * `PAGE_SCALE`), and on the corpus
+    /// stored once (where each class's partly filled last frame weighs more) better at
+    /// 16 KiB and 0.5 % behind at 64 KiB (`benches/spacing.rs`).
     #[cfg(not(any(feature = "page-16k", feature = "page-64k")))]
     pub const DEFAULT: PoolConfig = PoolConfig {
         max_chain: 64,
@@ -54,9 +55,10 @@ impl PoolConfig {
     /// corpus). At 16 and 64 KiB: one spacing of 48 * `PAGE_SCALE` bytes (192, 768),
     /// three times Linux's `PAGE_SIZE >> 8` as at 4 KiB, with no finer band: on the
     /// dev corpus (the same bytes in 4x, 16x fewer pages) it is within 0.1 % of the best
-    /// spacing swept for a large pool (the corpus stored `PAGE_SCALE` times) and beats the
-    /// 4 KiB pattern scaled (32/48 * `PAGE_SCALE`) on the corpus stored once, where each
-    /// class's partly filled last frame weighs more.
+    /// spacing swept for a larger pool (the corpus stored `PAGE_SCALE` times), better
+    /// there than the 4 KiB pattern scaled (32/48 * `PAGE_SCALE`), and on the corpus
+    /// stored once (where each class's partly filled last frame weighs more) better at
+    /// 16 KiB and 0.5 % behind at 64 KiB (`benches/spacing.rs`).
     #[cfg(any(feature = "page-16k", feature = "page-64k"))]
     pub const DEFAULT: PoolConfig = PoolConfig {
         max_chain: 64,
