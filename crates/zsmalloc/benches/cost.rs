@@ -30,7 +30,7 @@ use criterion::{BatchSize, Criterion, criterion_group};
 use std::sync::Mutex;
 use zcache_testdata::Corpus;
 
-use zpool::{AllocError, Frame, HeapPageSource, PageSource, ZPool};
+use zpool::{AllocError, Frame, HeapPageSource, PAGE_SIZE, PageSource, ZPool};
 use zsmalloc::ZsPool;
 
 /// A page source that keeps freed frames on a list and hands them out again (as a
@@ -63,18 +63,18 @@ impl Drop for RecyclingSource {
 }
 
 fn bench(c: &mut Criterion) {
-    let corpus = Corpus::dev();
-    let pages: Vec<&[u8; 4096]> = corpus
+    let corpus = Corpus::dev().joined::<PAGE_SIZE>();
+    let pages: Vec<&[u8; PAGE_SIZE]> = corpus
         .iter()
         .filter(|(r, _)| !r.same_filled())
         .map(|(_, p)| p)
         .collect();
-    let mut scratch = vec![0u8; 4525];
+    let mut scratch = vec![0u8; lz4_flex::block::get_maximum_output_size(PAGE_SIZE).max(4525)];
     let compressed: Vec<Vec<u8>> = pages
         .iter()
         .map(|p| {
             let n = lz4_flex::block::compress_into(&p[..], &mut scratch).expect("scratch");
-            if n > 4096 {
+            if n > PAGE_SIZE {
                 p.to_vec()
             } else {
                 scratch[..n].to_vec()
@@ -84,8 +84,8 @@ fn bench(c: &mut Criterion) {
     // The cycle: 1024 pages spread over the corpus, all compressible ones (so the
     // decompression bench has a compressed form for each).
     let cycle: Vec<usize> = (0..pages.len())
-        .step_by(pages.len() / 1024)
-        .filter(|&i| compressed[i].len() < 4096)
+        .step_by((pages.len() / 1024).max(1))
+        .filter(|&i| compressed[i].len() < PAGE_SIZE)
         .take(
             std::env::var("ZS_COST_CYCLE")
                 .ok()
@@ -111,7 +111,7 @@ fn bench(c: &mut Criterion) {
             )
         })
     });
-    let mut page = vec![0u8; 4096];
+    let mut page = vec![0u8; PAGE_SIZE];
     g.bench_function("lz4_flex/decompress_page", |b| {
         b.iter(|| {
             let o = &compressed[cycle[i % cycle.len()]];
@@ -145,7 +145,7 @@ fn bench(c: &mut Criterion) {
             pool.free(black_box(h)).expect("free");
         })
     });
-    let mut out = vec![0u8; 4096];
+    let mut out = vec![0u8; PAGE_SIZE];
     g.bench_function("zsmalloc/load", |b| {
         b.iter(|| {
             let h = handles[cycle[i % cycle.len()]];
@@ -153,7 +153,7 @@ fn bench(c: &mut Criterion) {
             black_box(pool.read(black_box(h), &mut out).expect("read"))
         })
     });
-    let mut bounce = vec![0u8; 4096];
+    let mut bounce = vec![0u8; PAGE_SIZE];
     g.bench_function("zsmalloc/map", |b| {
         b.iter(|| {
             let h = handles[cycle[i % cycle.len()]];
@@ -183,18 +183,18 @@ fn bench(c: &mut Criterion) {
 /// buffer: the allocator's cost as a store or load sees it, with the first touch of the
 /// object's bytes charged to whichever step makes it.
 fn interleaved_summary() {
-    let corpus = Corpus::dev();
-    let pages: Vec<&[u8; 4096]> = corpus
+    let corpus = Corpus::dev().joined::<PAGE_SIZE>();
+    let pages: Vec<&[u8; PAGE_SIZE]> = corpus
         .iter()
         .filter(|(r, _)| !r.same_filled())
         .map(|(_, p)| p)
         .collect();
-    let mut scratch = vec![0u8; 4525];
+    let mut scratch = vec![0u8; lz4_flex::block::get_maximum_output_size(PAGE_SIZE).max(4525)];
     let compressed: Vec<Vec<u8>> = pages
         .iter()
         .map(|p| {
             let n = lz4_flex::block::compress_into(&p[..], &mut scratch).expect("scratch");
-            if n > 4096 {
+            if n > PAGE_SIZE {
                 p.to_vec()
             } else {
                 scratch[..n].to_vec()
@@ -202,8 +202,8 @@ fn interleaved_summary() {
         })
         .collect();
     let cycle: Vec<usize> = (0..pages.len())
-        .step_by(pages.len() / 1024)
-        .filter(|&i| compressed[i].len() < 4096)
+        .step_by((pages.len() / 1024).max(1))
+        .filter(|&i| compressed[i].len() < PAGE_SIZE)
         .take(1024)
         .collect();
     let pool = ZsPool::new(RecyclingSource::default()).expect("pool");
@@ -211,9 +211,9 @@ fn interleaved_summary() {
         .iter()
         .map(|o| pool.store(o).expect("store"))
         .collect();
-    let mut page = vec![0u8; 4096];
-    let mut out = vec![0u8; 4096];
-    let mut bounce = vec![0u8; 4096];
+    let mut page = vec![0u8; PAGE_SIZE];
+    let mut out = vec![0u8; PAGE_SIZE];
+    let mut bounce = vec![0u8; PAGE_SIZE];
     let names = [
         "lz4_flex compress",
         "lz4_flex compress + zsmalloc store",
@@ -234,7 +234,7 @@ fn interleaved_summary() {
         let cycle: Vec<usize> = chunk.to_vec();
         let mut best = [f64::INFINITY; 9];
         let mut stored = vec![None; cycle.len()];
-        let mut arena = vec![0u8; cycle.len() * 4096];
+        let mut arena = vec![0u8; cycle.len() * PAGE_SIZE];
         for _ in 0..40 {
             let mut times = [0f64; 9];
             let t = Instant::now();

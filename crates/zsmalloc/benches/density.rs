@@ -1,15 +1,18 @@
 //! Density of zsmalloc on the real page corpus, next to Linux's layout for the same sizes.
 //!
-//! Every non-same-filled page is compressed with lz4_flex (block format); a page whose
-//! compressed form is over 4096 bytes is stored raw (4096 bytes), as zram does. Ideal =
-//! sum of stored lengths / 4096. Linux columns are computed from the documented rules
-//! (`zsmalloc::linux`): 16-byte classes from 32, 8-byte in-object handle, chain rule,
-//! class merging, huge class alone in a frame, every zspage packed.
+//! Pages are the corpus at the build's page size (`Corpus::joined::<PAGE_SIZE>()`: at 16
+//! and 64 KiB, 4 or 16 consecutive corpus pages of one object). Every non-same-filled
+//! page is compressed with lz4_flex (block format); a page whose compressed form is over
+//! `PAGE_SIZE` bytes is stored raw (`PAGE_SIZE` bytes), as zram does. Ideal = sum of
+//! stored lengths / `PAGE_SIZE`. Linux columns are computed from the documented rules
+//! for the same page size (`zsmalloc::linux`): classes every `PAGE_SIZE >> 8` bytes from
+//! 32, 8-byte in-object handle, chain rule, class merging, huge class alone in a frame,
+//! every zspage packed.
 //!
-//! Run: `cargo bench -p zsmalloc --bench density`
+//! Run: `cargo bench -p zsmalloc --bench density [--features page-16k|page-64k]`
 
 use zcache_testdata::Corpus;
-use zpool::{HeapPageSource, ZPool};
+use zpool::{HeapPageSource, PAGE_SIZE, ZPool};
 use zsmalloc::linux::LinuxLayout;
 use zsmalloc::{PoolConfig, ZsPool};
 
@@ -29,14 +32,15 @@ impl Rng {
 }
 
 fn compressed(corpus: &Corpus) -> Vec<Vec<u8>> {
-    let mut buf = vec![0u8; lz4_flex::block::get_maximum_output_size(4096).max(4525)];
-    corpus
+    let pages = corpus.joined::<PAGE_SIZE>();
+    let mut buf = vec![0u8; lz4_flex::block::get_maximum_output_size(PAGE_SIZE).max(4525)];
+    pages
         .iter()
         .filter(|(r, _)| !r.same_filled())
         .map(|(_, page)| {
-            let n =
-                lz4_flex::block::compress_into(page, &mut buf).expect("scratch is large enough");
-            if n > 4096 {
+            let n = lz4_flex::block::compress_into(&page[..], &mut buf)
+                .expect("scratch is large enough");
+            if n > PAGE_SIZE {
                 page.to_vec()
             } else {
                 buf[..n].to_vec()
@@ -95,7 +99,7 @@ fn store_all(
     Row {
         name: name.into(),
         objects: st.objects,
-        ideal: st.bytes as f64 / 4096.0,
+        ideal: st.bytes as f64 / PAGE_SIZE as f64,
         ours: pool.total_frames(),
         linux8: l8.frames_for(lens()),
         linux4: l4.frames_for(lens()),
@@ -127,8 +131,9 @@ fn churn(objs: &[Vec<u8>], config: PoolConfig, l8: &LinuxLayout, l4: &LinuxLayou
         pool.free(h).expect("free");
     }
     live.truncate(keep);
-    // Store 2,000 new objects: pages drawn (fixed seed) from the freed half.
-    for _ in 0..2000 {
+    // Store 2,000 new objects (at 4 KiB; 2,000 / PAGE_SCALE at larger pages, for the
+    // corpus's fewer pages): pages drawn (fixed seed) from the freed half.
+    for _ in 0..2000 / (PAGE_SIZE / 4096) {
         let i = freed[rng.below(freed.len())];
         live.push((pool.store(&objs[i]).expect("store"), i));
     }
@@ -138,7 +143,7 @@ fn churn(objs: &[Vec<u8>], config: PoolConfig, l8: &LinuxLayout, l4: &LinuxLayou
         Row {
             name: name.into(),
             objects: st.objects,
-            ideal: st.bytes as f64 / 4096.0,
+            ideal: st.bytes as f64 / PAGE_SIZE as f64,
             ours: pool.total_frames(),
             linux8: l8.frames_for(lens.iter().copied()),
             linux4: l4.frames_for(lens.iter().copied()),
@@ -168,7 +173,7 @@ fn churn(objs: &[Vec<u8>], config: PoolConfig, l8: &LinuxLayout, l4: &LinuxLayou
         ),
     );
     // Every live object still reads back intact.
-    let mut out = vec![0u8; 4096];
+    let mut out = vec![0u8; PAGE_SIZE];
     for &(h, i) in &live {
         let n = pool.read(h, &mut out).expect("read");
         assert_eq!(
@@ -186,10 +191,11 @@ fn main() {
     let l8 = LinuxLayout::new(8);
     let l4 = LinuxLayout::new(4);
     let mut rows = Vec::new();
-    for (tag, config) in [
-        ("", PoolConfig::DEFAULT),
-        (" [FINE: 16 B classes, chain 16]", PoolConfig::FINE),
-    ] {
+    let fine = format!(
+        " [FINE: {} B classes, chain 16]",
+        zsmalloc::linux::CLASS_DELTA
+    );
+    for (tag, config) in [("", PoolConfig::DEFAULT), (&fine[..], PoolConfig::FINE)] {
         rows.push(store_all(
             &format!("dev, every page once{tag}"),
             &dev,
@@ -215,7 +221,25 @@ fn main() {
         });
     }
     println!(
-        "zsmalloc density on the testdata corpus (lz4_flex block compression, same-filled pages skipped)"
+        "zsmalloc density on the testdata corpus at {} KiB pages (lz4_flex block compression, same-filled pages skipped)",
+        PAGE_SIZE / 1024
+    );
+    let stored: usize = dev.iter().map(Vec::len).sum();
+    println!(
+        "dev: {} pages of {} KiB, {} bytes stored (incompressible pages raw): compression ratio {:.3}; ideal frames {:.1}",
+        dev.len(),
+        PAGE_SIZE / 1024,
+        stored,
+        (dev.len() * PAGE_SIZE) as f64 / stored as f64,
+        stored as f64 / PAGE_SIZE as f64
+    );
+    println!(
+        "layouts: zsmalloc-rs default {:?}; Linux chain 8: {} distinct classes, huge from {} bytes; chain 4: {} classes, huge from {}",
+        PoolConfig::DEFAULT,
+        l8.distinct_classes(),
+        l8.huge_class_size(),
+        l4.distinct_classes(),
+        l4.huge_class_size()
     );
     print(&rows);
     let pool = ZsPool::new(HeapPageSource).expect("pool");

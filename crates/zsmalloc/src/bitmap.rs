@@ -1,6 +1,7 @@
 //! Slot bitmaps: one bit per slot, `words` 64-bit words per zspage, all zspages of a
 //! class in one vector (zspage `z` owns words `z * words .. (z + 1) * words`). Every
-//! query is O(words) <= 8 word operations.
+//! query is O(words) word operations: at most 8, 32, 128 at 4, 16, 64 KiB pages
+//! (`MAX_OBJS` / 64; only the smallest classes have that many).
 
 use alloc::vec::Vec;
 use zpool::ZPoolError;

@@ -7,7 +7,7 @@
 //!
 //! A slot starts with the 4-byte header (`handle.rs`: the owning entry's index and the
 //! length) followed by the object. Huge classes (one object per frame) have no header:
-//! the length is in the zspage descriptor, so a whole 4096-byte object fits.
+//! the length is in the zspage descriptor, so a whole `PAGE_SIZE` object fits.
 
 use alloc::vec::Vec;
 use zpool::{Frame, PAGE_SIZE, ZPoolError};
@@ -250,7 +250,7 @@ impl ClassInner {
         }
         let (idx, generation) = self.table.take(z, j);
         let written = if self.geo.huge {
-            self.zspages[z].hlen = len as u16;
+            self.zspages[z].hlen = len as u32;
             Ok(())
         } else {
             let off = self.geo.slot_offset(j);
@@ -316,7 +316,7 @@ impl ClassInner {
             return Err(ZPoolError::InvalidHandle);
         }
         let len = if self.geo.huge {
-            usize::from(zs.hlen)
+            zs.hlen as usize
         } else {
             let (owner, len) = self.read_header(z, j)?;
             if owner != idx {

@@ -41,12 +41,20 @@ use crate::sync::Ordering;
 /// Most objects moved per class-lock hold (more only to finish freeing a frame a
 /// destination grew by).
 pub const MOVES_PER_HOLD: usize = 8;
-/// Most objects a destination's growth may commit a hold to moving (one frame of the
-/// smallest default slots); a source frame touched by more is not emptied that way.
-/// A step may exceed its budget by up to this many moves (`CompactStep::MAX_OVERSHOOT`).
-pub const MAX_GROW_MOVES: usize = PAGE_SIZE / 32;
+/// Most objects a destination's growth may commit a hold to moving: one frame of the
+/// smallest default slots (`PAGE_SIZE / 32`: 128 at 4 KiB), but never more than a step
+/// may exceed its budget by (`CompactStep::MAX_OVERSHOOT`, 128), so 128 at every page
+/// size today. A source frame touched by more objects is not emptied that way (it is
+/// packed instead): at 16 and 64 KiB that concerns classes under 128 and 512 bytes.
+pub const MAX_GROW_MOVES: usize = min(PAGE_SIZE / 32, CompactStep::MAX_OVERSHOOT);
+
+const fn min(a: usize, b: usize) -> usize {
+    if a < b { a } else { b }
+}
 
 const _: () = assert!(MAX_GROW_MOVES <= zpool::CompactStep::MAX_OVERSHOOT);
+#[cfg(not(any(feature = "page-16k", feature = "page-64k")))]
+const _: () = assert!(MAX_GROW_MOVES == 128);
 /// The budget of each step `compact()` takes.
 const COMPACT_BUDGET: usize = 1024;
 /// Bin room (single frames) a hold keeps free before each move.

@@ -6,29 +6,33 @@
 
 use zpool::PAGE_SIZE;
 
-/// Most slots one zspage holds. Slot numbers take 9 bits in a handle-table entry and
-/// the value 511 marks a free entry (`handle.rs`), so slots are `0..511`.
-pub(crate) const MAX_OBJS: usize = 511;
+/// Most slots one zspage holds. Slot numbers take `PAGE_SHIFT - 3` bits in a
+/// handle-table entry (9, 11, 13 at 4, 16, 64 KiB pages) and the all-ones value marks a
+/// free entry (`handle.rs`), so slots are `0..511`, `0..2047`, `0..8191`: at every page
+/// size a zspage of 32-byte slots spans up to 3 frames.
+pub(crate) const MAX_OBJS: usize = (1 << (zplat::PAGE_SHIFT - 3)) - 1;
 
-/// Shape of a class's zspages.
+/// Shape of a class's zspages (8 bytes: it is kept twice per class).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Geometry {
-    /// Slot size in bytes (header included for non-huge classes).
-    sz: u16,
-    /// Frames per full zspage.
-    k: u16,
+    /// Slot size in bytes (header included for non-huge classes; up to 65536).
+    sz: u32,
+    /// Frames per full zspage (`max_chain` <= 255).
+    k: u8,
     /// Slots per zspage.
     m: u16,
     /// One object alone in a frame, its length kept in the descriptor (no header).
     pub huge: bool,
 }
 
+const _: () = assert!(core::mem::size_of::<Geometry>() == 8);
+
 impl Geometry {
-    /// A class shape (`size` <= 4096, `frames` <= 255, `objs` <= [`MAX_OBJS`]).
+    /// A class shape (`size` <= `PAGE_SIZE`, `frames` <= 255, `objs` <= [`MAX_OBJS`]).
     pub(crate) const fn new(size: usize, frames: usize, objs: usize, huge: bool) -> Geometry {
         Geometry {
-            sz: size as u16,
-            k: frames as u16,
+            sz: size as u32,
+            k: frames as u8,
             m: objs as u16,
             huge,
         }
@@ -121,25 +125,27 @@ mod tests {
 
     #[test]
     fn shapes() {
-        // 1536-byte slots: 8 slots per 3 frames waste nothing; on the tie the longest
-        // zspage (63 frames, 168 slots) wins.
+        // 3/8-frame slots (1536 bytes at 4 KiB): 8 slots per 3 frames waste nothing; on
+        // the tie the longest zspage (63 frames, 168 slots) wins (at 64 KiB the slot cap
+        // does not bind: 168 < 8191).
+        let s = PAGE_SIZE * 3 / 8;
         assert_eq!(
-            (
-                Geometry::best(1536, 64).frames(),
-                Geometry::best(1536, 64).objs()
-            ),
+            (Geometry::best(s, 64).frames(), Geometry::best(s, 64).objs()),
             (63, 168)
         );
-        let g = Geometry::best(1536, 3);
+        let g = Geometry::best(s, 3);
         assert_eq!((g.frames(), g.objs()), (3, 8));
-        assert_eq!(g.frames_for_slot(2), 2); // slot 2 ends at 4608
+        assert_eq!(g.frames_for_slot(2), 2); // slot 2 ends at 9/8 of a frame
         assert_eq!(g.backed_slots(2), 5);
         assert_eq!(g.first_slot_in_frame(1), 2);
         assert_eq!(g.min_frames(9), 3 + 1);
-        // Small slots are capped at MAX_OBJS per zspage.
+        // Small slots are capped at MAX_OBJS per zspage: 32-byte slots fill 3 frames
+        // (PAGE_SIZE / 32 per frame, MAX_OBJS = 16 * PAGE_SIZE / 128 - 1).
         let g = Geometry::best(32, 64);
         assert!(g.objs() <= MAX_OBJS);
         assert!(g.objs() * 32 <= g.frames() * PAGE_SIZE);
+        assert_eq!((g.frames(), g.objs()), (3, 3 * PAGE_SIZE / 32));
+        assert_eq!(MAX_OBJS, PAGE_SIZE / 8 - 1);
         let h = Geometry::new(PAGE_SIZE, 1, 1, true);
         assert_eq!((h.frames_for_slot(0), h.backed_slots(3)), (1, 1));
     }

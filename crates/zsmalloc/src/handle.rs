@@ -13,6 +13,22 @@
 //! header (4 bytes, first in a slot): length - class minimum (10) | table index (22)
 //! ```
 //!
+//! Those are the widths at 4 KiB pages. The slot field scales with the page size
+//! (`SLOT_BITS = PAGE_SHIFT - 3`: 9, 11, 13 bits at 4, 16, 64 KiB, so a zspage of the
+//! smallest 32-byte slots still spans a few frames), the zspage field takes the rest of
+//! the entry's 31 bits (22, 20, 18: bigger zspages, fewer of them), and the table index
+//! is as wide as the zspage field, because the free list threads next-free indexes
+//! through it. A class thus holds at most 2^22, 2^20, 2^18 - 1 objects: the same
+//! 16 GiB of uncompressed pages at each page size. The header's length field takes what
+//! the index leaves of its 32 bits (10, 12, 14: a class may span 1024, 4096 or 16384
+//! lengths).
+//!
+//! | page  | handle (gen/class/index) | entry (gen/zspage/slot) | header (len/index) |
+//! |-------|--------------------------|-------------------------|--------------------|
+//! | 4 KiB | 17 / 8 / 22 = 47         | 17 / 22 / 9             | 10 / 22            |
+//! | 16 KiB| 17 / 8 / 20 = 45         | 17 / 20 / 11            | 12 / 20            |
+//! | 64 KiB| 17 / 8 / 18 = 43         | 17 / 18 / 13            | 14 / 18            |
+//!
 //! The header is the slot's back-pointer to its entry: compaction finds the entry of
 //! the object it moves there, never by scanning the table. A lookup checks that the
 //! header points back at the handle's entry, so a corrupted header is an error, never a
@@ -24,17 +40,18 @@ use zpool::{Handle, ZPoolError};
 
 /// Bytes of in-slot header (non-huge classes).
 pub(crate) const HEADER: usize = 4;
-/// Bits of a handle's table index.
-pub(crate) const INDEX_BITS: u32 = 22;
+/// Bits of the slot number in an entry: 9, 11, 13 at 4, 16, 64 KiB pages.
+const SLOT_BITS: u32 = zplat::PAGE_SHIFT - 3;
+/// Bits of the zspage number in an entry (the rest of its 31 location bits).
+pub(crate) const ZS_BITS: u32 = 31 - SLOT_BITS;
+/// Bits of a handle's table index: as wide as the zspage field, which holds the next
+/// free index in a free entry.
+pub(crate) const INDEX_BITS: u32 = ZS_BITS;
 /// Bits of a handle's class.
 pub(crate) const CLASS_BITS: u32 = 8;
 /// Bits of a generation.
 pub(crate) const GEN_BITS: u32 = 17;
 const GEN_MASK: u32 = (1 << GEN_BITS) - 1;
-/// Bits of the zspage number in an entry.
-pub(crate) const ZS_BITS: u32 = 22;
-/// Bits of the slot number in an entry.
-const SLOT_BITS: u32 = 9;
 /// The slot value of a free entry (so slots are `0..FREE_SLOT`).
 const FREE_SLOT: u32 = (1 << SLOT_BITS) - 1;
 /// End of the free list ("no entry").
@@ -43,7 +60,8 @@ const NIL: u32 = (1 << INDEX_BITS) - 1;
 pub(crate) const MAX_ENTRIES: usize = NIL as usize;
 /// Most zspages one class holds.
 pub(crate) const MAX_ZSPAGES: usize = 1 << ZS_BITS;
-/// Bits of the header's length field: a class spans at most 1024 lengths.
+/// Bits of the header's length field: a class spans at most 1024 lengths at 4 KiB
+/// pages (4096 at 16 KiB, 16384 at 64 KiB).
 pub(crate) const LEN_BITS: u32 = 32 - INDEX_BITS;
 /// Most distinct lengths one (non-huge) class may hold.
 pub(crate) const MAX_SPAN: usize = 1 << LEN_BITS;
@@ -51,6 +69,13 @@ pub(crate) const MAX_SPAN: usize = 1 << LEN_BITS;
 const _: () = assert!(GEN_BITS + CLASS_BITS + INDEX_BITS <= Handle::BITS);
 const _: () = assert!(GEN_BITS + ZS_BITS + SLOT_BITS == 48);
 const _: () = assert!(crate::geometry::MAX_OBJS == FREE_SLOT as usize);
+// The free list's next-free index lives in the zspage field.
+const _: () = assert!(INDEX_BITS <= ZS_BITS);
+// A zspage of 32-byte slots (the smallest default) can span more than one frame.
+const _: () = assert!(FREE_SLOT as usize > 2 * zplat::PAGE_SIZE / 32);
+// At 4 KiB the widths are the original ones.
+#[cfg(not(any(feature = "page-16k", feature = "page-64k")))]
+const _: () = assert!(SLOT_BITS == 9 && ZS_BITS == 22 && INDEX_BITS == 22 && LEN_BITS == 10);
 
 /// Packs (class, index, generation) into a handle. The generation is never 0, so the
 /// raw value is never 0.
@@ -228,14 +253,29 @@ mod tests {
             None
         );
         assert!(encode(0, 0, 1).is_some());
-        let e = Entry::pack(GEN_MASK, (MAX_ZSPAGES - 1) as u32, 510);
+        let top = FREE_SLOT - 1;
+        let e = Entry::pack(GEN_MASK, (MAX_ZSPAGES - 1) as u32, top);
         assert!(e.is_live());
         assert_eq!(
             (e.generation(), e.mid(), e.slot_field()),
-            (GEN_MASK, (MAX_ZSPAGES - 1) as u32, 510)
+            (GEN_MASK, (MAX_ZSPAGES - 1) as u32, top)
         );
-        let (i, n) = parse_header(header(NIL - 1, 1000 + 1023, 1000), 1000);
-        assert_eq!((i, n), (NIL - 1, 2023));
+        // Every slot number below FREE_SLOT round-trips next to neighbouring fields.
+        for slot in [0, 1, 510, 511, 2046, 2047, 8190] {
+            if slot < FREE_SLOT {
+                let e = Entry::pack(1, 0x2_aaaa & NIL, slot);
+                assert_eq!((e.mid(), e.slot_field()), (0x2_aaaa & NIL, slot));
+            }
+        }
+        let span = MAX_SPAN - 1;
+        let (i, n) = parse_header(header(NIL - 1, 1000 + span, 1000), 1000);
+        assert_eq!((i, n), (NIL - 1, 1000 + span));
+        // The slot field holds one zspage of the smallest slots over a few frames.
+        assert_eq!(
+            FREE_SLOT as usize,
+            (8 * zplat::PAGE_SIZE / 64) - 1,
+            "9 | 11 | 13 slot bits at 4 | 16 | 64 KiB"
+        );
     }
 
     #[test]

@@ -14,21 +14,33 @@ use crate::handle::{HEADER, MAX_SPAN};
 pub struct PoolConfig {
     /// Longest zspage, in frames (the kernel's `CONFIG_ZSMALLOC_CHAIN_SIZE`). Each class
     /// takes the length in `1..=max_chain` that wastes least (also bounded so a zspage
-    /// holds at most 511 objects). 1..=255.
+    /// holds at most 511, 2047, 8191 objects at 4, 16, 64 KiB pages). 1..=255.
     pub max_chain: usize,
-    /// Smallest slot size (header included). Multiple of 8, 8..=1028 (a class spans at
-    /// most 1024 lengths: the in-slot header keeps the length in 10 bits).
+    /// Smallest slot size (header included). Multiple of 8, at least 8 and at most the
+    /// header's span + 4: 1028, 4100, 16388 at 4, 16, 64 KiB pages (a class spans at most
+    /// 1024, 4096, 16384 lengths: the in-slot header keeps the length in 10, 12, 14 bits).
     pub min_class: usize,
-    /// Class spacing for slots smaller than `split`. Multiple of 8, at most 1024.
+    /// Class spacing for slots smaller than `split`. Multiple of 8, at most the header's
+    /// span (1024, 4096, 16384).
     pub small_spacing: usize,
     /// Slot size from which `spacing` applies.
     pub split: usize,
-    /// Class spacing from `split` up. Multiple of 8, at most 1024.
+    /// Class spacing from `split` up. Multiple of 8, at most the header's span.
     pub spacing: usize,
 }
 
 impl PoolConfig {
-    /// The defaults, chosen with a class-by-class model of the dev corpus (README).
+    /// The defaults, chosen per page size on the dev corpus (README, "Page sizes").
+    ///
+    /// At 4 KiB: 32-byte spacing below 1024, 48 above (a class-by-class model of the dev
+    /// corpus). At 16 and 64 KiB: one spacing of 48 * `PAGE_SCALE` bytes (192, 768),
+    /// three times Linux's `PAGE_SIZE >> 8` as at 4 KiB, with no finer band: on the
+    /// dev corpus (the same bytes in 4x, 16x fewer pages) it is within 0.1 % of the best
+    /// spacing swept for a larger pool (the corpus stored `PAGE_SCALE` times), better
+    /// there than the 4 KiB pattern scaled (32/48 * `PAGE_SCALE`), and on the corpus
+    /// stored once (where each class's partly filled last frame weighs more) better at
+    /// 16 KiB and 0.5 % behind at 64 KiB (`benches/spacing.rs`).
+    #[cfg(not(any(feature = "page-16k", feature = "page-64k")))]
     pub const DEFAULT: PoolConfig = PoolConfig {
         max_chain: 64,
         min_class: 32,
@@ -37,14 +49,33 @@ impl PoolConfig {
         spacing: 48,
     };
 
-    /// Linux-like spacing (16 bytes from 32) with this crate's lazy zspages, for
-    /// comparisons.
+    /// The defaults, chosen per page size on the dev corpus (README, "Page sizes").
+    ///
+    /// At 4 KiB: 32-byte spacing below 1024, 48 above (a class-by-class model of the dev
+    /// corpus). At 16 and 64 KiB: one spacing of 48 * `PAGE_SCALE` bytes (192, 768),
+    /// three times Linux's `PAGE_SIZE >> 8` as at 4 KiB, with no finer band: on the
+    /// dev corpus (the same bytes in 4x, 16x fewer pages) it is within 0.1 % of the best
+    /// spacing swept for a larger pool (the corpus stored `PAGE_SCALE` times), better
+    /// there than the 4 KiB pattern scaled (32/48 * `PAGE_SCALE`), and on the corpus
+    /// stored once (where each class's partly filled last frame weighs more) better at
+    /// 16 KiB and 0.5 % behind at 64 KiB (`benches/spacing.rs`).
+    #[cfg(any(feature = "page-16k", feature = "page-64k"))]
+    pub const DEFAULT: PoolConfig = PoolConfig {
+        max_chain: 64,
+        min_class: 32,
+        small_spacing: 48 * zplat::PAGE_SCALE,
+        split: 1024 * zplat::PAGE_SCALE,
+        spacing: 48 * zplat::PAGE_SCALE,
+    };
+
+    /// Linux-like spacing (`PAGE_SIZE >> 8`: 16, 64, 256 bytes, from 32) and chain 16
+    /// with this crate's lazy zspages, for comparisons.
     pub const FINE: PoolConfig = PoolConfig {
         max_chain: 16,
         min_class: 32,
-        small_spacing: 16,
+        small_spacing: crate::linux::CLASS_DELTA,
         split: PAGE_SIZE,
-        spacing: 16,
+        spacing: crate::linux::CLASS_DELTA,
     };
 }
 
@@ -94,13 +125,13 @@ fn check(c: &PoolConfig) -> Result<(), CreateError> {
     }
     if c.min_class < 8 || !c.min_class.is_multiple_of(8) || c.min_class > MAX_SPAN + HEADER {
         return Err(CreateError::InvalidConfig(
-            "min_class must be a multiple of 8 in 8..=1028",
+            "min_class must be a multiple of 8, at least 8, at most the header's span + 4 (1028 at 4 KiB pages)",
         ));
     }
     let spacing_ok = |s: usize| s != 0 && s.is_multiple_of(8) && s <= MAX_SPAN;
     if !spacing_ok(c.small_spacing) || !spacing_ok(c.spacing) {
         return Err(CreateError::InvalidConfig(
-            "spacings must be non-zero multiples of 8, at most 1024",
+            "spacings must be non-zero multiples of 8, at most the header's span (1024 at 4 KiB pages)",
         ));
     }
     Ok(())
@@ -202,7 +233,7 @@ pub(crate) fn build(c: &PoolConfig) -> Result<Layout, CreateError> {
         .any(|c| !c.geo.huge && c.max_len - c.min_len >= MAX_SPAN)
     {
         return Err(CreateError::InvalidConfig(
-            "a class would span more than 1024 lengths",
+            "a class would span more lengths than the header holds (1024 at 4 KiB pages)",
         ));
     }
     Ok(Layout { classes, lookup })
@@ -226,12 +257,12 @@ mod tests {
             max_chain: 1,
             min_class: 1024,
             small_spacing: 1024,
-            split: 4096,
+            split: PAGE_SIZE,
             spacing: 1024,
         };
         assert!(build(&coarse).is_ok());
         let too_wide = PoolConfig {
-            spacing: 1032,
+            spacing: MAX_SPAN + 8,
             ..coarse
         };
         assert!(matches!(

@@ -43,7 +43,7 @@
 //!
 //! let pool = ZsPool::new(HeapPageSource).expect("pool");
 //! let h = pool.store(&[7u8; 1500]).expect("store");
-//! let mut out = [0u8; 4096];
+//! let mut out = [0u8; zsmalloc::PAGE_SIZE];
 //! assert_eq!(pool.read(h, &mut out), Ok(1500));
 //! assert_eq!(pool.read_with(h, &mut out, |bytes| bytes.len()), Ok(1500));
 //! assert_eq!(pool.total_frames(), 1);
@@ -164,7 +164,7 @@ impl<S: PageSource> ZsPool<S> {
     }
 
     /// Class index that stores objects of `len` bytes (`None` if `len` is 0 or over
-    /// 4096).
+    /// [`PAGE_SIZE`]).
     pub fn class_index(&self, len: usize) -> Option<usize> {
         if len == 0 || len > PAGE_SIZE {
             return None;
@@ -176,7 +176,7 @@ impl<S: PageSource> ZsPool<S> {
     /// object's bytes and returns its result. An object that lies in one frame is passed
     /// in place, without a copy; one that spans two frames is first copied into
     /// `bounce`, which must then be at least the object's length
-    /// ([`ZPoolError::BadLength`] otherwise; a 4096-byte bounce always suffices).
+    /// ([`ZPoolError::BadLength`] otherwise; a [`PAGE_SIZE`] bounce always suffices).
     ///
     /// `f` runs under the object's class lock (so compaction cannot move the object
     /// meanwhile): keep it short (decompress one page, copy) and do not call back into

@@ -38,7 +38,7 @@ impl MetadataStats {
 pub struct ClassStats {
     /// Class index (the representative of merged classes; the huge class is last).
     pub index: usize,
-    /// Slot size in bytes (header included; 4096 for the huge class).
+    /// Slot size in bytes (header included; `PAGE_SIZE` for the huge class).
     pub size: usize,
     /// Smallest object length this class stores.
     pub min_len: usize,

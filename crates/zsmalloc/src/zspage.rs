@@ -31,8 +31,8 @@ pub(crate) struct ZsPage {
     pub next: u32,
     /// Live objects.
     pub inuse: u16,
-    /// Huge classes: the object's length.
-    pub hlen: u16,
+    /// Huge classes: the object's length (up to `PAGE_SIZE`, 65536 at 64 KiB pages).
+    pub hlen: u32,
     /// Frames present (`frames[..nframes]`).
     nframes: u8,
     /// Fullness group it is listed in (0: not listed).

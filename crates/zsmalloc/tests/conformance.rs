@@ -41,13 +41,14 @@ fn conformance_default_layout_failing_source() {
 }
 
 /// Very coarse classes: many objects share a class, so compaction, spanning objects and
-/// multi-frame zspages are exercised by the suite's random lengths.
+/// multi-frame zspages are exercised by the suite's random lengths (an eighth of a page
+/// apart: 512 bytes at 4 KiB).
 const COARSE: PoolConfig = PoolConfig {
     max_chain: 7,
-    min_class: 512,
-    small_spacing: 512,
-    split: 4096,
-    spacing: 512,
+    min_class: zpool::PAGE_SIZE / 8,
+    small_spacing: zpool::PAGE_SIZE / 8,
+    split: zpool::PAGE_SIZE,
+    spacing: zpool::PAGE_SIZE / 8,
 };
 
 #[test]
@@ -86,7 +87,7 @@ fn conformance_fine_classes_short_chains() {
 /// class.
 #[test]
 fn a_stale_handle_stays_refused_while_its_entry_is_reused() {
-    for len in [700, 4000] {
+    for len in [700, zpool::PAGE_SIZE] {
         zpool_conformance::check_generation_reuse(pool(PoolConfig::DEFAULT), len)
             .unwrap_or_else(|v| panic!("len {len}: {v}"));
     }

@@ -74,14 +74,16 @@ fn class_table_is_consistent_and_merged() {
         }
         for c in table.iter().filter(|c| !c.huge) {
             let k = c.frames_per_zspage;
-            assert!(k <= config.max_chain && c.objs_per_zspage <= 512);
+            // Slot numbers take PAGE_SHIFT - 3 bits: 511, 2047, 8191 slots at most.
+            let cap = PAGE_SIZE / 8;
+            assert!(k <= config.max_chain && c.objs_per_zspage < cap);
             assert!(c.objs_per_zspage * c.size <= k * PAGE_SIZE);
             // Least waste fraction among the chain lengths allowed.
             let waste = |k: usize| {
-                let m = (k * PAGE_SIZE / c.size).min(512);
+                let m = (k * PAGE_SIZE / c.size).min(cap);
                 (k * PAGE_SIZE - m * c.size) as f64 / (k * PAGE_SIZE) as f64
             };
-            let kmax = config.max_chain.min((512 * c.size / PAGE_SIZE).max(1));
+            let kmax = config.max_chain.min((cap * c.size / PAGE_SIZE).max(1));
             let best = (1..=kmax).map(waste).fold(f64::INFINITY, f64::min);
             assert!(waste(k) <= best + 1e-12, "class {c:?}");
         }
@@ -302,7 +304,8 @@ fn failure_at_every_frame_leaves_the_pool_consistent() {
         let mut live = Vec::new();
         let mut failures = 0;
         for i in 0..120u64 {
-            let len = [1500usize, 2600, 700, 4096, 3100][i as usize % 5];
+            // (Lengths for 4 KiB pages, scaled by the page size.)
+            let len = [1500usize, 2600, 700, 4096, 3100][i as usize % 5] * (PAGE_SIZE / 4096);
             let data = pattern(len, i);
             match pool.store(&data) {
                 Ok(h) => live.push((h, data)),
@@ -334,8 +337,9 @@ fn failure_at_every_frame_leaves_the_pool_consistent() {
 }
 
 /// Flipped header bits make the handle an error, never a wrong copy or a panic. The
-/// header is the slot's back-pointer (entry index, bits 0..22) and the length above the
-/// class's shortest (bits 22..32): a flipped back-pointer bit no longer names the
+/// header is the slot's back-pointer (entry index, bits 0..22 at 4 KiB pages, 0..20 at
+/// 16 KiB, 0..18 at 64 KiB) and the length above the class's shortest (the bits above):
+/// a flipped back-pointer bit no longer names the
 /// handle's entry (`InvalidHandle`); a flipped length bit gives `InvalidHandle` or a
 /// length that still fits the slot.
 #[test]
@@ -344,6 +348,8 @@ fn corrupted_headers_are_errors() {
     let pool = ZsPool::new(src.clone()).expect("pool");
     let h = pool.store(&pattern(100, 1)).expect("store");
     let cap = classes(&pool)[pool.class_index(100).expect("class")].max_len;
+    // Index bits: 34 - PAGE_SHIFT (22, 20, 18).
+    let index_bits = 34 - PAGE_SIZE.trailing_zeros() as usize;
     for bit in 0..8 * OBJ_HEADER_SIZE {
         let (byte, mask) = (bit / 8, 1u8 << (bit % 8));
         // SAFETY: single-threaded test; the pool is not inside a method and holds no
@@ -352,10 +358,10 @@ fn corrupted_headers_are_errors() {
         let mut out = vec![0u8; PAGE_SIZE];
         match pool.read(h, &mut out) {
             Err(ZPoolError::InvalidHandle) => {}
-            Ok(n) => assert!(bit >= 22 && n <= cap, "bit {bit}: read {n}"),
+            Ok(n) => assert!(bit >= index_bits && n <= cap, "bit {bit}: read {n}"),
             Err(e) => panic!("unexpected {e:?}"),
         }
-        if bit < 22 {
+        if bit < index_bits {
             assert_eq!(pool.free(h), Err(ZPoolError::InvalidHandle), "bit {bit}");
         }
         // SAFETY: as above.
@@ -392,7 +398,7 @@ fn stale_and_forged_handles_are_errors() {
     ] {
         let h = Handle::from_raw(forged).expect("48-bit");
         assert_eq!(
-            pool.read(h, &mut [0u8; 4096]),
+            pool.read(h, &mut [0u8; PAGE_SIZE]),
             Err(ZPoolError::InvalidHandle),
             "{forged:#x}"
         );
@@ -490,7 +496,7 @@ fn concurrent_store_read_free_compact() {
 #[test]
 fn read_with_maps_in_place_or_through_the_bounce_buffer() {
     let pool = ZsPool::new(HeapPageSource).expect("pool");
-    let len = 1500;
+    let len = 1500 * (PAGE_SIZE / 4096);
     let hs: Vec<Handle> = (0..8u64)
         .map(|i| pool.store(&pattern(len, i)).expect("store"))
         .collect();
@@ -518,7 +524,7 @@ fn read_with_maps_in_place_or_through_the_bounce_buffer() {
     assert!(spanning > 0 && spanning < 8, "{spanning}");
     pool.free(hs[0]).expect("free");
     assert_eq!(
-        pool.read_with(hs[0], &mut [0u8; 4096], |s| s.len()),
+        pool.read_with(hs[0], &mut [0u8; PAGE_SIZE], |s| s.len()),
         Err(ZPoolError::InvalidHandle)
     );
 }

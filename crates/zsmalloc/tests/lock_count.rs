@@ -7,7 +7,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use zpool::{AllocError, Frame, HeapPageSource, PageSource, ZPool};
+use zpool::{AllocError, Frame, HeapPageSource, PAGE_SIZE, PageSource, ZPool};
 use zsmalloc::ZsPool;
 
 /// Counts its calls, and those made while a zsmalloc lock was held.
@@ -59,10 +59,13 @@ fn page_source_is_never_called_with_a_lock_held() {
     let pool = ZsPool::new(&src).expect("pool");
     let mut report = Vec::new();
     // Stores: objects of a few classes (spanning, multi-frame zspages, huge).
-    let mut live: Vec<_> = (0..3000)
+    // (Lengths for 4 KiB pages, scaled by the page size; fewer objects at larger pages.)
+    let s = PAGE_SIZE / 4096;
+    let n = if s == 1 { 3000 } else { 1000 };
+    let mut live: Vec<_> = (0..n)
         .map(|i| {
-            let len = [300, 1500, 2600, 3900, 4096][i % 5] + i % 40;
-            let len = len.min(4096);
+            let len = [300, 1500, 2600, 3900, 4096][i % 5] * s + i % 40;
+            let len = len.min(PAGE_SIZE);
             (pool.store(&pattern(len, i)).expect("store"), len, i)
         })
         .collect();
@@ -82,7 +85,7 @@ fn page_source_is_never_called_with_a_lock_held() {
     let freed = pool.compact();
     assert!(freed > 0);
     report.push(("compact", src.take()));
-    let mut out = vec![0u8; 4096];
+    let mut out = vec![0u8; PAGE_SIZE];
     for &(h, len, i) in &kept {
         assert_eq!(pool.read(h, &mut out), Ok(len));
         assert_eq!(out[..len], pattern(len, i)[..]);

@@ -8,16 +8,20 @@
 
 use std::sync::Arc;
 use zpool::testing::CountingSource;
-use zpool::{Handle, HeapPageSource, ZPool, ZPoolError};
+use zpool::{Handle, HeapPageSource, PAGE_SIZE, ZPool, ZPoolError};
 use zsmalloc::{PoolConfig, ZsPool};
 
-/// Four 1 KiB slots per one-frame zspage (1000-byte objects); frames never grow.
+/// Page size / 4 KiB: lengths below are for 4 KiB pages, scaled.
+const S: usize = PAGE_SIZE / 4096;
+
+/// Four 1 KiB slots per one-frame zspage (1000-byte objects); frames never grow (sizes
+/// times `S` at larger pages).
 const ONE_K: PoolConfig = PoolConfig {
     max_chain: 1,
-    min_class: 1024,
-    small_spacing: 1024,
-    split: 4096,
-    spacing: 1024,
+    min_class: 1024 * S,
+    small_spacing: 1024 * S,
+    split: PAGE_SIZE,
+    spacing: 1024 * S,
 };
 
 /// 2 KiB slots, four per two-frame zspage (2000-byte objects): slots 0 and 1 lie in the
@@ -34,7 +38,7 @@ fn fill(len: usize, b: u8) -> Vec<u8> {
 }
 
 fn read_is(pool: &ZsPool<Src>, h: Handle, len: usize, b: u8) {
-    let mut out = vec![0u8; 4096];
+    let mut out = vec![0u8; PAGE_SIZE];
     let n = pool.read(h, &mut out).expect("read");
     assert_eq!(&out[..n], &fill(len, b)[..]);
 }
@@ -52,7 +56,7 @@ fn compaction_races_free_and_read_in_one_class() {
     loom::model(|| {
         let src = Arc::new(CountingSource::new(HeapPageSource));
         let pool = Arc::new(ZsPool::with_config(src.clone(), ONE_K).expect("pool"));
-        let len = 1000;
+        let len = 1000 * S;
         // A: 4 objects, B: 4 objects; then free 3 of A and 2 of B.
         let hs: Vec<_> = (0..8u8)
             .map(|i| pool.store(&fill(len, i)).expect("store"))
@@ -70,8 +74,10 @@ fn compaction_races_free_and_read_in_one_class() {
 
         read_is(&pool, stay, len, 6);
         // A store in another class meanwhile: its own lock, no interference.
-        let big = pool.store(&[9u8; 3000]).expect("store in another class");
-        read_is(&pool, big, 3000, 9);
+        let big = pool
+            .store(&fill(3000 * S, 9))
+            .expect("store in another class");
+        read_is(&pool, big, 3000 * S, 9);
         pool.free(big).expect("free");
 
         let freed = compactor.join().expect("compactor");
@@ -109,7 +115,7 @@ fn compaction_growing_a_destination_races_free_store_and_read() {
     loom::model(|| {
         let src = Arc::new(CountingSource::new(HeapPageSource));
         let pool = Arc::new(ZsPool::with_config(src.clone(), TWO_K).expect("pool"));
-        let len = 2000;
+        let len = 2000 * S;
         // A: slots 0..4 (2 frames); B: slots 0, 1 (1 frame).
         let a: Vec<_> = (0..4u8)
             .map(|i| pool.store(&fill(len, i)).expect("store"))
@@ -169,7 +175,7 @@ fn stores_that_need_a_frame_race() {
     loom::model(|| {
         let src = Arc::new(CountingSource::new(HeapPageSource));
         let pool = Arc::new(ZsPool::with_config(src.clone(), TWO_K).expect("pool"));
-        let len = 2000;
+        let len = 2000 * S;
         let a0 = pool.store(&fill(len, 1)).expect("store");
         let a1 = pool.store(&fill(len, 2)).expect("store");
         assert_eq!(src.live(), 1);

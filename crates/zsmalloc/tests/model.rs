@@ -12,11 +12,13 @@ use zsmalloc::{PoolConfig, ZsPool};
 fn ops(failing: bool) -> impl Strategy<Value = Vec<Op>> {
     // A band of a few classes: either small objects (many per frame) or objects around
     // 1-3 KiB that span frames of long zspages.
+    // (Bounds for 4 KiB pages, scaled by the page size.)
+    let s = zpool::PAGE_SIZE / 4096;
     let band = prop_oneof![
-        Just((1usize, 120usize)),
-        Just((900, 1200)),
-        Just((2000, 3000)),
-        Just((3900, 4096))
+        Just((1usize, 120 * s)),
+        Just((900 * s, 1200 * s)),
+        Just((2000 * s, 3000 * s)),
+        Just((3900 * s, 4096 * s))
     ];
     band.prop_flat_map(move |(lo, hi)| {
         let len = lo..=hi;
