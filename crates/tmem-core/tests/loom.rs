@@ -5,7 +5,7 @@
 use loom::sync::Arc;
 use loom::thread;
 use tmem_core::testing::{SeedCtx, SeedPam, seed_page};
-use tmem_core::{LoadMode, Oid, PoolKind, Tmem, TmemError};
+use tmem_core::{LoadMode, Oid, PAGE_SIZE, PoolKind, Tmem, TmemError};
 
 const O: Oid = Oid::new(42, 0, 0);
 
@@ -30,7 +30,7 @@ fn store_load_invalidate_one_bucket() {
             t2.store(&mut ctx, p, O, 1, &seed_page(11)).unwrap();
             t2.invalidate_page(p, O, 2).unwrap();
         });
-        let mut out = [0u8; 4096];
+        let mut out = [0u8; PAGE_SIZE];
         t.store(&mut ctx, p, O, 2, &seed_page(20)).unwrap();
         if t.load(&mut ctx, p, O, 1, &mut out, LoadMode::Keep).unwrap() {
             assert!(out == seed_page(10) || out == seed_page(11));
@@ -63,7 +63,7 @@ fn destroy_races_store_and_load() {
             let mut ctx = SeedCtx::default();
             let r = t2.store_in(&mut ctx, &h, O, 5, &seed_page(5));
             assert!(r.is_ok() || r == Err(TmemError::PoolDestroyed), "{r:?}");
-            let mut out = [0u8; 4096];
+            let mut out = [0u8; PAGE_SIZE];
             match t2.load_from(&mut ctx, &h, O, 0, &mut out, LoadMode::Keep) {
                 Ok(true) => assert_eq!(out, seed_page(1)),
                 Ok(false) => panic!("persistent page vanished before destroy"),
@@ -92,7 +92,7 @@ fn compare_and_invalidate_races_new_store() {
         });
         t.store(&mut ctx, p, O, 7, &seed_page(2)).unwrap();
         th.join().unwrap();
-        let mut out = [0u8; 4096];
+        let mut out = [0u8; PAGE_SIZE];
         assert!(
             t.load(&mut ctx, p, O, 7, &mut out, LoadMode::Keep).unwrap(),
             "new store lost"
