@@ -229,7 +229,9 @@ fn compaction_repairs_lone_frames_and_keeps_handles_valid() {
 #[test]
 fn compaction_leaves_unpairable_frames_alone() {
     let (p, _src) = pool();
-    let hs: Vec<Handle> = (0..5).map(|i| p.store(&data(2500 * S, i)).unwrap()).collect();
+    let hs: Vec<Handle> = (0..5)
+        .map(|i| p.store(&data(2500 * S, i)).unwrap())
+        .collect();
     assert_eq!(p.total_frames(), 5);
     assert_eq!(p.compact(), 0, "no two 40-chunk objects fit one frame");
     for (i, h) in hs.iter().enumerate() {
@@ -323,7 +325,12 @@ fn compaction_repairs_pairs_that_arrival_order_got_wrong() {
     let (p, src) = pool();
     // Arrival order A (10 chunks), B (50), C (54), D (14): best fit gives [A, B], [C],
     // [D]; the lone C and D cannot pair (68 chunks), but [A, C] + [B, D] fit two frames.
-    let sizes = [10 * CHUNK_SIZE, 50 * CHUNK_SIZE, 54 * CHUNK_SIZE, 14 * CHUNK_SIZE];
+    let sizes = [
+        10 * CHUNK_SIZE,
+        50 * CHUNK_SIZE,
+        54 * CHUNK_SIZE,
+        14 * CHUNK_SIZE,
+    ];
     let hs: Vec<Handle> = sizes
         .iter()
         .enumerate()
@@ -386,7 +393,9 @@ fn one_thread_keeps_every_object_in_shard_zero_and_packs_as_one_shard() {
 fn handles_carry_their_shard_and_shards_keep_their_own_entries() {
     let src = Arc::new(CountingSource::new(HeapPageSource));
     let p = ZBud::with_shards_round_robin(Arc::clone(&src), 4);
-    let hs: Vec<Handle> = (0..8u8).map(|i| p.store(&data(3000 * S, i)).unwrap()).collect();
+    let hs: Vec<Handle> = (0..8u8)
+        .map(|i| p.store(&data(3000 * S, i)).unwrap())
+        .collect();
     for (i, h) in hs.iter().enumerate() {
         let shard = i % 4;
         assert_eq!(p.locate(*h).unwrap().shard, shard);

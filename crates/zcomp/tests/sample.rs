@@ -23,7 +23,10 @@ fn sample_round_trips_with_every_algorithm() {
             back.fill(0xA5);
             c.decompress(&scratch[..len], back.as_mut_slice().try_into().unwrap())
                 .unwrap_or_else(|e| panic!("{alg} page {i}: {e}"));
-            assert!(back[..] == page[..], "{alg} page {i} differs after the round trip");
+            assert!(
+                back[..] == page[..],
+                "{alg} page {i} differs after the round trip"
+            );
             total += len;
         }
         // Sanity: real pages compress (the sample is far from random data).
