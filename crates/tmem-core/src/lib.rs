@@ -29,7 +29,7 @@
 //! let mut ctx = Default::default();
 //! let page = seed_page(42);
 //! tmem.store(&mut ctx, pool, Oid::new(7, 0, 0), u64::MAX, &page).unwrap();
-//! let mut out = [0u8; 4096];
+//! let mut out = [0u8; tmem_core::PAGE_SIZE];
 //! assert!(tmem.load(&mut ctx, pool, Oid::new(7, 0, 0), u64::MAX, &mut out, LoadMode::Default).unwrap());
 //! assert_eq!(out, page);
 //! tmem.destroy_pool(client, pool).unwrap();

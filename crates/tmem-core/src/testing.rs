@@ -17,7 +17,7 @@ use crate::pam::{LoadStep, PAGE_SIZE, Page, PamOps};
 use crate::pool::{LoadMode, PoolInfo, PoolKind, StoreOutcome};
 use crate::{TmemError, tmem::Tmem};
 
-/// The page that seed `seed` stands for: a cheap, seed-unique pattern over all 4096
+/// The page that seed `seed` stands for: a cheap, seed-unique pattern over all `PAGE_SIZE`
 /// bytes (the seed itself in the first 4 bytes).
 pub fn seed_page(seed: u32) -> Page {
     let mut p = [0u8; PAGE_SIZE];

@@ -2,10 +2,10 @@
 //! instances, errors.
 
 use tmem_core::testing::{SeedCtx, SeedError, SeedPam, seed_page};
-use tmem_core::{LoadMode, Oid, PoolKind, StoreOutcome, Tmem, TmemError, Uuid};
+use tmem_core::{LoadMode, Oid, PAGE_SIZE, Page, PoolKind, StoreOutcome, Tmem, TmemError, Uuid};
 
-fn page() -> [u8; 4096] {
-    [0u8; 4096]
+fn page() -> Page {
+    [0u8; PAGE_SIZE]
 }
 
 #[test]

@@ -5,9 +5,36 @@
 use loom::sync::Arc;
 use loom::thread;
 use tmem_core::testing::{SeedCtx, SeedPam, seed_page};
-use tmem_core::{LoadMode, Oid, PoolKind, Tmem, TmemError};
+use tmem_core::{LoadMode, Oid, PAGE_SIZE, PoolKind, Tmem, TmemError};
 
 const O: Oid = Oid::new(42, 0, 0);
+
+/// Stack for every model thread above 4 KiB pages: the models keep a few pages on the
+/// stack (`seed_page` returns one by value), and loom's coroutines have 32 KiB.
+const STACK: usize = 32 * PAGE_SIZE;
+
+/// Runs a model body: as is at 4 KiB; at larger pages on a loom thread with [`STACK`]
+/// (the model's main coroutine cannot be given more stack), joined at once.
+fn model(f: impl Fn() + Sync + Send + 'static) {
+    if PAGE_SIZE == 4096 {
+        loom::model(f);
+    } else {
+        let f = std::sync::Arc::new(f);
+        loom::model(move || {
+            let f = f.clone();
+            spawn(move || f()).join().unwrap();
+        });
+    }
+}
+
+/// `thread::spawn`, with [`STACK`] above 4 KiB pages.
+fn spawn<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> thread::JoinHandle<T> {
+    if PAGE_SIZE == 4096 {
+        thread::spawn(f)
+    } else {
+        thread::Builder::new().stack_size(STACK).spawn(f).unwrap()
+    }
+}
 
 fn setup(kind: PoolKind) -> (Arc<Tmem<SeedPam>>, tmem_core::ClientId, tmem_core::PoolId) {
     let t = Arc::new(Tmem::new(SeedPam::new()));
@@ -20,17 +47,17 @@ fn setup(kind: PoolKind) -> (Arc<Tmem<SeedPam>>, tmem_core::ClientId, tmem_core:
 /// page that was stored under that key (or a miss), never other bytes; nothing leaks.
 #[test]
 fn store_load_invalidate_one_bucket() {
-    loom::model(|| {
+    model(|| {
         let (t, c, p) = setup(PoolKind::Persistent);
         let mut ctx = SeedCtx::default();
         t.store(&mut ctx, p, O, 1, &seed_page(10)).unwrap();
         let t2 = t.clone();
-        let th = thread::spawn(move || {
+        let th = spawn(move || {
             let mut ctx = SeedCtx::default();
             t2.store(&mut ctx, p, O, 1, &seed_page(11)).unwrap();
             t2.invalidate_page(p, O, 2).unwrap();
         });
-        let mut out = [0u8; 4096];
+        let mut out = [0u8; PAGE_SIZE];
         t.store(&mut ctx, p, O, 2, &seed_page(20)).unwrap();
         if t.load(&mut ctx, p, O, 1, &mut out, LoadMode::Keep).unwrap() {
             assert!(out == seed_page(10) || out == seed_page(11));
@@ -53,17 +80,17 @@ fn store_load_invalidate_one_bucket() {
 /// either complete before it or fail cleanly, and no descriptor leaks.
 #[test]
 fn destroy_races_store_and_load() {
-    loom::model(|| {
+    model(|| {
         let (t, c, p) = setup(PoolKind::Persistent);
         let mut ctx = SeedCtx::default();
         t.store(&mut ctx, p, O, 0, &seed_page(1)).unwrap();
         let h = t.pool(p).unwrap();
         let t2 = t.clone();
-        let th = thread::spawn(move || {
+        let th = spawn(move || {
             let mut ctx = SeedCtx::default();
             let r = t2.store_in(&mut ctx, &h, O, 5, &seed_page(5));
             assert!(r.is_ok() || r == Err(TmemError::PoolDestroyed), "{r:?}");
-            let mut out = [0u8; 4096];
+            let mut out = [0u8; PAGE_SIZE];
             match t2.load_from(&mut ctx, &h, O, 0, &mut out, LoadMode::Keep) {
                 Ok(true) => assert_eq!(out, seed_page(1)),
                 Ok(false) => panic!("persistent page vanished before destroy"),
@@ -80,19 +107,19 @@ fn destroy_races_store_and_load() {
 /// must survive.
 #[test]
 fn compare_and_invalidate_races_new_store() {
-    loom::model(|| {
+    model(|| {
         let (t, c, p) = setup(PoolKind::Ephemeral);
         let mut ctx = SeedCtx::default();
         t.store(&mut ctx, p, O, 7, &seed_page(1)).unwrap();
         let old = t.pam().last_created(1);
         let t2 = t.clone();
-        let th = thread::spawn(move || {
+        let th = spawn(move || {
             // The evictor holds the old descriptor and invalidates only if unchanged.
             t2.compare_and_invalidate(p, O, 7, &old).unwrap();
         });
         t.store(&mut ctx, p, O, 7, &seed_page(2)).unwrap();
         th.join().unwrap();
-        let mut out = [0u8; 4096];
+        let mut out = [0u8; PAGE_SIZE];
         assert!(
             t.load(&mut ctx, p, O, 7, &mut out, LoadMode::Keep).unwrap(),
             "new store lost"
@@ -109,7 +136,7 @@ fn compare_and_invalidate_races_new_store() {
 /// leaving phantom members in the rest, which were then never drained).
 #[test]
 fn destroy_client_races_destroy_pool() {
-    loom::model(|| {
+    model(|| {
         let t = Arc::new(Tmem::new(SeedPam::new()));
         let c = t.new_client().unwrap();
         let mut ctx = SeedCtx::default();
@@ -122,7 +149,7 @@ fn destroy_client_races_destroy_pool() {
             .collect();
         let t2 = t.clone();
         let p0 = pools[0];
-        let th = thread::spawn(move || {
+        let th = spawn(move || {
             // May lose to destroy_client: then the client or membership is gone.
             let _ = t2.destroy_pool(c, p0);
         });

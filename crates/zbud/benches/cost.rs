@@ -215,7 +215,7 @@ fn summary(pages: &[&[u8; PAGE_SIZE]], objs: &[Vec<u8>]) {
 }
 
 fn cost(c: &mut Criterion) {
-    let corpus = Corpus::sample();
+    let corpus = Corpus::sample().joined::<PAGE_SIZE>();
     let pages: Vec<&[u8; PAGE_SIZE]> = corpus
         .iter()
         .filter(|(r, _)| !r.same_filled())

@@ -1,9 +1,12 @@
-//! Density of zbud on the dev corpus: every page compressed with lz4_flex (same-filled
-//! pages skipped, pages that do not shrink stored raw at 4096 bytes) and stored once, in
-//! arrival order. Prints frames against the ideal, against a simulation of Linux
-//! `mm/zbud` (63 usable chunks after a one-chunk header, unbuddied lists by free chunks,
+//! Density of zbud on the dev corpus at the build's page size (`Corpus::joined::<
+//! PAGE_SIZE>()`: 8,368 pages at 4 KiB, 1,874 at 16 KiB, 416 at 64 KiB): every page
+//! compressed with lz4_flex (same-filled pages skipped, pages that do not shrink stored
+//! raw at `PAGE_SIZE` bytes) and stored once, in arrival order. Prints frames against the
+//! ideal, against a simulation of Linux `mm/zbud` at the same page size (chunks of
+//! `PAGE_SIZE / 64`, 63 usable after a one-chunk header, unbuddied lists by free chunks,
 //! smallest sufficient hole first) on the same sizes, and against the offline optimum
-//! pairing; then compacts and prints again. The same report is printed for the C lz4
+//! pairing (also with 64-byte chunks, what finer chunks could give at 16/64 KiB); then
+//! compacts and prints again. The same report is printed for the C lz4
 //! library's sizes (the `lz4` crate), which `testdata/README.md` used for its reference
 //! figures. A criterion measurement of filling a pool with every dev object follows.
 //!
@@ -16,7 +19,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group};
-use zbud::{CHUNK_SIZE, NCHUNKS, ZBud, chunks_for};
+use zbud::{CHUNK_SIZE, NCHUNKS, ZBud};
 use zcache_testdata::Corpus;
 use zpool::testing::CountingSource;
 use zpool::{HeapPageSource, PAGE_SIZE, ZPool};
@@ -26,6 +29,7 @@ use zpool::{HeapPageSource, PAGE_SIZE, ZPool};
 fn objects(corpus: &Corpus, c_lz4: bool) -> Vec<Vec<u8>> {
     let mut buf = vec![0u8; lz4_flex::block::get_maximum_output_size(PAGE_SIZE)];
     corpus
+        .joined::<PAGE_SIZE>()
         .iter()
         .filter(|(r, _)| !r.same_filled())
         .map(|(_, page)| {
@@ -44,12 +48,17 @@ fn objects(corpus: &Corpus, c_lz4: bool) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// Linux's chunk at this page size: `CHUNK_SHIFT = PAGE_SHIFT - NCHUNKS_ORDER (6)`.
+const LCHUNK: usize = PAGE_SIZE >> 6;
+/// Linux's largest object: `PAGE_SIZE - ZHDR_SIZE_ALIGNED - CHUNK_SIZE` (3968 at 4 KiB).
+const LMAX: usize = PAGE_SIZE - 2 * LCHUNK;
+
 /// Linux `mm/zbud` placement in arrival order, no frees: a one-chunk header leaves 63
-/// chunks; objects over 3968 bytes are refused by Linux (counted here as one frame each,
-/// as if stored uncompressed, and reported). Returns (frames, refused).
+/// chunks of `PAGE_SIZE / 64`; objects over `LMAX` bytes are refused by Linux (counted
+/// here as one frame each, as if stored uncompressed, and reported). Returns (frames,
+/// refused).
 fn linux_zbud_frames(sizes: &[usize]) -> (usize, usize) {
     const LNCHUNKS: usize = 63;
-    const LMAX: usize = PAGE_SIZE - 2 * CHUNK_SIZE; // 3968
     // unbuddied[free chunks] = number of lone pages with that many free chunks (with no
     // frees, which page of a list is taken does not change the count).
     let mut unbuddied = [0usize; LNCHUNKS + 1];
@@ -60,7 +69,7 @@ fn linux_zbud_frames(sizes: &[usize]) -> (usize, usize) {
             frames += 1;
             continue;
         }
-        let c = chunks_for(s);
+        let c = s.div_ceil(LCHUNK);
         // Search from `c` upward: the first non-empty list is the smallest sufficient hole.
         if let Some(k) = (c..LNCHUNKS).find(|&k| unbuddied[k] > 0) {
             unbuddied[k] -= 1; // the page becomes buddied
@@ -75,8 +84,8 @@ fn linux_zbud_frames(sizes: &[usize]) -> (usize, usize) {
 /// Offline optimum: the most pairs of objects that fit `capacity` chunks together
 /// (two-pointer on sorted chunk counts, which maximises the pairs); frames = objects -
 /// pairs.
-fn optimum_frames(sizes: &[usize], capacity: usize) -> usize {
-    let mut c: Vec<usize> = sizes.iter().map(|&s| chunks_for(s)).collect();
+fn optimum_frames(sizes: &[usize], chunk: usize, capacity: usize) -> usize {
+    let mut c: Vec<usize> = sizes.iter().map(|&s| s.div_ceil(chunk)).collect();
     c.sort_unstable();
     let (mut i, mut j, mut pairs) = (0usize, c.len(), 0usize);
     while j > 0 && i + 1 < j {
@@ -100,8 +109,9 @@ fn report(name: &str, objs: &[Vec<u8>], shards: usize) {
     let st = pool.zbud_stats();
     let meta = pool.stats().metadata_bytes;
     let (linux, refused) = linux_zbud_frames(&sizes);
-    let opt64 = optimum_frames(&sizes, NCHUNKS);
-    let opt63 = optimum_frames(&sizes, 63);
+    let opt64 = optimum_frames(&sizes, CHUNK_SIZE, NCHUNKS);
+    let opt63 = optimum_frames(&sizes, CHUNK_SIZE, 63);
+    let opt_fine = optimum_frames(&sizes, 64, PAGE_SIZE / 64);
     let freed = pool.compact();
     let after = pool.total_frames();
     let st2 = pool.zbud_stats();
@@ -114,19 +124,25 @@ fn report(name: &str, objs: &[Vec<u8>], shards: usize) {
     let per_shard: Vec<usize> = (0..pool.shards())
         .map(|i| pool.shard_stats(i).map_or(0, |s| s.objects))
         .collect();
-    println!("== zbud density, {name} sizes, dev corpus, {shards} shard(s) ==");
+    println!(
+        "== zbud density, {name} sizes, dev corpus, {} KiB pages ({CHUNK_SIZE} B chunks), {shards} shard(s) ==",
+        PAGE_SIZE >> 10
+    );
     println!("objects per shard (one thread): {per_shard:?}");
     println!(
-        "objects {} (same-filled pages skipped), bytes {total}, mean {:.0} B, raw (>= 4096 B) {}",
+        "objects {} (same-filled pages skipped), bytes {total}, mean {:.0} B, raw (>= {PAGE_SIZE} B) {}",
         sizes.len(),
         total as f64 / sizes.len() as f64,
         sizes.iter().filter(|&&s| s == PAGE_SIZE).count()
     );
-    println!("ideal (bytes / 4096)              {ideal:>6}");
+    println!("ideal (bytes / {PAGE_SIZE})             {ideal:>6}");
     println!(
-        "Linux mm/zbud best fit, arrival   {linux:>6}  ({refused} objects over 3968 B counted as one frame each)"
+        "Linux mm/zbud best fit, arrival   {linux:>6}  = {:.3}x ideal ({refused} objects over {LMAX} B counted as one frame each)",
+        linux as f64 / ideal as f64
     );
-    println!("offline optimum pairing, 64 chunks {opt64:>5}   (63 chunks: {opt63})");
+    println!(
+        "offline optimum pairing, 64 chunks {opt64:>5}   (63 chunks: {opt63}; 64-byte chunks: {opt_fine})"
+    );
     println!(
         "zbud, arrival order               {frames:>6}  = {:.3}x ideal, {:.3}x Linux, {:.3}x optimum; lone frames {}",
         frames as f64 / ideal as f64,

@@ -202,7 +202,7 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(9);
-    let corpus = Corpus::sample();
+    let corpus = Corpus::sample().joined::<PAGE_SIZE>();
     let mut buf = vec![0u8; lz4_flex::block::get_maximum_output_size(PAGE_SIZE)];
     let pages: Vec<&[u8; PAGE_SIZE]> = corpus
         .iter()

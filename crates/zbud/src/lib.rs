@@ -1,8 +1,11 @@
-//! `zbud`: at most two compressed objects ("buddies") per 4 KiB page frame.
+//! `zbud`: at most two compressed objects ("buddies") per page frame (the build's
+//! [`PAGE_SIZE`]: 4, 16 or 64 KiB).
 //!
-//! * Frames are cut into [`NCHUNKS`] = 64 chunks of [`CHUNK_SIZE`] = 64 bytes. All
-//!   metadata lives outside the frames, so the whole frame is usable: the largest object
-//!   is [`MAX_OBJECT`] = 4096 bytes (64 chunks, a frame of its own). The first buddy sits
+//! * Frames are cut into [`NCHUNKS`] = 64 chunks of [`CHUNK_SIZE`] = `PAGE_SIZE / 64`
+//!   bytes (64 at 4 KiB, 256 at 16 KiB, 1024 at 64 KiB: Linux zbud's `CHUNK_SHIFT =
+//!   PAGE_SHIFT - NCHUNKS_ORDER`). All metadata lives outside the frames, so the whole
+//!   frame is usable: the largest object is [`MAX_OBJECT`] = `PAGE_SIZE` bytes (64
+//!   chunks, a frame of its own). The first buddy sits
 //!   at offset 0, the last buddy is right-justified to the end of the frame, so the free
 //!   space of a frame with one object is one contiguous run in the middle.
 //! * Frames holding one object ("lone" frames) sit on unbuddied lists indexed by free
@@ -25,7 +28,9 @@
 //! double-freed handle is an error unless its entry has been freed a multiple of 2^23
 //! (8,388,608) times since and is live again, a forged one unless it equals a live
 //! object's handle. Sharding changes none of that: the shard is part of the entry's
-//! index in the handle.
+//! index in the handle. The entry's length field is `PAGE_SHIFT + 1` bits (13, 15, 17)
+//! and its frame index `36 - PAGE_SHIFT` bits (24, 22, 20), so an entry stays 62 bits and
+//! a shard holds 64 GiB of frames at every page size.
 //!
 //! Shards: a pool is `K` independent shards ([`ZBud::with_shards`]; [`ZBud::new`] takes
 //! [`DEFAULT_SHARDS`] = 4; `K` is a power of two up to [`MAX_SHARDS`]), each with its own
@@ -65,17 +70,27 @@ use alloc::vec::Vec;
 
 use meta::{Desc, Entry, FRAME_BITS, GEN_BITS, GEN_MASK, HIDX_BITS, HNIL, NIL};
 use sync::{AtomicUsize, Mutex, MutexGuard};
-use zpool::{Frame, Handle, PAGE_SIZE, PageSource, PoolStats, ZPool, ZPoolError};
+use zpool::{Frame, Handle, PageSource, PoolStats, ZPool, ZPoolError};
+
+pub use zpool::PAGE_SIZE;
 
 pub use compact::{MOVES_PER_HOLD, PAIRS_PER_HOLD, PLAN_UNITS, SNAP_FRAMES};
 
-/// Bytes per chunk: objects are placed in whole chunks.
-pub const CHUNK_SIZE: usize = 64;
-/// Chunks per frame (all usable: metadata is out of band).
+/// log2 of [`NCHUNKS`] (Linux zbud's `NCHUNKS_ORDER`).
+pub const NCHUNKS_ORDER: u32 = 6;
+/// log2 of [`CHUNK_SIZE`]: `PAGE_SHIFT - NCHUNKS_ORDER` (6, 8, 10 at 4, 16, 64 KiB).
+pub const CHUNK_SHIFT: u32 = zplat::PAGE_SHIFT - NCHUNKS_ORDER;
+/// Bytes per chunk: objects are placed in whole chunks. `PAGE_SIZE / 64`: 64 bytes at
+/// 4 KiB, 256 at 16 KiB, 1024 at 64 KiB. (Finer chunks at larger pages would grow the
+/// per-shard list heads, the 64-bit list mask and compaction's per-hold work with
+/// `NCHUNKS`; `benches/density.rs` prints what they would save.)
+pub const CHUNK_SIZE: usize = 1 << CHUNK_SHIFT;
+/// Chunks per frame (all usable: metadata is out of band): 64 at every page size.
 pub const NCHUNKS: usize = PAGE_SIZE / CHUNK_SIZE;
-/// The largest object: a whole frame (4096 bytes), which then holds no buddy.
+/// The largest object: a whole frame (`PAGE_SIZE` bytes), which then holds no buddy.
 pub const MAX_OBJECT: usize = PAGE_SIZE;
-/// Most frames one shard holds (frame indexes are 24 bits): 16 777 214 frames, 64 GiB.
+/// Most frames one shard holds (frame indexes are `36 - PAGE_SHIFT` bits: 24, 22, 20
+/// at 4, 16, 64 KiB): 16 777 214, 4 194 302 or 1 048 574 frames, 64 GiB at each size.
 /// A pool of one shard holds at most this many.
 pub const MAX_FRAMES: usize = NIL as usize - 1;
 /// Most handle entries (live objects) one pool holds, all shards together (25-bit
@@ -85,6 +100,9 @@ pub const MAX_HANDLES: usize = HNIL as usize - 1;
 pub const DEFAULT_SHARDS: usize = 4;
 /// Most shards one pool has (6 of the handle's 25 index bits).
 pub const MAX_SHARDS: usize = 64;
+
+const _: () = assert!(NCHUNKS == 64 && CHUNK_SIZE * NCHUNKS == PAGE_SIZE);
+const _: () = assert!(PAGE_SIZE <= meta::MAX_LEN);
 
 /// Chunks an object of `len` bytes occupies.
 pub const fn chunks_for(len: usize) -> usize {
@@ -884,7 +902,7 @@ impl<S: PageSource> Drop for ZBud<S> {
 // Compile-time checks of the encoding widths.
 const _: () = assert!(HIDX_BITS + GEN_BITS == Handle::BITS);
 const _: () = assert!(2 * MAX_FRAMES <= MAX_HANDLES);
-const _: () = assert!(FRAME_BITS == 24);
+const _: () = assert!(FRAME_BITS + zplat::PAGE_SHIFT == 36); // 64 GiB of frames per shard
 const _: () = assert!(shard_entries(0) == MAX_HANDLES);
 const _: () = assert!(MAX_SHARDS.is_power_of_two() && MAX_SHARDS.trailing_zeros() < HIDX_BITS);
 
@@ -906,19 +924,21 @@ mod tests {
         let mut p = ZBud::with_shards(HeapPageSource, 2);
         p.first.inner.get_mut().max_entries = 3;
         p.rest[0].inner.get_mut().max_entries = 2;
-        // 3000-byte objects never pair: a frame each.
-        let hs: Vec<Handle> = (0..5).map(|_| p.store(&[7; 3000]).unwrap()).collect();
+        // Objects of 47 of 64 chunks (3000 bytes at 4 KiB) never pair: a frame each.
+        const OBJ: usize = 3000 * zplat::PAGE_SCALE;
+        let obj = alloc::vec![7u8; OBJ];
+        let hs: Vec<Handle> = (0..5).map(|_| p.store(&obj).unwrap()).collect();
         let shards: Vec<usize> = hs.iter().map(|h| p.locate(*h).unwrap().shard).collect();
         assert_eq!(shards, [0, 0, 0, 1, 1]);
-        assert_eq!(p.store(&[7; 3000]), Err(ZPoolError::NoMemory));
+        assert_eq!(p.store(&obj), Err(ZPoolError::NoMemory));
         assert_eq!(p.malloc(10), Err(ZPoolError::NoMemory));
         assert_eq!(p.total_frames(), 5);
         // A free in shard 0 makes room there again (an entry of its own).
         p.free(hs[1]).unwrap();
         let h = p.store(&[8; 100]).unwrap();
         assert_eq!(p.locate(h).unwrap().shard, 0);
-        let mut out = [0u8; 4096];
+        let mut out = alloc::vec![0u8; PAGE_SIZE];
         assert_eq!(p.read(h, &mut out), Ok(100));
-        assert_eq!(p.read(hs[4], &mut out), Ok(3000));
+        assert_eq!(p.read(hs[4], &mut out), Ok(OBJ));
     }
 }

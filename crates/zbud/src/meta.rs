@@ -1,7 +1,8 @@
 //! Out-of-band metadata, packed: frame descriptors (24 bytes) and handle entries (8 bytes).
 //!
 //! Frame descriptor, besides the `Frame` (8 bytes), 128 bits in two `u64` words (not a
-//! `u128`, whose 16-byte alignment would pad the descriptor to 32 bytes), 77 of them used:
+//! `u128`, whose 16-byte alignment would pad the descriptor to 32 bytes), 77 of them used
+//! (the `prev` field is [`FRAME_BITS`] wide: 24 bits at 4 KiB, fewer at larger pages):
 //!
 //! | bits    | field                                                                |
 //! |---------|----------------------------------------------------------------------|
@@ -16,18 +17,21 @@
 //! empty side's 25 bits hold the list's `next` link, so the doubly linked unbuddied lists
 //! cost no extra word.
 //!
-//! Handle entry (`u64`): generation (23 bits), live (1), buddy (1), length (13 bits,
-//! 1..=4096), frame index (24 bits). A free entry keeps its generation and links the
+//! Handle entry (`u64`): generation (23 bits), live (1), buddy (1), length
+//! (`PAGE_SHIFT + 1` bits, 1..=PAGE_SIZE: 13 bits at 4 KiB, 15 at 16 KiB, 17 at 64 KiB),
+//! frame index (`36 - PAGE_SHIFT` bits: 24, 22, 20; a shard's frames span 64 GiB at every
+//! size). 62 bits at every page size. A free entry keeps its generation and links the
 //! free list through bits 25..50.
 
 use zpool::Frame;
 
-/// "No frame": the largest 24-bit value.
+/// "No frame": the largest `FRAME_BITS`-bit value.
 pub(crate) const NIL: u32 = (1 << FRAME_BITS) - 1;
 /// "No handle entry": the largest 25-bit value.
 pub(crate) const HNIL: u32 = (1 << HIDX_BITS) - 1;
 
-pub(crate) const FRAME_BITS: u32 = 24;
+/// Frame-index bits: 24 at 4 KiB, 22 at 16 KiB, 20 at 64 KiB (2^36 bytes of frames).
+pub(crate) const FRAME_BITS: u32 = 36 - zplat::PAGE_SHIFT;
 pub(crate) const HIDX_BITS: u32 = 25;
 pub(crate) const GEN_BITS: u32 = 23;
 pub(crate) const GEN_MASK: u64 = (1 << GEN_BITS) - 1;
@@ -171,9 +175,16 @@ pub(crate) struct Entry(u64);
 const LIVE_BIT: u32 = 23;
 const BUDDY_BIT: u32 = 24;
 const LEN_SHIFT: u32 = 25;
-const LEN_BITS: u32 = 13;
-const FRAME_SHIFT: u32 = 38;
+/// Length bits: lengths 1..=PAGE_SIZE, stored as is (13 bits at 4 KiB).
+const LEN_BITS: u32 = zplat::PAGE_SHIFT + 1;
+/// The longest length an entry holds.
+pub(crate) const MAX_LEN: usize = (1 << LEN_BITS) - 1;
+const FRAME_SHIFT: u32 = LEN_SHIFT + LEN_BITS;
 const NEXT_SHIFT: u32 = 25;
+
+const _: () = assert!(FRAME_SHIFT + FRAME_BITS <= 64);
+const _: () = assert!(NEXT_SHIFT + HIDX_BITS <= 64);
+const _: () = assert!(UB_PREV.shift + FRAME_BITS <= HAS[0].shift);
 
 impl Entry {
     /// A free entry with generation `generation` linking to `next`.
@@ -181,7 +192,7 @@ impl Entry {
         Entry((generation & GEN_MASK) | (u64::from(next) << NEXT_SHIFT))
     }
 
-    /// A live entry for an object of `len` bytes (1..=4096) on side `side` of `frame`.
+    /// A live entry for an object of `len` bytes (1..=PAGE_SIZE) on side `side` of `frame`.
     pub(crate) fn live(generation: u64, frame: u32, side: usize, len: usize) -> Entry {
         Entry(
             (generation & GEN_MASK)
@@ -248,12 +259,17 @@ mod tests {
 
     #[test]
     fn entries_round_trip() {
-        let e = Entry::live(GEN_MASK, NIL - 1, 1, 4096);
+        let e = Entry::live(GEN_MASK, NIL - 1, 1, zpool::PAGE_SIZE);
         assert!(e.is_live());
         assert_eq!(
             (e.generation(), e.frame(), e.side(), e.len()),
-            (GEN_MASK, NIL - 1, 1, 4096)
+            (GEN_MASK, NIL - 1, 1, zpool::PAGE_SIZE)
         );
+        let e = Entry::live(0, 0, 0, 1);
+        assert_eq!((e.generation(), e.frame(), e.side(), e.len()), (0, 0, 0, 1));
+        assert_eq!(FRAME_SHIFT + FRAME_BITS, 62);
+        // 64 GiB of frames per shard at every page size.
+        assert_eq!((NIL as usize + 1) * zpool::PAGE_SIZE, 1 << 36);
         let f = Entry::free(5, HNIL);
         assert!(!f.is_live());
         assert_eq!((f.generation(), f.next_free()), (5, HNIL));

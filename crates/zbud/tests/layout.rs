@@ -6,6 +6,10 @@ use zbud::{Buddy, CHUNK_SIZE, MAX_OBJECT, NCHUNKS, ZBud, chunks_for};
 use zpool::testing::{CountingSource, FailMode, FailingSource};
 use zpool::{Handle, HeapPageSource, PAGE_SIZE, ZPool, ZPoolError};
 
+/// Byte sizes below are written for 4 KiB pages and scaled by this (chunks scale with the
+/// page: `CHUNK_SIZE = PAGE_SIZE / 64`), so every test places the same chunks.
+const S: usize = zplat::PAGE_SCALE;
+
 type Src = Arc<CountingSource<HeapPageSource>>;
 
 fn pool() -> (ZBud<Src>, Src) {
@@ -26,29 +30,29 @@ fn read_back(p: &ZBud<Src>, h: Handle) -> Vec<u8> {
 #[test]
 fn first_buddy_at_start_last_right_justified() {
     let (p, src) = pool();
-    let a = p.store(&data(1000, 1)).unwrap();
-    let b = p.store(&data(500, 2)).unwrap();
+    let a = p.store(&data(1000 * S, 1)).unwrap();
+    let b = p.store(&data(500 * S, 2)).unwrap();
     let la = p.locate(a).unwrap();
     let lb = p.locate(b).unwrap();
     assert_eq!((la.buddy, la.offset), (Buddy::First, 0));
     assert_eq!(lb.frame_index, la.frame_index, "500 B pairs with 1000 B");
     assert_eq!(lb.buddy, Buddy::Last);
-    assert_eq!(lb.offset, PAGE_SIZE - chunks_for(500) * CHUNK_SIZE);
-    assert_eq!(lb.offset, 3584);
+    assert_eq!(lb.offset, PAGE_SIZE - chunks_for(500 * S) * CHUNK_SIZE);
+    assert_eq!(lb.offset, 3584 * S);
     assert_eq!(src.live(), 1);
-    assert_eq!(read_back(&p, a), data(1000, 1));
-    assert_eq!(read_back(&p, b), data(500, 2));
+    assert_eq!(read_back(&p, a), data(1000 * S, 1));
+    assert_eq!(read_back(&p, b), data(500 * S, 2));
     // Free the first buddy: the last one stays where it is, and a new object that fits
     // goes to the start.
     p.free(a).unwrap();
-    let c = p.store(&data(3000, 3)).unwrap();
+    let c = p.store(&data(3000 * S, 3)).unwrap();
     let lc = p.locate(c).unwrap();
     assert_eq!(
         (lc.frame_index, lc.buddy, lc.offset),
         (lb.frame_index, Buddy::First, 0)
     );
-    assert_eq!(read_back(&p, b), data(500, 2));
-    assert_eq!(read_back(&p, c), data(3000, 3));
+    assert_eq!(read_back(&p, b), data(500 * S, 2));
+    assert_eq!(read_back(&p, c), data(3000 * S, 3));
 }
 
 #[test]
@@ -68,13 +72,13 @@ fn whole_frame_is_usable_and_largest_object_is_a_page() {
     let full = p.store(&data(MAX_OBJECT, 9)).unwrap();
     assert_eq!(p.locate(full).unwrap().offset, 0);
     // Two objects that fill 64 chunks exactly share a frame: 40 + 24 chunks.
-    let x = p.store(&data(40 * 64, 4)).unwrap();
-    let y = p.store(&data(24 * 64, 5)).unwrap();
+    let x = p.store(&data(40 * CHUNK_SIZE, 4)).unwrap();
+    let y = p.store(&data(24 * CHUNK_SIZE, 5)).unwrap();
     assert_eq!(
         p.locate(x).unwrap().frame_index,
         p.locate(y).unwrap().frame_index
     );
-    assert_eq!(p.locate(y).unwrap().offset, 40 * 64);
+    assert_eq!(p.locate(y).unwrap().offset, 40 * CHUNK_SIZE);
     assert_eq!(src.live(), 2);
     // No room beside a whole-frame object (nor beside the full pair).
     let small = p.store(&data(1, 1)).unwrap();
@@ -84,16 +88,16 @@ fn whole_frame_is_usable_and_largest_object_is_a_page() {
     );
     assert_eq!(src.live(), 3);
     assert_eq!(read_back(&p, full), data(MAX_OBJECT, 9));
-    assert_eq!(read_back(&p, x), data(40 * 64, 4));
-    assert_eq!(read_back(&p, y), data(24 * 64, 5));
+    assert_eq!(read_back(&p, x), data(40 * CHUNK_SIZE, 4));
+    assert_eq!(read_back(&p, y), data(24 * CHUNK_SIZE, 5));
 }
 
 #[test]
 fn best_fit_picks_the_smallest_sufficient_hole() {
     let (p, _src) = pool();
-    let a = p.store(&data(47 * 64, 1)).unwrap(); // 17 free chunks
-    let b = p.store(&data(32 * 64, 2)).unwrap(); // does not fit beside a: 32 free
-    let c = p.store(&data(20 * 64, 3)).unwrap(); // 20 chunks fit beside b only
+    let a = p.store(&data(47 * CHUNK_SIZE, 1)).unwrap(); // 17 free chunks
+    let b = p.store(&data(32 * CHUNK_SIZE, 2)).unwrap(); // does not fit beside a: 32 free
+    let c = p.store(&data(20 * CHUNK_SIZE, 3)).unwrap(); // 20 chunks fit beside b only
     let fa = p.locate(a).unwrap().frame_index;
     let fb = p.locate(b).unwrap().frame_index;
     assert_ne!(fa, fb);
@@ -102,12 +106,12 @@ fn best_fit_picks_the_smallest_sufficient_hole() {
         fb,
         "20 chunks fit only beside b"
     );
-    let d = p.store(&data(10 * 64, 4)).unwrap(); // fits a (17 free)
+    let d = p.store(&data(10 * CHUNK_SIZE, 4)).unwrap(); // fits a (17 free)
     assert_eq!(p.locate(d).unwrap().frame_index, fa);
     // Now a frame with 40 free chunks and one with 20: 15 chunks go to the 20.
-    let e = p.store(&data(24 * 64, 5)).unwrap(); // 40 free
-    let f = p.store(&data(44 * 64, 6)).unwrap(); // 20 free (44 > 40: own frame)
-    let g = p.store(&data(15 * 64, 7)).unwrap();
+    let e = p.store(&data(24 * CHUNK_SIZE, 5)).unwrap(); // 40 free
+    let f = p.store(&data(44 * CHUNK_SIZE, 6)).unwrap(); // 20 free (44 > 40: own frame)
+    let g = p.store(&data(15 * CHUNK_SIZE, 7)).unwrap();
     assert_ne!(
         p.locate(e).unwrap().frame_index,
         p.locate(f).unwrap().frame_index
@@ -176,8 +180,8 @@ fn compaction_repairs_lone_frames_and_keeps_handles_valid() {
     let mut keep = Vec::new();
     let pairs: Vec<(Handle, Handle)> = (0..20u8)
         .map(|i| {
-            let big = p.store(&data(3000, i)).unwrap();
-            let small = p.store(&data(1000, 100 + i)).unwrap();
+            let big = p.store(&data(3000 * S, i)).unwrap();
+            let small = p.store(&data(1000 * S, 100 + i)).unwrap();
             assert_eq!(
                 p.locate(big).unwrap().frame_index,
                 p.locate(small).unwrap().frame_index
@@ -188,10 +192,10 @@ fn compaction_repairs_lone_frames_and_keeps_handles_valid() {
     for (i, (big, small)) in (0..20u8).zip(pairs) {
         if i.is_multiple_of(2) {
             p.free(small).unwrap();
-            keep.push((big, 3000, i));
+            keep.push((big, 3000 * S, i));
         } else {
             p.free(big).unwrap();
-            keep.push((small, 1000, 100 + i));
+            keep.push((small, 1000 * S, 100 + i));
         }
     }
     assert_eq!((p.total_frames(), p.zbud_stats().lone_frames), (20, 20));
@@ -225,11 +229,13 @@ fn compaction_repairs_lone_frames_and_keeps_handles_valid() {
 #[test]
 fn compaction_leaves_unpairable_frames_alone() {
     let (p, _src) = pool();
-    let hs: Vec<Handle> = (0..5).map(|i| p.store(&data(2500, i)).unwrap()).collect();
+    let hs: Vec<Handle> = (0..5)
+        .map(|i| p.store(&data(2500 * S, i)).unwrap())
+        .collect();
     assert_eq!(p.total_frames(), 5);
     assert_eq!(p.compact(), 0, "no two 40-chunk objects fit one frame");
     for (i, h) in hs.iter().enumerate() {
-        assert_eq!(read_back(&p, *h), data(2500, i as u8));
+        assert_eq!(read_back(&p, *h), data(2500 * S, i as u8));
     }
 }
 
@@ -241,8 +247,8 @@ fn same_list_pairs_in_compaction() {
     let mut lone = Vec::new();
     let pairs: Vec<(Handle, Handle)> = (0..6u8)
         .map(|i| {
-            let a = p.store(&data(32 * 64, i)).unwrap();
-            let b = p.store(&data(32 * 64, 50 + i)).unwrap();
+            let a = p.store(&data(32 * CHUNK_SIZE, i)).unwrap();
+            let b = p.store(&data(32 * CHUNK_SIZE, 50 + i)).unwrap();
             assert_eq!(
                 p.locate(a).unwrap().frame_index,
                 p.locate(b).unwrap().frame_index
@@ -258,7 +264,7 @@ fn same_list_pairs_in_compaction() {
     assert_eq!(p.compact(), 3);
     assert_eq!(p.total_frames(), 3);
     for (h, i) in lone {
-        assert_eq!(read_back(&p, h), data(32 * 64, i));
+        assert_eq!(read_back(&p, h), data(32 * CHUNK_SIZE, i));
     }
 }
 
@@ -266,18 +272,18 @@ fn same_list_pairs_in_compaction() {
 fn failed_allocation_leaves_the_pool_as_it_was() {
     let src = Arc::new(CountingSource::new(FailingSource::new(HeapPageSource)));
     let p = ZBud::new(Arc::clone(&src));
-    let a = p.store(&data(3000, 1)).unwrap();
+    let a = p.store(&data(3000 * S, 1)).unwrap();
     src.inner().set_mode(FailMode::Always);
-    assert_eq!(p.store(&data(3000, 2)), Err(ZPoolError::NoMemory));
-    assert_eq!(p.malloc(2000), Err(ZPoolError::NoMemory));
+    assert_eq!(p.store(&data(3000 * S, 2)), Err(ZPoolError::NoMemory));
+    assert_eq!(p.malloc(2000 * S), Err(ZPoolError::NoMemory));
     // A fit needs no frame: still works while the source fails.
-    let b = p.store(&data(1000, 3)).unwrap();
+    let b = p.store(&data(1000 * S, 3)).unwrap();
     src.inner().disable();
     assert_eq!(p.stats().objects, 2);
     assert_eq!(p.total_frames(), 1);
-    let mut out = vec![0; 3000];
+    let mut out = vec![0; 3000 * S];
     p.read(a, &mut out).unwrap();
-    assert_eq!(out, data(3000, 1));
+    assert_eq!(out, data(3000 * S, 1));
     p.free(a).unwrap();
     p.free(b).unwrap();
     assert_eq!(src.live(), 0);
@@ -319,7 +325,12 @@ fn compaction_repairs_pairs_that_arrival_order_got_wrong() {
     let (p, src) = pool();
     // Arrival order A (10 chunks), B (50), C (54), D (14): best fit gives [A, B], [C],
     // [D]; the lone C and D cannot pair (68 chunks), but [A, C] + [B, D] fit two frames.
-    let sizes = [10 * 64, 50 * 64, 54 * 64, 14 * 64];
+    let sizes = [
+        10 * CHUNK_SIZE,
+        50 * CHUNK_SIZE,
+        54 * CHUNK_SIZE,
+        14 * CHUNK_SIZE,
+    ];
     let hs: Vec<Handle> = sizes
         .iter()
         .enumerate()
@@ -359,7 +370,7 @@ fn one_thread_keeps_every_object_in_shard_zero_and_packs_as_one_shard() {
     let one = ZBud::with_shards(HeapPageSource, 1);
     let mut hs = Vec::new();
     for i in 0..500usize {
-        let len = [300, 1500, 2600, 3900, 4096, 900][i % 6] - i % 40;
+        let len = [300, 1500, 2600, 3900, 4096, 900][i % 6] * S - i % 40;
         let d = data(len, i as u8);
         let h = p.store(&d).unwrap();
         let h1 = one.store(&d).unwrap();
@@ -382,7 +393,9 @@ fn one_thread_keeps_every_object_in_shard_zero_and_packs_as_one_shard() {
 fn handles_carry_their_shard_and_shards_keep_their_own_entries() {
     let src = Arc::new(CountingSource::new(HeapPageSource));
     let p = ZBud::with_shards_round_robin(Arc::clone(&src), 4);
-    let hs: Vec<Handle> = (0..8u8).map(|i| p.store(&data(3000, i)).unwrap()).collect();
+    let hs: Vec<Handle> = (0..8u8)
+        .map(|i| p.store(&data(3000 * S, i)).unwrap())
+        .collect();
     for (i, h) in hs.iter().enumerate() {
         let shard = i % 4;
         assert_eq!(p.locate(*h).unwrap().shard, shard);
@@ -390,7 +403,7 @@ fn handles_carry_their_shard_and_shards_keep_their_own_entries() {
         let index = (h.to_raw() >> 23) - 1;
         assert_eq!((index & 3, index >> 2), (shard as u64, (i / 4) as u64));
         assert_eq!(h.to_raw() & ((1 << 23) - 1), 0);
-        assert_eq!(read_back(&p, *h), data(3000, i as u8));
+        assert_eq!(read_back(&p, *h), data(3000 * S, i as u8));
     }
     // Objects of different shards never share a frame.
     let addrs: std::collections::HashSet<usize> = hs
@@ -406,7 +419,7 @@ fn handles_carry_their_shard_and_shards_keep_their_own_entries() {
         let index = (h.to_raw() >> 23) - 1;
         Handle::from_raw((((index & !3) | s) + 1) << 23 | (h.to_raw() & ((1 << 23) - 1))).unwrap()
     };
-    let mut buf = [0u8; 4096];
+    let mut buf = vec![0u8; PAGE_SIZE];
     for h in [hs[0], hs[1], hs[2], hs[4], hs[5], hs[6]] {
         assert_eq!(
             p.read(to_shard(h, 3), &mut buf),
@@ -430,7 +443,7 @@ fn handles_carry_their_shard_and_shards_keep_their_own_entries() {
             assert_eq!((index, generation), ((2 << 2) | s, 0), "a fresh entry");
         }
     }
-    assert_eq!(read_back(&p, hs[4]), data(3000, 4));
+    assert_eq!(read_back(&p, hs[4]), data(3000 * S, 4));
 }
 
 #[test]
@@ -441,7 +454,7 @@ fn compaction_goes_round_every_shard_and_stats_sum_them() {
     // frames. Freeing the second of each pair leaves 5 lone frames per shard, which
     // compaction packs into 3: 20 frames -> 12.
     let hs: Vec<Handle> = (0..40u8)
-        .map(|i| p.store(&data(1500, i)).unwrap())
+        .map(|i| p.store(&data(1500 * S, i)).unwrap())
         .collect();
     assert_eq!((p.total_frames(), src.live()), (20, 20));
     let mut keep = Vec::new();
@@ -454,7 +467,7 @@ fn compaction_goes_round_every_shard_and_stats_sum_them() {
     }
     let st = p.zbud_stats();
     assert_eq!((st.frames, st.objects, st.lone_frames), (20, 20, 20));
-    assert_eq!(st.bytes, 20 * 1500);
+    assert_eq!(st.bytes, 20 * 1500 * S);
     let mut freed = 0;
     let mut steps = 0;
     loop {
@@ -480,10 +493,10 @@ fn compaction_goes_round_every_shard_and_stats_sum_them() {
         (12, 4, 8, 8)
     );
     let ps = p.stats();
-    assert_eq!((ps.frames, ps.objects, ps.bytes), (12, 20, 20 * 1500));
+    assert_eq!((ps.frames, ps.objects, ps.bytes), (12, 20, 20 * 1500 * S));
     assert!(ps.metadata_bytes >= st.descriptor_bytes + st.handle_bytes);
     for &(h, i) in &keep {
-        assert_eq!(read_back(&p, h), data(1500, i));
+        assert_eq!(read_back(&p, h), data(1500 * S, i));
         assert_eq!(
             p.locate(h).unwrap().shard,
             i as usize % 4,
@@ -508,9 +521,9 @@ fn a_shard_hint_picks_the_start_shard() {
     let p = ZBud::with_shard_hint(HeapPageSource, 4, three);
     let q = ZBud::with_shard_hint(HeapPageSource, 4, six);
     for i in 0..20u8 {
-        let h = p.store(&data(1500, i)).unwrap();
+        let h = p.store(&data(1500 * S, i)).unwrap();
         assert_eq!(p.locate(h).unwrap().shard, 3);
-        let h = q.store(&data(1500, i)).unwrap();
+        let h = q.store(&data(1500 * S, i)).unwrap();
         assert_eq!(q.locate(h).unwrap().shard, 2, "6 % 4");
     }
     assert_eq!(p.shard_stats(3).unwrap().objects, 20);

@@ -67,7 +67,7 @@ fn check(make: impl Fn(&Checking) -> ZBud<&Checking>) {
     // Stores of sizes that pair in arrival order only partly.
     let mut live: Vec<_> = (0..3000)
         .map(|i| {
-            let len = [300, 1500, 2600, 3900, 4096, 900][i % 6] - i % 40;
+            let len = [300, 1500, 2600, 3900, 4096, 900][i % 6] * zplat::PAGE_SCALE - i % 40;
             (pool.store(&pattern(len, i)).expect("store"), len, i)
         })
         .collect();
@@ -84,7 +84,7 @@ fn check(make: impl Fn(&Checking) -> ZBud<&Checking>) {
     let freed = pool.compact();
     assert!(freed > 0);
     report.push(("compact", src.take()));
-    let mut out = vec![0u8; 4096];
+    let mut out = vec![0u8; zpool::PAGE_SIZE];
     for &(h, len, i) in &kept {
         assert_eq!(pool.read(h, &mut out), Ok(len));
         assert_eq!(out[..len], pattern(len, i)[..]);

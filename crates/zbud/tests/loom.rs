@@ -26,7 +26,11 @@ use loom::sync::mpsc::channel;
 use loom::thread;
 use zbud::ZBud;
 use zpool::testing::CountingSource;
-use zpool::{HeapPageSource, ZPool, ZPoolError};
+use zpool::{HeapPageSource, PAGE_SIZE, ZPool, ZPoolError};
+
+/// Object sizes below are for 4 KiB pages, scaled to the build's page (zbud's chunks
+/// scale with it), so the models place the same chunks at every page size.
+const S: usize = zplat::PAGE_SCALE;
 
 type Src = Arc<CountingSource<HeapPageSource>>;
 
@@ -35,10 +39,10 @@ type Src = Arc<CountingSource<HeapPageSource>>;
 fn setup() -> (Src, Arc<ZBud<Src>>, zpool::Handle, zpool::Handle) {
     let src = Arc::new(CountingSource::new(HeapPageSource));
     let pool = Arc::new(ZBud::new(Arc::clone(&src)));
-    let x = pool.store(&[1; 2000]).unwrap();
-    let y = pool.store(&[2; 2000]).unwrap(); // beside x
-    let z = pool.store(&[3; 1500]).unwrap(); // x's frame is full: a new frame
-    let w = pool.store(&[4; 2500]).unwrap(); // beside z
+    let x = pool.store(&vec![1; 2000 * S]).unwrap();
+    let y = pool.store(&vec![2; 2000 * S]).unwrap(); // beside x
+    let z = pool.store(&vec![3; 1500 * S]).unwrap(); // x's frame is full: a new frame
+    let w = pool.store(&vec![4; 2500 * S]).unwrap(); // beside z
     pool.free(y).unwrap();
     pool.free(w).unwrap();
     assert_eq!(src.live(), 2);
@@ -59,9 +63,9 @@ fn compaction_races_free_and_read() {
         let p2 = Arc::clone(&pool);
         let freer = thread::spawn(move || p2.free(z));
 
-        let mut buf = [0u8; 4096];
-        assert_eq!(pool.read(x, &mut buf), Ok(2000));
-        check(&buf, 2000, 1);
+        let mut buf = vec![0u8; PAGE_SIZE];
+        assert_eq!(pool.read(x, &mut buf), Ok(2000 * S));
+        check(&buf, 2000 * S, 1);
 
         let freed = compactor.join().unwrap();
         assert_eq!(freer.join().unwrap(), Ok(()));
@@ -71,8 +75,8 @@ fn compaction_races_free_and_read() {
         assert_eq!(pool.total_frames(), 1);
         assert_eq!(src.live(), 1);
         assert_eq!(pool.free(z), Err(ZPoolError::InvalidHandle), "freed once");
-        assert_eq!(pool.read(x, &mut buf), Ok(2000));
-        check(&buf, 2000, 1);
+        assert_eq!(pool.read(x, &mut buf), Ok(2000 * S));
+        check(&buf, 2000 * S, 1);
         pool.free(x).unwrap();
         assert_eq!(pool.total_frames(), 0);
         drop(pool);
@@ -99,14 +103,14 @@ fn compaction_steps_race_a_store() {
                 }
             }
         });
-        let c = pool.store(&[5; 1500]).unwrap();
-        let mut buf = [0u8; 4096];
-        assert_eq!(pool.read(c, &mut buf), Ok(1500));
-        check(&buf, 1500, 5);
+        let c = pool.store(&vec![5; 1500 * S]).unwrap();
+        let mut buf = vec![0u8; PAGE_SIZE];
+        assert_eq!(pool.read(c, &mut buf), Ok(1500 * S));
+        check(&buf, 1500 * S, 5);
 
         let _freed = compactor.join().unwrap();
         assert_eq!(pool.total_frames(), src.live());
-        for (h, len, byte) in [(x, 2000, 1u8), (z, 1500, 3), (c, 1500, 5)] {
+        for (h, len, byte) in [(x, 2000 * S, 1u8), (z, 1500 * S, 3), (c, 1500 * S, 5)] {
             assert_eq!(pool.read(h, &mut buf), Ok(len));
             check(&buf, len, byte);
             pool.free(h).unwrap();
@@ -130,14 +134,14 @@ fn two_compactors_race_a_read() {
         let c1 = thread::spawn(move || p1.compact());
         let p2 = Arc::clone(&pool);
         let c2 = thread::spawn(move || p2.compact());
-        let mut buf = [0u8; 4096];
-        assert_eq!(pool.read(z, &mut buf), Ok(1500));
-        check(&buf, 1500, 3);
+        let mut buf = vec![0u8; PAGE_SIZE];
+        assert_eq!(pool.read(z, &mut buf), Ok(1500 * S));
+        check(&buf, 1500 * S, 3);
 
         let freed = c1.join().unwrap() + c2.join().unwrap();
         assert_eq!(freed, 1, "x and z paired once");
         assert_eq!((pool.total_frames(), src.live()), (1, 1));
-        for (h, len, byte) in [(x, 2000, 1u8), (z, 1500, 3)] {
+        for (h, len, byte) in [(x, 2000 * S, 1u8), (z, 1500 * S, 3)] {
             assert_eq!(pool.read(h, &mut buf), Ok(len));
             check(&buf, len, byte);
             pool.free(h).unwrap();
@@ -168,21 +172,21 @@ fn stores_on_two_shards_and_frees_of_the_other_shard() {
         let (to_t, from_main) = channel();
         let p = Arc::clone(&pool);
         let t = thread::spawn(move || {
-            let a = p.store(&[1; 2000]).unwrap();
+            let a = p.store(&vec![1; 2000 * S]).unwrap();
             to_main.send(a).unwrap();
             let b = from_main.recv().unwrap();
-            let mut buf = [0u8; 4096];
-            assert_eq!(p.read(b, &mut buf), Ok(2000));
-            check(&buf, 2000, 2);
+            let mut buf = vec![0u8; PAGE_SIZE];
+            assert_eq!(p.read(b, &mut buf), Ok(2000 * S));
+            check(&buf, 2000 * S, 2);
             p.free(b).unwrap();
             a
         });
-        let b = pool.store(&[2; 2000]).unwrap();
+        let b = pool.store(&vec![2; 2000 * S]).unwrap();
         to_t.send(b).unwrap();
         let a = from_t.recv().unwrap();
-        let mut buf = [0u8; 4096];
-        assert_eq!(pool.read(a, &mut buf), Ok(2000));
-        check(&buf, 2000, 1);
+        let mut buf = vec![0u8; PAGE_SIZE];
+        assert_eq!(pool.read(a, &mut buf), Ok(2000 * S));
+        check(&buf, 2000 * S, 1);
         pool.free(a).unwrap();
         assert_eq!(t.join().unwrap(), a);
         if shard_of(a) == shard_of(b) {

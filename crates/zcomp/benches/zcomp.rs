@@ -28,7 +28,8 @@ use zcomp::{
 
 /// The dev pages a compressor sees (same-filled ones removed), and how many were removed.
 fn compressible_dev_pages() -> (Vec<Page>, usize) {
-    let corpus = Corpus::dev();
+    // Pages of the build's size, from consecutive 4 KiB corpus pages of one object.
+    let corpus = Corpus::dev().joined::<PAGE_SIZE>();
     let pages: Vec<Page> = corpus
         .pages()
         .iter()
@@ -37,6 +38,11 @@ fn compressible_dev_pages() -> (Vec<Page>, usize) {
         .collect();
     let removed = corpus.len() - pages.len();
     (pages, removed)
+}
+
+/// 4 MiB of worst-case pages at every page size.
+fn zplat_scale() -> usize {
+    PAGE_SIZE / 4096
 }
 
 /// Bench label of an algorithm, naming lz4_flex's mode for lz4.
@@ -144,7 +150,8 @@ fn group<'a>(
 fn algorithms(c: &mut Crit) {
     let (pages, removed) = compressible_dev_pages();
     println!(
-        "dev corpus: {} pages reach the compressor ({} same-filled pages left out)",
+        "dev corpus, {} KiB pages: {} pages reach the compressor ({} same-filled pages left out)",
+        PAGE_SIZE >> 10,
         pages.len(),
         removed
     );
@@ -233,7 +240,7 @@ fn same_filled_detection(c: &mut Crit) {
 
     // Worst cases: a full scan. Same-filled pages, and pages whose first and last words
     // agree but whose second-to-last word differs.
-    let n = 1024;
+    let n = 1024 / zplat_scale();
     let mut same = vec![[0u8; PAGE_SIZE]; n];
     for (i, p) in same.iter_mut().enumerate() {
         fill_page(p, (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));

@@ -108,9 +108,11 @@ impl Algorithm {
     }
 }
 
-/// `ZSTD_compressBound(4096)`: 4096 + 4096/256 + ((128 KiB - 4096) >> 11).
+/// `ZSTD_compressBound(PAGE_SIZE)`: n + n/256 + ((128 KiB - n) >> 11) for n below
+/// 128 KiB (4096: 4178; 16384: 16504; 65536: 65824).
 pub(crate) const ZSTD_MAX_LEN: usize = {
     let n = crate::PAGE_SIZE;
+    assert!(n < 128 << 10);
     n + (n >> 8) + (((128 << 10) - n) >> 11)
 };
 

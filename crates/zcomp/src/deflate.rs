@@ -16,9 +16,11 @@ use crate::{
 
 /// Worst case: miniz falls back to stored blocks when a block would not shrink; one stored
 /// block costs 5 header bytes (plus up to one byte of padding before it); the 64 bytes
-/// of margin cover a final empty block and bit flushing. The tests compress random pages
-/// to check the bound holds.
-pub(crate) const MAX_LEN: usize = PAGE_SIZE + 64;
+/// of margin per 4 KiB cover a final empty block and bit flushing at 4 KiB, and at 16 or
+/// 64 KiB the more blocks miniz cuts a page into (it ends a block after about 31 KiB of
+/// input, and a stored block holds at most 65 535 bytes). The tests compress random
+/// pages to check the bound holds.
+pub(crate) const MAX_LEN: usize = PAGE_SIZE + 64 * zplat::PAGE_SCALE;
 
 /// The compression level: level 1 is miniz's fast greedy path (one hash probe).
 pub const DEFLATE_LEVEL: u8 = 1;

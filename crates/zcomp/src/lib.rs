@@ -4,7 +4,7 @@
 //!
 //! `no_std` + `alloc`, no `unsafe` in this crate. Shaped after the kernel's per-CPU
 //! compression contexts: a [`Compressor`] owns its tables (allocated fallibly when it is
-//! created, reused for every page), compresses a 4 KiB page into a caller-owned scratch
+//! created, reused for every page), compresses a page (`PAGE_SIZE`: 4, 16 or 64 KiB) into a caller-owned scratch
 //! buffer and decompresses into a caller-owned page, and never allocates per call.
 //!
 //! ```

@@ -12,11 +12,24 @@ use crate::{
 /// lz4_flex refuses a destination shorter than this before compressing anything.
 pub(crate) const MAX_LEN: usize = lz4_flex::block::get_maximum_output_size(PAGE_SIZE);
 
+/// The table for a page: lz4_flex swaps a 16-bit table for a 32-bit one (on the stack, at
+/// the first call) when `input.len() >= u16::MAX`, so a 64 KiB page starts with the large
+/// one.
+fn table() -> CompressTable {
+    if PAGE_SIZE < u16::MAX as usize {
+        CompressTable::small()
+    } else {
+        CompressTable::large()
+    }
+}
+
 /// LZ4 (block format, no size prefix, no checksum) through lz4_flex.
 ///
-/// Holds lz4_flex's hash table (4096 16-bit entries) in a heap allocation made at
-/// construction, cleared and reused for every page: nothing is allocated per call and
-/// nothing large sits on the stack. Decompression needs no state.
+/// Holds lz4_flex's hash table (4096 entries: 16-bit positions at 4 and 16 KiB pages,
+/// 32-bit at 64 KiB, where positions reach 65535, which lz4_flex's 16-bit table does not
+/// take) in a heap allocation made at construction, cleared and reused for every page:
+/// nothing is allocated per call and nothing large sits on the stack. Decompression
+/// needs no state.
 pub struct Lz4 {
     table: Box<CompressTable>,
 }
@@ -25,7 +38,7 @@ impl Lz4 {
     /// A compressor with its own hash table; an error if the table cannot be allocated.
     pub fn new() -> Result<Lz4, CompressorInitError> {
         Ok(Lz4 {
-            table: try_box(CompressTable::small(), Algorithm::Lz4)?,
+            table: try_box(table(), Algorithm::Lz4)?,
         })
     }
 }

@@ -38,9 +38,9 @@ pub struct StorePolicy {
 }
 
 impl StorePolicy {
-    /// zcache's hard limit: 7/8 of a page (3584 bytes).
+    /// zcache's hard limit: 7/8 of a page (3584 bytes at 4 KiB; it scales with the page).
     pub const DEFAULT_MAX_LEN: usize = PAGE_SIZE / 8 * 7;
-    /// zcache's mean limit: 5/8 of a page (2560 bytes).
+    /// zcache's mean limit: 5/8 of a page (2560 bytes at 4 KiB).
     pub const DEFAULT_MEAN_MAX_LEN: usize = PAGE_SIZE / 8 * 5;
 
     /// A policy with these thresholds (in bytes of compressed data).
@@ -73,7 +73,8 @@ impl StorePolicy {
 }
 
 impl Default for StorePolicy {
-    /// zcache's limits: 3584 bytes hard, 2560 bytes against the running mean.
+    /// zcache's limits: 7/8 of a page hard, 5/8 against the running mean (3584 and 2560
+    /// bytes at 4 KiB).
     fn default() -> StorePolicy {
         StorePolicy::new(Self::DEFAULT_MAX_LEN, Self::DEFAULT_MEAN_MAX_LEN)
     }

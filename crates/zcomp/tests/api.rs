@@ -74,9 +74,25 @@ fn available_list_matches_what_can_be_built() {
 
 #[test]
 fn max_compressed_len_covers_every_algorithm() {
+    // lz4_flex's worst case, 20 + n * 110 / 100, is the largest at every page size (lzo:
+    // n + n/16 + 67; deflate: n + 64 per 4 KiB; zstd: ZSTD_compressBound).
+    let expected = match PAGE_SIZE {
+        4096 => 4525,
+        16384 => 18042,
+        65536 => 72109,
+        _ => unreachable!(),
+    };
     assert_eq!(
-        MAX_COMPRESSED_LEN, 4525,
-        "lz4_flex's worst case for 4096 bytes"
+        MAX_COMPRESSED_LEN, expected,
+        "lz4_flex's worst case for {PAGE_SIZE} bytes"
+    );
+    assert_eq!(
+        Algorithm::Zstd.max_compressed_len(),
+        PAGE_SIZE + PAGE_SIZE / 256 + ((128 << 10) - PAGE_SIZE) / 2048
+    );
+    assert_eq!(
+        Algorithm::Lzo.max_compressed_len(),
+        PAGE_SIZE + PAGE_SIZE / 16 + 67
     );
     for a in Algorithm::ALL {
         assert!(a.max_compressed_len() <= MAX_COMPRESSED_LEN);
@@ -113,20 +129,25 @@ fn short_scratch_is_an_error_not_a_panic() {
 
 #[test]
 fn policy_defaults_are_zcaches() {
+    // 7/8 and 5/8 of a page: 3584 and 2560 bytes at 4 KiB, scaled by the page size.
+    let s = PAGE_SIZE / 4096;
     let p = StorePolicy::default();
-    assert_eq!((p.max_len, p.mean_max_len), (3584, 2560));
+    assert_eq!((p.max_len, p.mean_max_len), (3584 * s, 2560 * s));
     assert_eq!(p.verdict(0, 0), Verdict::Store);
-    assert_eq!(p.verdict(3584, 0), Verdict::Store);
-    assert_eq!(p.verdict(3585, 0), Verdict::RejectPoor);
-    assert_eq!(p.verdict(4096, 4096), Verdict::RejectPoor);
+    assert_eq!(p.verdict(3584 * s, 0), Verdict::Store);
+    assert_eq!(p.verdict(3584 * s + 1, 0), Verdict::RejectPoor);
+    assert_eq!(p.verdict(PAGE_SIZE, PAGE_SIZE), Verdict::RejectPoor);
     // Over 5/8 is stored while the mean is at or under 5/8...
-    assert_eq!(p.verdict(2561, 2560), Verdict::Store);
-    assert_eq!(p.verdict(3000, 1000), Verdict::Store);
+    assert_eq!(p.verdict(2560 * s + 1, 2560 * s), Verdict::Store);
+    assert_eq!(p.verdict(3000 * s, 1000 * s), Verdict::Store);
     // ...and rejected once the mean is over 5/8 too.
-    assert_eq!(p.verdict(2561, 2561), Verdict::RejectMeanPoor);
-    assert_eq!(p.verdict(2560, 4000), Verdict::Store);
-    assert!(p.verdict(100, 4000).is_store());
-    assert!(!p.verdict(4000, 0).is_store());
+    assert_eq!(
+        p.verdict(2560 * s + 1, 2560 * s + 1),
+        Verdict::RejectMeanPoor
+    );
+    assert_eq!(p.verdict(2560 * s, 4000 * s), Verdict::Store);
+    assert!(p.verdict(100, 4000 * s).is_store());
+    assert!(!p.verdict(4000 * s, 0).is_store());
     let custom = StorePolicy::new(1000, 500);
     assert_eq!(custom.verdict(1001, 0), Verdict::RejectPoor);
     assert_eq!(custom.verdict(501, 501), Verdict::RejectMeanPoor);

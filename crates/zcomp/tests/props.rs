@@ -7,19 +7,25 @@ use zcomp::{
     same_filled,
 };
 
-fn to_page(v: Vec<u8>) -> Page {
-    let mut p = [0u8; PAGE_SIZE];
-    p.copy_from_slice(&v);
-    p
+/// Pages live on the heap: at 64 KiB, proptest's copies of by-value pages overflow a
+/// test thread's stack in debug builds.
+type BoxPage = Box<Page>;
+
+fn to_page(v: Vec<u8>) -> BoxPage {
+    v.into_boxed_slice().try_into().expect("a page")
+}
+
+fn zeroed() -> BoxPage {
+    to_page(vec![0u8; PAGE_SIZE])
 }
 
 /// Pages of the kinds a cache sees: random (incompressible), same-filled, same-filled
 /// but for a few bytes, low-entropy, sparse, and repeated-pattern pages.
-fn page() -> impl Strategy<Value = Page> {
+fn page() -> impl Strategy<Value = BoxPage> {
     prop_oneof![
         prop::collection::vec(any::<u8>(), PAGE_SIZE).prop_map(to_page),
         any::<u64>().prop_map(|w| {
-            let mut p = [0u8; PAGE_SIZE];
+            let mut p = zeroed();
             fill_page(&mut p, w);
             p
         }),
@@ -28,7 +34,7 @@ fn page() -> impl Strategy<Value = Page> {
             prop::collection::vec((0..PAGE_SIZE, any::<u8>()), 1..4)
         )
             .prop_map(|(w, edits)| {
-                let mut p = [0u8; PAGE_SIZE];
+                let mut p = zeroed();
                 fill_page(&mut p, w);
                 for (i, b) in edits {
                     p[i] = b;
@@ -37,14 +43,14 @@ fn page() -> impl Strategy<Value = Page> {
             }),
         prop::collection::vec(0u8..4, PAGE_SIZE).prop_map(to_page),
         prop::collection::vec((0..PAGE_SIZE, any::<u8>()), 0..64).prop_map(|edits| {
-            let mut p = [0u8; PAGE_SIZE];
+            let mut p = zeroed();
             for (i, b) in edits {
                 p[i] = b;
             }
             p
         }),
         (prop::collection::vec(any::<u8>(), 1..300), 0..PAGE_SIZE).prop_map(|(pat, shift)| {
-            let mut p = [0u8; PAGE_SIZE];
+            let mut p = zeroed();
             for (i, b) in p.iter_mut().enumerate() {
                 *b = pat[(i + shift) % pat.len()];
             }
@@ -112,14 +118,14 @@ proptest! {
     #[test]
     fn random_pages_round_trip(page in page()) {
         let mut scratch = vec![0u8; MAX_COMPRESSED_LEN];
-        let mut back = [0u8; PAGE_SIZE];
+        let mut back = zeroed();
         for mut c in compressors() {
             let a = c.algorithm();
             let len = c.compress(&page, &mut scratch).unwrap();
             prop_assert!(len <= a.max_compressed_len(), "{} {}", a, len);
             back.fill(!page[0]);
             prop_assert_eq!(c.decompress(&scratch[..len], &mut back), Ok(()));
-            prop_assert!(back == page, "{} changed the page", a);
+            prop_assert!(*back == *page, "{} changed the page", a);
         }
         // The detector agrees with the plain definition.
         let naive = page.chunks_exact(8).all(|w| w == &page[..8]);
@@ -135,7 +141,7 @@ proptest! {
         damages in prop::collection::vec(damage(), 1..4),
     ) {
         let mut scratch = vec![0u8; MAX_COMPRESSED_LEN];
-        let mut out = [0u8; PAGE_SIZE];
+        let mut out = zeroed();
         for mut c in compressors() {
             let a = c.algorithm();
             let len = c.compress(&page, &mut scratch).unwrap();
@@ -155,7 +161,7 @@ proptest! {
             }
             // The compressor still works after rejecting bad input.
             prop_assert_eq!(c.decompress(&scratch[..len], &mut out), Ok(()));
-            prop_assert!(out == page);
+            prop_assert!(*out == *page);
         }
     }
 }
@@ -167,7 +173,7 @@ proptest! {
     fn garbage_gives_errors_or_pages_never_panics(
         garbage in prop::collection::vec(any::<u8>(), 0..5000),
     ) {
-        let mut out = [0u8; PAGE_SIZE];
+        let mut out = zeroed();
         for mut c in compressors() {
             let a = c.algorithm();
             if let Err(e) = c.decompress(&garbage, &mut out) {

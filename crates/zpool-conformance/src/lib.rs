@@ -864,19 +864,28 @@ pub fn decode_ops(data: &[u8], max_alloc: usize, failing: bool) -> Vec<Op> {
         fn u64(&mut self) -> Option<u64> {
             self.take::<8>().map(u64::from_le_bytes)
         }
+        fn len(&mut self, wide: bool, lens: usize) -> Option<usize> {
+            let lo = usize::from(self.u16()?);
+            let hi = if wide { usize::from(self.u8()?) } else { 0 };
+            Some((hi << 16 | lo) % lens)
+        }
     }
     let lens = max_alloc + 66;
+    // Lengths are two bytes while every length up to `max_alloc + 65` fits them (4 KiB
+    // and 16 KiB pages), three bytes beyond (64 KiB pages: the maximum and the lengths
+    // just over it need more than 16 bits).
+    let wide = lens > 1 << 16;
     let mut c = Cur(data);
     let mut ops = Vec::new();
     while let Some(tag) = c.u8() {
         let op = (|| {
             Some(match tag % 14 {
                 0 | 1 => Op::Malloc {
-                    len: usize::from(c.u16()?) % lens,
+                    len: c.len(wide, lens)?,
                     seed: u64::from(c.u8()?),
                 },
                 2 => Op::Store {
-                    len: usize::from(c.u16()?) % lens,
+                    len: c.len(wide, lens)?,
                     seed: u64::from(c.u8()?),
                 },
                 3 => Op::Write {

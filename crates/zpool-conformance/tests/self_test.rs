@@ -328,3 +328,20 @@ fn decoded_fuzz_input_runs() {
     run_ops(make(Bug::None), &ops, false).unwrap();
     zpool_conformance::fuzz_one(make(Bug::None), &bytes);
 }
+
+#[test]
+fn decoded_lengths_reach_the_maximum_and_beyond() {
+    // At every page size a fuzz input can ask for the largest object and for just over it.
+    for len in [1, MAX, MAX + 1, MAX + 65] {
+        let mut bytes = vec![0u8, len as u8, (len >> 8) as u8];
+        if MAX + 66 > 1 << 16 {
+            bytes.push((len >> 16) as u8);
+        }
+        bytes.push(9);
+        assert_eq!(
+            decode_ops(&bytes, MAX, false),
+            [Op::Malloc { len, seed: 9 }],
+            "{len}"
+        );
+    }
+}

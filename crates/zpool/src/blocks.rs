@@ -1,12 +1,13 @@
-//! A user-space page source that carves frames out of 256 KiB blocks of the global
-//! allocator: one frame costs 4 KiB of memory, not the 8 KiB a separate 4096-aligned
-//! allocation costs under glibc.
+//! A user-space page source that carves frames out of blocks of 64 frames of the global
+//! allocator: one frame costs `PAGE_SIZE` of memory, not twice that as a separate
+//! page-aligned allocation costs under glibc.
 //!
 //! [`crate::HeapPageSource`] asks the global allocator for every frame on its own. glibc
-//! serves a 4096-aligned 4096-byte request from a larger chunk and leaves the rest as a
-//! hole that only small allocations can use: measured here, 100,000 frames grew the
-//! resident size by 800,784 KiB, 8.01 KiB per frame. [`BlockPageSource`] asks for 64
-//! frames at a time (one 256 KiB, 4096-aligned block: one alignment hole per 64 frames)
+//! serves a page-aligned page-sized request from a larger chunk and leaves the rest as a
+//! hole that only small allocations can use: measured here at 4 KiB, 100,000 frames grew
+//! the resident size by 800,784 KiB, 8.01 KiB per frame. [`BlockPageSource`] asks for 64
+//! frames at a time (one block of [`BLOCK_BYTES`], page-aligned: one alignment hole per
+//! 64 frames)
 //! and hands frames out of it; a frame given back goes on its block's free list (kept
 //! in the free frames' own first byte: no allocation on `free_frame`), and a block whose
 //! frames are all back is returned to the global allocator (one empty block is kept, so
@@ -37,9 +38,12 @@ use core::ptr::NonNull;
 use crate::frame::{AllocError, Frame, FrameTag, PAGE_SIZE, Page, PageSource};
 use crate::sync::Mutex;
 
-/// Frames per block.
+/// Frames per block: 64 at every page size (the free list's links are `u8` frame
+/// numbers, and 64 frames keep the alignment hole to 1/64 of a block).
 pub const BLOCK_FRAMES: usize = 64;
-/// Bytes per block (256 KiB).
+/// Bytes per block: 64 frames, 256 KiB at 4 KiB pages, 1 MiB at 16 KiB, 4 MiB at 64 KiB
+/// (large enough that glibc serves it by `mmap`, so a freed block goes back to the
+/// system).
 pub const BLOCK_BYTES: usize = BLOCK_FRAMES * PAGE_SIZE;
 /// End of a block's free list.
 const NONE: u8 = u8::MAX;
@@ -94,7 +98,7 @@ struct Inner {
 // source's lock (or through the `Frame`s handed out, which are `Send` themselves).
 unsafe impl Send for Inner {}
 
-/// Frames carved from 256 KiB blocks of the global allocator (see the module docs): the
+/// Frames carved from blocks of 64 frames ([`BLOCK_BYTES`]) of the global allocator (see the module docs): the
 /// user-space page source that costs one frame of memory per frame.
 pub struct BlockPageSource {
     inner: Mutex<Inner>,
@@ -195,8 +199,8 @@ impl BlockPageSource {
     }
 
     fn frame(ptr: NonNull<u8>) -> Frame {
-        // SAFETY: `ptr` is frame `i` of one of this source's blocks: 4096 bytes inside a
-        // live allocation, 4096-aligned (the block is, and frames are 4096 apart),
+        // SAFETY: `ptr` is frame `i` of one of this source's blocks: `PAGE_SIZE` bytes inside
+        // a live allocation, page-aligned (the block is, and frames are `PAGE_SIZE` apart),
         // initialised (zeroed at creation, then only written through frames), handed out
         // to this one `Frame` (it left the free list or the bump range under the lock).
         // Only this source accepts `BlockPageSource::TAG`, and it can take the frame back.
@@ -377,9 +381,7 @@ mod tests {
     }
 
     /// Page-aligned memory that is no source's (so a refusal leaks nothing).
-    #[repr(C, align(4096))]
-    struct Aligned(Page);
-    static mut FOREIGN: Aligned = Aligned([0; PAGE_SIZE]);
+    static mut FOREIGN: crate::testing::PageAligned = crate::testing::PageAligned::ZERO;
 
     fn foreign(tag: FrameTag) -> Frame {
         let ptr = NonNull::new(core::ptr::addr_of_mut!(FOREIGN).cast::<Page>()).unwrap();

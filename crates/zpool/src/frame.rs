@@ -27,8 +27,10 @@ impl fmt::Display for AllocError {
 ///
 /// A tag is a number in 2..=4095 chosen by the page source that makes frames with
 /// [`Frame::from_raw`]; 1 is [`HeapPageSource`]'s and 0 is [`crate::BlockPageSource`]'s,
-/// and no other source can obtain them.
-/// It is stored in the low 12 bits of the frame's address (frames are page-aligned), so
+/// and no other source can obtain them. The range is the same at every page size (a
+/// host's tag numbers do not depend on it).
+/// It is stored in the low 12 bits of the frame's address (frames are page-aligned, so
+/// at least 4096-aligned), so
 /// it costs no memory, one `or` when a frame is made, one `and` when its bytes are
 /// reached, and one compare when it is freed (per frame, not per compressed page).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,7 +47,7 @@ impl FrameTag {
 
     /// A tag for a page source of the host's, or `None` outside 2..=4095.
     pub const fn new(id: u16) -> Option<FrameTag> {
-        if id >= 2 && (id as usize) < PAGE_SIZE {
+        if id >= 2 && (id as usize) < TAG_LIMIT {
             Some(FrameTag(id))
         } else {
             None
@@ -58,13 +60,18 @@ impl FrameTag {
     }
 }
 
-/// The low address bits a page-aligned frame leaves free for its [`FrameTag`].
+/// Tags are below this (12 bits) at every page size.
+const TAG_LIMIT: usize = 4096;
+/// The low address bits a page-aligned frame leaves free (its [`FrameTag`] uses the low
+/// 12 of them).
 const TAG_MASK: usize = PAGE_SIZE - 1;
 
-/// An owned 4 KiB page frame.
+const _: () = assert!(TAG_LIMIT <= PAGE_SIZE && TAG_LIMIT <= u16::MAX as usize + 1);
+
+/// An owned page frame of [`PAGE_SIZE`] bytes.
 ///
 /// A `Frame` is to frame memory what a `Box<Page>` is to heap memory: exclusive ownership
-/// of 4096 bytes, accessed through `&`/`&mut`. It is obtained from a [`PageSource`] and
+/// of `PAGE_SIZE` bytes, accessed through `&`/`&mut`. It is obtained from a [`PageSource`] and
 /// must be given back to the same source with [`PageSource::free_frame`]. It carries its
 /// source's [`FrameTag`], and a source refuses (keeps, counts and never frees) a frame
 /// with another tag, so handing a frame to the wrong source is a leak, never undefined
@@ -75,8 +82,8 @@ pub struct Frame {
     tagged: NonNull<Page>,
 }
 
-// SAFETY: a `Frame` owns its 4096 bytes exclusively (like `Box<Page>`), so moving it to
-// another thread or sharing `&Frame` between threads is as safe as for `Box<[u8; 4096]>`.
+// SAFETY: a `Frame` owns its `PAGE_SIZE` bytes exclusively (like `Box<Page>`), so moving
+// it to another thread or sharing `&Frame` between threads is as safe as for `Box<Page>`.
 unsafe impl Send for Frame {}
 // SAFETY: see `Send`; `&Frame` only gives `&Page`.
 unsafe impl Sync for Frame {}
@@ -85,8 +92,8 @@ impl Frame {
     /// Wraps a page frame provided by a page source, tagged with that source's tag.
     ///
     /// # Safety
-    /// `ptr` must point to 4096 bytes of memory that are valid for reads and writes,
-    /// aligned to 4096 bytes, initialised (any contents), and owned exclusively by the
+    /// `ptr` must point to `PAGE_SIZE` bytes of memory that are valid for reads and
+    /// writes, aligned to `PAGE_SIZE` bytes, initialised (any contents), and owned exclusively by the
     /// returned `Frame` until it is turned back into a pointer with [`Frame::into_raw`].
     /// Every source that accepts frames tagged `tag` on `free_frame` must be able to
     /// free this memory: pick your source's own tag (never one copied from another
@@ -102,14 +109,15 @@ impl Frame {
     #[inline]
     fn ptr(&self) -> NonNull<Page> {
         // The address is page-aligned and non-null, so clearing the tag bits leaves a
-        // non-zero address (at least 4096).
+        // non-zero address (at least `PAGE_SIZE`).
         self.tagged
             .map_addr(|a| core::num::NonZeroUsize::new(a.get() & !TAG_MASK).unwrap_or(a))
     }
 
     /// The tag of the source this frame belongs to.
     pub fn tag(&self) -> FrameTag {
-        // The low bits hold a tag in 0..=4095 (set in `from_raw`), which fits a u16.
+        // The low bits hold a tag in 0..=4095 (set in `from_raw`; the bits above it up to
+        // `PAGE_SIZE` are zero), which fits a u16.
         FrameTag((self.tagged.addr().get() & TAG_MASK) as u16)
     }
 
@@ -172,7 +180,7 @@ impl fmt::Debug for Frame {
 /// returns [`AllocError`]. Both methods may be called concurrently from several threads
 /// and from contexts where sleeping is forbidden.
 pub trait PageSource: Send + Sync {
-    /// Hands out one 4 KiB frame, or fails at once.
+    /// Hands out one frame of [`PAGE_SIZE`] bytes, or fails at once.
     fn alloc_frame(&self) -> Result<Frame, AllocError>;
     /// Takes back a frame this source handed out. A frame whose [`Frame::tag`] is not
     /// this source's must be refused (kept, not freed; a source may count it): wrapping
@@ -216,13 +224,13 @@ impl<S: PageSource + ?Sized> PageSource for alloc::boxed::Box<S> {
     }
 }
 
-/// Frames from the global allocator, one 4096-byte aligned allocation each: the simplest
-/// user-space source.
+/// Frames from the global allocator, one `PAGE_SIZE`-aligned allocation of `PAGE_SIZE`
+/// bytes each: the simplest user-space source.
 ///
-/// Under glibc each such allocation costs about 8 KiB of resident memory (a 4 KiB hole
-/// beside every frame: 100,000 frames grew RSS by 800,784 KiB here).
-/// [`crate::BlockPageSource`] cuts frames out of 256 KiB blocks instead (4.07 KiB per
-/// frame on the same test) and is what a hosted program should use.
+/// Under glibc each such allocation costs about twice its size in resident memory (at
+/// 4 KiB, a 4 KiB hole beside every frame: 100,000 frames grew RSS by 800,784 KiB here).
+/// [`crate::BlockPageSource`] cuts frames out of blocks of 64 frames instead (4.07 KiB
+/// per 4 KiB frame on the same test) and is what a hosted program should use.
 ///
 /// Allocation failure of the global allocator is reported as [`AllocError`], not an
 /// abort. A frame another source made (its [`FrameTag`] is not the heap's) is refused
@@ -252,7 +260,7 @@ impl PageSource for HeapPageSource {
         // SAFETY: PAGE_LAYOUT has a non-zero size.
         let raw = unsafe { alloc::alloc::alloc_zeroed(PAGE_LAYOUT) };
         let ptr = NonNull::new(raw.cast::<Page>()).ok_or(AllocError)?;
-        // SAFETY: a fresh, zeroed (so initialised), 4096-aligned block of 4096 bytes that
+        // SAFETY: a fresh, zeroed (so initialised), page-aligned block of `PAGE_SIZE` bytes that
         // nobody else references; it carries the heap's tag, which `free_frame` checks.
         Ok(unsafe { Frame::from_raw(ptr, FrameTag::HEAP) })
     }
@@ -280,14 +288,13 @@ mod tests {
     use super::*;
 
     /// A page-aligned block that is not the global allocator's.
-    #[repr(C, align(4096))]
-    struct Aligned(Page);
-    static mut FOREIGN: Aligned = Aligned([0; PAGE_SIZE]);
+    static mut FOREIGN: crate::testing::PageAligned = crate::testing::PageAligned::ZERO;
 
     #[test]
     fn a_frame_from_another_source_is_refused_not_freed() {
         let tag = FrameTag::new(7).unwrap();
         let ptr = NonNull::new(core::ptr::addr_of_mut!(FOREIGN).cast::<Page>()).unwrap();
+        assert_eq!(ptr.addr().get() % PAGE_SIZE, 0);
         // SAFETY: the static is page-aligned, initialised and used by this test only.
         let mut f = unsafe { Frame::from_raw(ptr, tag) };
         f[0] = 0xa5;
@@ -303,7 +310,7 @@ mod tests {
         HeapPageSource.free_frame(f);
         assert_eq!(HeapPageSource::refused_frees(), before + 1);
         // SAFETY: the frame was refused, so the static is still ours and unfreed.
-        assert_eq!(unsafe { (*core::ptr::addr_of!(FOREIGN)).0[0] }, 0xa5);
+        assert_eq!(unsafe { (*core::ptr::addr_of!(FOREIGN)).page[0] }, 0xa5);
     }
 
     #[test]
@@ -322,7 +329,9 @@ mod tests {
     fn tags_outside_the_host_range_do_not_exist() {
         assert_eq!(FrameTag::new(0), None);
         assert_eq!(FrameTag::new(1), None, "the heap's tag is not for hosts");
+        // 12-bit tags at every page size (not `PAGE_SIZE - 1` at 16 or 64 KiB).
         assert_eq!(FrameTag::new(4096), None);
+        assert_eq!(FrameTag::new(u16::MAX), None);
         assert_eq!(FrameTag::new(4095).map(FrameTag::get), Some(4095));
     }
 }

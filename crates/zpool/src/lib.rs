@@ -1,11 +1,13 @@
 //! `zpool`: where page frames come from, and the common face of the compressed-page
 //! allocators (`zbud`, `zsmalloc`).
 //!
-//! * [`PageSource`] hands out and takes back 4 KiB page frames. Allocation may fail and
-//!   never blocks. A kernel implements it with a non-sleeping page allocator, a hypervisor
-//!   with its free-page pool, user space with the heap: [`BlockPageSource`] (frames cut
-//!   from 256 KiB blocks: 4 KiB of memory per frame) or [`HeapPageSource`] (one
-//!   allocation per frame: simplest, but glibc spends 8 KiB per 4096-aligned frame),
+//! * [`PageSource`] hands out and takes back page frames of [`PAGE_SIZE`] bytes (the
+//!   build's page size: 4 KiB, or 16 / 64 KiB with `page-16k` / `page-64k`). Allocation
+//!   may fail and never blocks. A kernel implements it with a non-sleeping page
+//!   allocator, a hypervisor with its free-page pool, user space with the heap:
+//!   [`BlockPageSource`] (frames cut from blocks of 64 frames: one frame of memory per
+//!   frame) or [`HeapPageSource`] (one allocation per frame: simplest, but glibc spends
+//!   about two pages per page-aligned frame),
 //!   behind [`RecyclingSource`] when allocation per frame is costly.
 //! * [`Frame`] is an owned page frame. All `unsafe` frame-memory access of the workspace's
 //!   allocators lives in this crate: allocator crates built on it can

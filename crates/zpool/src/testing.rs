@@ -26,6 +26,60 @@ use crate::frame::{AllocError, Frame, HeapPageSource, PAGE_SIZE, Page, PageSourc
 use crate::sync::{AtomicU8, AtomicU64, AtomicUsize, Mutex, Ordering};
 
 // ---------------------------------------------------------------------------------------
+// PageAligned
+// ---------------------------------------------------------------------------------------
+
+/// Zero-sized types aligned to each page size, picked by [`PageAlign`].
+#[doc(hidden)]
+#[repr(align(4096))]
+pub struct Align4K;
+#[doc(hidden)]
+#[repr(align(16384))]
+pub struct Align16K;
+#[doc(hidden)]
+#[repr(align(65536))]
+pub struct Align64K;
+
+/// Maps a page size to a zero-sized type of that alignment (`repr(align)` takes only a
+/// literal, so the build's `PAGE_SIZE` picks one of these).
+#[doc(hidden)]
+pub trait PageAlign {
+    /// A zero-sized type aligned to the page size.
+    type T;
+}
+#[doc(hidden)]
+pub struct PageSizeIs<const N: usize>;
+impl PageAlign for PageSizeIs<4096> {
+    type T = Align4K;
+}
+impl PageAlign for PageSizeIs<16384> {
+    type T = Align16K;
+}
+impl PageAlign for PageSizeIs<65536> {
+    type T = Align64K;
+}
+
+/// One page of memory aligned to [`PAGE_SIZE`] (whatever the build's page size), for
+/// statics and stack buffers that tests wrap as foreign frames.
+#[repr(C)]
+pub struct PageAligned {
+    _align: [<PageSizeIs<PAGE_SIZE> as PageAlign>::T; 0],
+    /// The page's bytes.
+    pub page: Page,
+}
+
+impl PageAligned {
+    /// A zeroed page.
+    pub const ZERO: PageAligned = PageAligned {
+        _align: [],
+        page: [0; PAGE_SIZE],
+    };
+}
+
+const _: () = assert!(core::mem::align_of::<PageAligned>() == PAGE_SIZE);
+const _: () = assert!(core::mem::size_of::<PageAligned>() == PAGE_SIZE);
+
+// ---------------------------------------------------------------------------------------
 // CountingSource
 // ---------------------------------------------------------------------------------------
 
@@ -540,7 +594,7 @@ impl<S: PageSource> CorruptingSource<S> {
             return false;
         };
         let byte = t.0.cast::<u8>().as_ptr().wrapping_add(offset);
-        // SAFETY: `t.0` is a 4096-byte frame this source handed out and that has not
+        // SAFETY: `t.0` is a `PAGE_SIZE`-byte frame this source handed out and that has not
         // come back through `free_frame` (which removes it from the list, under the lock
         // held here, so it cannot come back during the write); the caller guarantees it
         // was not freed any other way, so the memory is still allocated. `offset` is in
