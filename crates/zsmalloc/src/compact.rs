@@ -53,8 +53,7 @@ const fn min(a: usize, b: usize) -> usize {
 }
 
 const _: () = assert!(MAX_GROW_MOVES <= zpool::CompactStep::MAX_OVERSHOOT);
-#[cfg(not(any(feature = "page-16k", feature = "page-64k")))]
-const _: () = assert!(MAX_GROW_MOVES == 128);
+const _: () = assert!(PAGE_SIZE != 4096 || MAX_GROW_MOVES == 128);
 /// The budget of each step `compact()` takes.
 const COMPACT_BUDGET: usize = 1024;
 /// Bin room (single frames) a hold keeps free before each move.

@@ -74,8 +74,10 @@ const _: () = assert!(INDEX_BITS <= ZS_BITS);
 // A zspage of 32-byte slots (the smallest default) can span more than one frame.
 const _: () = assert!(FREE_SLOT as usize > 2 * zplat::PAGE_SIZE / 32);
 // At 4 KiB the widths are the original ones.
-#[cfg(not(any(feature = "page-16k", feature = "page-64k")))]
-const _: () = assert!(SLOT_BITS == 9 && ZS_BITS == 22 && INDEX_BITS == 22 && LEN_BITS == 10);
+const _: () = assert!(
+    zplat::PAGE_SIZE != 4096
+        || (SLOT_BITS == 9 && ZS_BITS == 22 && INDEX_BITS == 22 && LEN_BITS == 10)
+);
 
 /// Packs (class, index, generation) into a handle. The generation is never 0, so the
 /// raw value is never 0.

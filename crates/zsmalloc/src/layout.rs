@@ -40,32 +40,22 @@ impl PoolConfig {
     /// there than the 4 KiB pattern scaled (32/48 * `PAGE_SCALE`), and on the corpus
     /// stored once (where each class's partly filled last frame weighs more) better at
     /// 16 KiB and 0.5 % behind at 64 KiB (`benches/spacing.rs`).
-    #[cfg(not(any(feature = "page-16k", feature = "page-64k")))]
-    pub const DEFAULT: PoolConfig = PoolConfig {
-        max_chain: 64,
-        min_class: 32,
-        small_spacing: 32,
-        split: 1024,
-        spacing: 48,
-    };
-
-    /// The defaults, chosen per page size on the dev corpus (README, "Page sizes").
-    ///
-    /// At 4 KiB: 32-byte spacing below 1024, 48 above (a class-by-class model of the dev
-    /// corpus). At 16 and 64 KiB: one spacing of 48 * `PAGE_SCALE` bytes (192, 768),
-    /// three times Linux's `PAGE_SIZE >> 8` as at 4 KiB, with no finer band: on the
-    /// dev corpus (the same bytes in 4x, 16x fewer pages) it is within 0.1 % of the best
-    /// spacing swept for a larger pool (the corpus stored `PAGE_SCALE` times), better
-    /// there than the 4 KiB pattern scaled (32/48 * `PAGE_SCALE`), and on the corpus
-    /// stored once (where each class's partly filled last frame weighs more) better at
-    /// 16 KiB and 0.5 % behind at 64 KiB (`benches/spacing.rs`).
-    #[cfg(any(feature = "page-16k", feature = "page-64k"))]
-    pub const DEFAULT: PoolConfig = PoolConfig {
-        max_chain: 64,
-        min_class: 32,
-        small_spacing: 48 * zplat::PAGE_SCALE,
-        split: 1024 * zplat::PAGE_SCALE,
-        spacing: 48 * zplat::PAGE_SCALE,
+    pub const DEFAULT: PoolConfig = if PAGE_SIZE == 4096 {
+        PoolConfig {
+            max_chain: 64,
+            min_class: 32,
+            small_spacing: 32,
+            split: 1024,
+            spacing: 48,
+        }
+    } else {
+        PoolConfig {
+            max_chain: 64,
+            min_class: 32,
+            small_spacing: 48 * zplat::PAGE_SCALE,
+            split: 1024 * zplat::PAGE_SCALE,
+            spacing: 48 * zplat::PAGE_SCALE,
+        }
     };
 
     /// Linux-like spacing (`PAGE_SIZE >> 8`: 16, 64, 256 bytes, from 32) and chain 16

@@ -32,8 +32,7 @@ pub const NR_CLASSES: usize = (PAGE - MIN_CLASS).div_ceil(CLASS_DELTA) + 1;
 
 const PAGE: usize = zpool::PAGE_SIZE;
 
-#[cfg(not(any(feature = "page-16k", feature = "page-64k")))]
-const _: () = assert!(CLASS_DELTA == 16 && NR_CLASSES == 255);
+const _: () = assert!(PAGE != 4096 || (CLASS_DELTA == 16 && NR_CLASSES == 255));
 
 /// One Linux class slot.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
