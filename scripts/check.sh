@@ -50,7 +50,8 @@ for ps in page-16k page-64k; do
              "zcomp --lib --test api --test props --test sample" \
              "zcache --lib --test model --test front_ends --test reclaim --test shadow_swap --test handles --test alloc_failure" \
              "zcache-kglue-harness --test c_harness" \
-             "zcache-cli --test cli"; do
+             "zcache-cli --bin zcache" \
+             "zcache-cli --test cli page_size"; do
         set -- $t
         c=$1; shift
         echo "--- cargo test -p $c --features $ps $*"

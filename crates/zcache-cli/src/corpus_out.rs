@@ -72,6 +72,7 @@ mod tests {
     use zcache_testdata::Corpus;
 
     #[test]
+    #[cfg(not(any(feature = "page-16k", feature = "page-64k")))]
     fn a_written_corpus_loads_back_identically() {
         let set = crate::input::embedded_sample().expect("sample");
         let dir = std::env::temp_dir().join(format!("zcache-cli-out-{}", std::process::id()));

@@ -350,8 +350,12 @@ mod tests {
     #[test]
     fn the_embedded_sample_is_testdata_sample() {
         let s = embedded_sample().expect("sample");
-        let c = Corpus::sample();
-        assert_eq!(s.len(), 1024);
+        let c = Corpus::sample().joined::<PAGE_SIZE>();
+        // 1024 pages at 4 KiB; its runs of one object at 16 and 64 KiB.
+        assert_eq!(
+            s.len(),
+            [1024, 195, 33][PAGE_SIZE.trailing_zeros() as usize / 2 - 6]
+        );
         assert_eq!(s.pages, c.pages());
         assert_eq!(s.records, c.records());
     }
@@ -386,15 +390,16 @@ mod tests {
     fn files_become_zero_padded_pages() {
         let dir = std::env::temp_dir().join(format!("zcache-cli-input-{}", std::process::id()));
         fs::create_dir_all(dir.join("sub")).expect("mkdir");
-        let a: Vec<u8> = (0..5000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let len = PAGE_SIZE + 904;
+        let a: Vec<u8> = (0..len as u32).map(|i| (i * 7 % 251) as u8).collect();
         fs::write(dir.join("a"), &a).expect("write");
         fs::write(dir.join("sub/empty"), b"").expect("write");
         fs::write(dir.join("sub/b"), b"hello").expect("write");
         let set = files(std::slice::from_ref(&dir), None, &Progress::hidden()).expect("files");
         assert_eq!(set.len(), 3);
         assert_eq!(&set.pages[0][..], &a[..PAGE_SIZE]);
-        assert_eq!(&set.pages[1][..5000 - PAGE_SIZE], &a[PAGE_SIZE..]);
-        assert!(set.pages[1][5000 - PAGE_SIZE..].iter().all(|&b| b == 0));
+        assert_eq!(&set.pages[1][..len - PAGE_SIZE], &a[PAGE_SIZE..]);
+        assert!(set.pages[1][len - PAGE_SIZE..].iter().all(|&b| b == 0));
         assert_eq!(&set.pages[2][..5], b"hello");
         assert_eq!(
             set.records
@@ -404,9 +409,14 @@ mod tests {
             vec![(0, 0), (0, 1), (1, 0)]
         );
         assert_eq!(set.objects.len(), 2);
-        let sub = embedded_sample().expect("sample").subset(Some(100));
-        assert_eq!((sub.pages.len(), sub.records.len()), (100, 100));
-        assert!(sub.description.contains("100 evenly spaced pages of 1024"));
+        let sample = embedded_sample().expect("sample");
+        let n = sample.len();
+        let sub = sample.subset(Some(20));
+        assert_eq!((sub.pages.len(), sub.records.len()), (20, 20));
+        assert!(
+            sub.description
+                .contains(&format!("20 evenly spaced pages of {n}"))
+        );
         let one = files(&[dir.join("a")], Some(1), &Progress::hidden()).expect("files");
         assert_eq!(one.len(), 1);
         assert!(files(&[dir.join("missing")], None, &Progress::hidden()).is_err());

@@ -206,8 +206,9 @@ impl Corpus {
                 chunk.copy_from_slice(&self.pages[i + j]);
             }
             let w0 = &page[..8];
+            // The corpus convention: a zero page is both zero-filled and same-filled.
             let flags = if page.iter().all(|&b| b == 0) {
-                0b01
+                0b11
             } else if page.chunks_exact(8).all(|w| w == w0) {
                 0b10
             } else {
@@ -223,7 +224,7 @@ impl Corpus {
 
 /// The test set at page size `N`: the 1,024-page sample at 4 KiB; at larger sizes the
 /// dev set joined ([`Corpus::joined`]: 1,874 pages at 16 KiB, 416 at 64 KiB), because
-/// the sample has few runs of one object (132 pages at 16 KiB, 33 at 64 KiB). Panics if
+/// the sample has few runs of one object (195 pages at 16 KiB, 33 at 64 KiB). Panics if
 /// the checkout lacks it.
 pub fn test_pages<const N: usize>() -> Joined<N> {
     if N == PAGE_SIZE {
@@ -281,6 +282,7 @@ mod tests {
         let same = c.joined::<4096>();
         assert_eq!(same.len(), c.len());
         assert!(same.pages().iter().zip(c.pages()).all(|(a, b)| a == b));
+        assert_eq!(same.records(), c.records());
         let j16 = c.joined::<16384>();
         let j64 = c.joined::<65536>();
         assert_eq!((j16.len(), j64.len()), (1874, 416));
