@@ -22,8 +22,15 @@ use std::hint::black_box;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use zcache::PAGE_SIZE;
 use zcache::{AllocatorKind, Config, SlotClaim, Writeback, Zcache};
-use zcache_testdata::Corpus;
+
+/// The dev corpus at the build's page size (`Corpus::joined`).
+type Corpus = zcache_testdata::Joined<PAGE_SIZE>;
+
+fn dev() -> Corpus {
+    zcache_testdata::Corpus::dev().joined::<PAGE_SIZE>()
+}
 use zcomp::{Algorithm, AnyCompressor, Compressor, MAX_COMPRESSED_LEN};
 
 /// The host's worker, run after a refused put.
@@ -47,7 +54,7 @@ fn ideal_frames(c: &Corpus) -> usize {
             bytes += n;
         }
     }
-    bytes.div_ceil(4096)
+    bytes.div_ceil(PAGE_SIZE)
 }
 
 fn pct(v: &mut [Duration], q: f64) -> f64 {
@@ -83,7 +90,7 @@ fn limited(c: &Corpus, eph: AllocatorKind, limit: usize, mode: &str) {
         }
     }
     let put_time = t0.elapsed() - worker_time;
-    let mut out = [0u8; 4096];
+    let mut out = [0u8; PAGE_SIZE];
     let mut hits = 0usize;
     let t1 = Instant::now();
     for (r, _) in c.iter() {
@@ -115,14 +122,14 @@ fn limited(c: &Corpus, eph: AllocatorKind, limit: usize, mode: &str) {
 /// An in-memory swap device.
 #[derive(Default)]
 struct Device {
-    slots: Mutex<HashMap<u64, Box<[u8; 4096]>>>,
+    slots: Mutex<HashMap<u64, Box<[u8; PAGE_SIZE]>>>,
 }
 
 impl Writeback for Device {
     fn claim(&self, _t: u32, offset: u64) -> Option<u64> {
         Some(offset)
     }
-    fn write(&self, claim: &SlotClaim, page: &[u8; 4096]) -> bool {
+    fn write(&self, claim: &SlotClaim, page: &[u8; PAGE_SIZE]) -> bool {
         self.slots
             .lock()
             .unwrap()
@@ -158,7 +165,7 @@ fn frontswap_limited(c: &Corpus, limit: usize) {
         }
     }
     let store_time = t0.elapsed() - worker_time;
-    let mut out = [0u8; 4096];
+    let mut out = [0u8; PAGE_SIZE];
     let mut wrong = 0;
     for (i, p) in c.pages().iter().enumerate() {
         let hit = fs.load(0, i as u64, &mut out).unwrap();
@@ -201,7 +208,7 @@ fn eviction_cost(c: &Corpus, eph: AllocatorKind, population: usize) {
     .unwrap();
     let cc = z.cleancache();
     let pool = cc.init_fs().unwrap();
-    let pages: Vec<&[u8; 4096]> = c
+    let pages: Vec<&[u8; PAGE_SIZE]> = c
         .pages()
         .iter()
         .filter(|p| zcomp::same_filled(p).is_none())
@@ -236,7 +243,7 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    let c = Corpus::dev();
+    let c = dev();
     let ideal = ideal_frames(&c);
     let limit = ideal / 2;
     println!(

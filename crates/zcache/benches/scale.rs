@@ -9,8 +9,15 @@
 //!
 //! Run: `cargo bench -p zcache --bench scale` (sizes: `SCALE_SIZES=10000,100000`).
 
+use zcache::PAGE_SIZE;
 use zcache_scale::{SIZES, Setup, Workload};
-use zcache_testdata::Corpus;
+
+/// The dev corpus at the build's page size (`Corpus::joined`).
+type Corpus = zcache_testdata::Joined<PAGE_SIZE>;
+
+fn dev() -> Corpus {
+    zcache_testdata::Corpus::dev().joined::<PAGE_SIZE>()
+}
 
 fn main() {
     // `cargo bench` passes `--bench`; nothing else is taken from the command line.
@@ -18,7 +25,7 @@ fn main() {
         .ok()
         .map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect())
         .unwrap_or_else(|| SIZES.to_vec());
-    let corpus = Corpus::dev();
+    let corpus = dev();
     let setups = Workload::ALL.map(Setup::new);
     print!("{}", zcache_scale::header());
     let rows = zcache_scale::sweep(corpus.pages(), &sizes, &setups, |r| {

@@ -19,8 +19,15 @@ use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use zcache::PAGE_SIZE;
 use zcache::{Config, Zcache};
-use zcache_testdata::Corpus;
+
+/// The dev corpus at the build's page size (`Corpus::joined`).
+type Corpus = zcache_testdata::Joined<PAGE_SIZE>;
+
+fn dev() -> Corpus {
+    zcache_testdata::Corpus::dev().joined::<PAGE_SIZE>()
+}
 use zcomp::{Algorithm, AnyCompressor, Compressor, MAX_COMPRESSED_LEN};
 
 struct Counting;
@@ -95,7 +102,7 @@ fn per_sec(n: usize, d: Duration) -> f64 {
 }
 
 fn bench(c: &mut Criterion) {
-    let corpus = Corpus::dev();
+    let corpus = dev();
     let pages = corpus.pages();
     let n = pages.len();
     let summary = Summary {
@@ -123,7 +130,7 @@ fn bench(c: &mut Criterion) {
             }
         })
     });
-    let mut out = [0u8; 4096];
+    let mut out = [0u8; PAGE_SIZE];
     g.bench_function("bare_lz4_decompress_corpus", |b| {
         b.iter(|| {
             for cz in &compressed {
@@ -159,7 +166,8 @@ fn bench(c: &mut Criterion) {
         let _ = f.store(0, i as u64, p);
     }
     let st = z.stats();
-    let heap_growth = heap() - before - ((st.pool_frames - frames_before) as isize) * 4096;
+    let heap_growth =
+        heap() - before - ((st.pool_frames - frames_before) as isize) * PAGE_SIZE as isize;
     let stored = st.counters.stored_pages as usize;
     g.bench_function("frontswap_load_corpus", |b| {
         b.iter(|| {
@@ -179,7 +187,7 @@ fn bench(c: &mut Criterion) {
     summary.lines.lock().unwrap().push(format!(
         "frontswap dev: stored {stored}/{n} (verified {verified}), frames {} (ideal {:.0}), metadata {} B = {:.2} B/page (counting allocator: {:.2} B/page)",
         st.pool_frames,
-        st.counters.zbytes as f64 / 4096.0,
+        st.counters.zbytes as f64 / PAGE_SIZE as f64,
         z.metadata_bytes(),
         z.metadata_bytes() as f64 / stored as f64,
         heap_growth as f64 / stored as f64,
@@ -203,7 +211,7 @@ fn bench(c: &mut Criterion) {
                                 let (z, barrier) = (&z, &barrier);
                                 s.spawn(move || {
                                     let f = z.frontswap();
-                                    let mut out = [0u8; 4096];
+                                    let mut out = [0u8; PAGE_SIZE];
                                     let my = &pages[tid * n / threads..(tid + 1) * n / threads];
                                     barrier.wait();
                                     let t = Instant::now();
@@ -249,7 +257,7 @@ fn bench(c: &mut Criterion) {
     g.bench_function("baseline_hashmap_store_corpus", |b| {
         b.iter(|| black_box(base_store(&mut comp, &mut buf)))
     });
-    let base_load = |comp: &mut AnyCompressor, out: &mut [u8; 4096]| {
+    let base_load = |comp: &mut AnyCompressor, out: &mut [u8; PAGE_SIZE]| {
         for i in 0..n {
             let m = map.lock().unwrap();
             let v = m.get(&(0, i as u64)).unwrap();
@@ -278,7 +286,7 @@ fn bench(c: &mut Criterion) {
     };
     let mut comp2 = AnyCompressor::new(Algorithm::Lz4).unwrap();
     let mut buf2 = vec![0u8; MAX_COMPRESSED_LEN];
-    let mut out2 = [0u8; 4096];
+    let mut out2 = [0u8; PAGE_SIZE];
     // CPU time of this thread. Steady state, interleaved: one long-lived zcache (as in a running system, frames
     // are recycled), each round times bare compress, store, load and bare decompress
     // back to back, so machine load affects both sides alike; medians of 7 rounds.
@@ -364,7 +372,7 @@ fn bench(c: &mut Criterion) {
                     let (z, barrier, area, mount) = (&z, &barrier, &area, &mount);
                     s.spawn(move || {
                         let f = z.frontswap();
-                        let mut out = [0u8; 4096];
+                        let mut out = [0u8; PAGE_SIZE];
                         let mut c = AnyCompressor::new(Algorithm::Lz4).unwrap();
                         let mut buf = vec![0u8; MAX_COMPRESSED_LEN];
                         barrier.wait();
