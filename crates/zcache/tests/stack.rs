@@ -9,6 +9,15 @@ use std::sync::Arc;
 use zcache::testing::{RecordingWriteback, test_page};
 use zcache::{Config, Oid, Writeback, Zcache};
 
+/// A zeroed page on the heap, never on the stack (a 64 KiB page would not fit the
+/// 16 KiB thread; a host's page buffers are its own, not zcache's stack).
+fn heap_page() -> Box<zcache::Page> {
+    vec![0u8; zcache::PAGE_SIZE]
+        .into_boxed_slice()
+        .try_into()
+        .expect("PAGE_SIZE bytes")
+}
+
 #[test]
 #[cfg_attr(
     debug_assertions,
@@ -33,20 +42,22 @@ fn every_path_fits_a_16_kib_stack() {
     z.frontswap().init(0).unwrap();
     let pool = z.cleancache().init_fs().unwrap();
     let z2 = z.clone();
+    // The test's pages live on the heap, so the stack measured is zcache's.
+    let pages: Vec<Box<zcache::Page>> = (0..5).map(|k| Box::new(test_page(3 + k))).collect();
     std::thread::Builder::new()
         .stack_size(16 * 1024)
         .spawn(move || {
-            let mut out = [0u8; zcache::PAGE_SIZE];
+            let mut out = heap_page();
             for i in 0..400u64 {
-                let page = test_page(3 + (i as u32 % 5));
+                let page = &pages[i as usize % 5];
                 // Over the 64-frame limit: eviction and stealing in stores, writeback
                 // in the worker.
-                let _ = z2.frontswap().store(0, i, &page);
+                let _ = z2.frontswap().store(0, i, page);
                 if i % 16 == 0 {
                     z2.reclaim(32);
                     z2.shrinker_scan(8);
                 }
-                z2.cleancache().put_page(pool, Oid::new(1, 0, 0), i, &page);
+                z2.cleancache().put_page(pool, Oid::new(1, 0, 0), i, page);
                 let _ = z2.frontswap().load(0, i / 2, &mut out);
                 let _ = z2
                     .cleancache()
@@ -99,7 +110,7 @@ fn teardown_of_the_deepest_trees_fits_a_16_kib_stack() {
                 fs.store(0, u64::MAX - i, page).unwrap();
                 fs.store(0, i << 50, page).unwrap();
             }
-            let mut out: Box<zcache::Page> = Box::new([0u8; zcache::PAGE_SIZE]);
+            let mut out = heap_page();
             assert!(cc.get_page(pools[0], Oid::new(0, 0, 0), u64::MAX, &mut out));
             cc.invalidate_inode(pools[0], Oid::new(0, 0, 0));
             cc.invalidate_fs(pools[1]).unwrap();
