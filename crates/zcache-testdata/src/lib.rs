@@ -75,12 +75,20 @@ impl fmt::Display for CorpusError {
 
 impl std::error::Error for CorpusError {}
 
-/// A loaded corpus: pages and their index records, in file order.
+/// Pages of `N` bytes and their index records, in file order: the corpus itself
+/// ([`Corpus`], `N` = 4096) or the corpus at a larger page size ([`Joined`], built by
+/// [`Corpus::joined`]).
 #[derive(Clone)]
-pub struct Corpus {
-    pages: Vec<[u8; PAGE_SIZE]>,
+pub struct Pages<const N: usize> {
+    pages: Vec<[u8; N]>,
     records: Vec<Record>,
 }
+
+/// A loaded corpus: 4 KiB pages and their index records, in file order.
+pub type Corpus = Pages<PAGE_SIZE>;
+
+/// Pages of `N` bytes (a multiple of 4096) built from a corpus by [`Corpus::joined`].
+pub type Joined<const N: usize> = Pages<N>;
 
 impl Corpus {
     /// Parses a corpus from the bytes of `pages.bin` and `pages.idx`.
@@ -143,40 +151,6 @@ impl Corpus {
         Corpus::load(Self::testdata_dir().join("dev")).expect("testdata/dev")
     }
 
-    /// Number of pages.
-    pub fn len(&self) -> usize {
-        self.pages.len()
-    }
-
-    /// Whether there is no page (never true for a loaded corpus).
-    pub fn is_empty(&self) -> bool {
-        self.pages.is_empty()
-    }
-
-    /// The pages.
-    pub fn pages(&self) -> &[[u8; PAGE_SIZE]] {
-        &self.pages
-    }
-
-    /// The index records, one per page.
-    pub fn records(&self) -> &[Record] {
-        &self.records
-    }
-
-    /// Pages with their records.
-    pub fn iter(&self) -> impl Iterator<Item = (&Record, &[u8; PAGE_SIZE])> {
-        self.records.iter().zip(self.pages.iter())
-    }
-}
-
-/// Pages of `N` bytes (a multiple of 4096) built from a corpus by [`Corpus::joined`].
-#[derive(Clone)]
-pub struct Joined<const N: usize> {
-    pages: Vec<[u8; N]>,
-    records: Vec<Record>,
-}
-
-impl Corpus {
     /// The corpus at page size `N` (4096, 16384, 65536, ...): each page is `N / 4096`
     /// consecutive corpus pages of one object (same source and object id, in file
     /// order, which is page-index order), so it holds real content of that object. An
@@ -218,7 +192,7 @@ impl Corpus {
             pages.push(page);
             i += k;
         }
-        Joined { pages, records }
+        Pages { pages, records }
     }
 }
 
@@ -234,13 +208,14 @@ pub fn test_pages<const N: usize>() -> Joined<N> {
     }
 }
 
-impl<const N: usize> Joined<N> {
+impl<const N: usize> Pages<N> {
     /// Number of pages.
     pub fn len(&self) -> usize {
         self.pages.len()
     }
 
-    /// Whether there is no page (a corpus with no object of `N / 4096` pages).
+    /// Whether there is no page (never true for a loaded corpus; a joined one is empty
+    /// if no object has `N / 4096` pages).
     pub fn is_empty(&self) -> bool {
         self.pages.is_empty()
     }
@@ -250,7 +225,8 @@ impl<const N: usize> Joined<N> {
         &self.pages
     }
 
-    /// The records, one per page (the first corpus page's, flags recomputed).
+    /// The index records, one per page (joined: the first corpus page's, flags
+    /// recomputed).
     pub fn records(&self) -> &[Record] {
         &self.records
     }
