@@ -57,9 +57,8 @@
 #define ZCACHE_ENODEV 19
 
 /*
- A malformed argument: a null pointer, a page size other than
- `ZCACHE_PAGE_SIZE`, a negative pool
- id, an invalid configuration.
+ A malformed argument: a null pointer, a page size other than `ZCACHE_PAGE_SIZE`, a
+ negative pool id, an invalid configuration.
  */
 #define ZCACHE_EINVAL 22
 
@@ -156,10 +155,10 @@
 #define ZCACHE_TEARDOWN_DEFERRED 1
 
 /*
- Hands out one page frame of `ZCACHE_PAGE_SIZE` bytes, aligned to its size, mapped and writable, or `NULL`
- at once when none is available (a misaligned frame is given back and counted as a
- refusal). Must not sleep: it is called from stores, which may run with
- interrupts disabled (a kernel uses `alloc_page(GFP_NOWAIT | __GFP_NOWARN)` and
+ Hands out one page frame of `ZCACHE_PAGE_SIZE` bytes, aligned to its size, mapped
+ and writable, or `NULL` at once when none is available (a misaligned frame is given
+ back and counted as a refusal). Must not sleep: it is called from stores, which may
+ run with interrupts disabled (a kernel uses `alloc_page(GFP_NOWAIT | __GFP_NOWARN)` and
  `page_address`). The frame belongs to zcache until it is given to `free_frame`.
  Must be callable from any CPU concurrently, and must not call into zcache.
  */
@@ -193,9 +192,9 @@ typedef int (*ZcacheWritebackClaimFn)(void *host,
                                       uint64_t *token);
 
 /*
- Writeback step 4: writes `page` (`ZCACHE_PAGE_SIZE` bytes, valid for the call only), the slot's
- current content, which zcache has just taken out of its tree, to the claimed slot.
- Return 0 if the host has the page (zcache drops its copy; later loads of the slot
+ Writeback step 4: writes `page` (`ZCACHE_PAGE_SIZE` bytes, valid for the call
+ only), the slot's current content, which zcache has just taken out of its tree, to
+ the claimed slot. Return 0 if the host has the page (zcache drops its copy; later loads of the slot
  miss, so the host reads its device), non-zero to refuse (zcache puts its copy back
  unless the slot was stored again meanwhile). No zcache lock is held.
  */

@@ -50,9 +50,9 @@ pub const ZCACHE_ALLOC_ZBUD: u32 = 1;
 pub const ZCACHE_ALLOC_ZSMALLOC: u32 = 2;
 
 /// Hands out one page frame of `ZCACHE_PAGE_SIZE` bytes, aligned to its size, mapped
-/// and writable, or `NULL` at once when none is available (a misaligned frame is given back and counted as a
-/// refusal). Must not sleep: it is called from stores, which may run with
-/// interrupts disabled (a kernel uses `alloc_page(GFP_NOWAIT | __GFP_NOWARN)` and
+/// and writable, or `NULL` at once when none is available (a misaligned frame is given
+/// back and counted as a refusal). Must not sleep: it is called from stores, which may
+/// run with interrupts disabled (a kernel uses `alloc_page(GFP_NOWAIT | __GFP_NOWARN)` and
 /// `page_address`). The frame belongs to zcache until it is given to `free_frame`.
 /// Must be callable from any CPU concurrently, and must not call into zcache.
 pub type ZcacheAllocFrameFn = Option<unsafe extern "C" fn(host: *mut c_void) -> *mut c_void>;
@@ -79,8 +79,8 @@ pub type ZcacheWritebackClaimFn = Option<
 >;
 
 /// Writeback step 4: writes `page` (`ZCACHE_PAGE_SIZE` bytes, valid for the call
-/// only), the slot's current content, which zcache has just taken out of its tree, to the claimed slot.
-/// Return 0 if the host has the page (zcache drops its copy; later loads of the slot
+/// only), the slot's current content, which zcache has just taken out of its tree, to
+/// the claimed slot. Return 0 if the host has the page (zcache drops its copy; later loads of the slot
 /// miss, so the host reads its device), non-zero to refuse (zcache puts its copy back
 /// unless the slot was stored again meanwhile). No zcache lock is held.
 pub type ZcacheWritebackWriteFn = Option<
