@@ -16,7 +16,7 @@
 
 use std::time::Instant;
 
-use zcache_uffd::{PAGE, Region, RegionConfig};
+use zcache_uffd::{CleanCopies, PAGE, Region, RegionConfig};
 use zcomp::Compressor;
 
 fn pct(v: &mut [u32], q: f64) -> f64 {
@@ -132,6 +132,9 @@ fn run_region(
     cfg.background_reclaim = false;
     cfg.record_fault_latency = true;
     cfg.handler_cpu = placement;
+    // Every page read back keeps its copy: the clean evictions below measure the
+    // clean-page rule on all of them.
+    cfg.clean_copies = CleanCopies::All;
     let r = Region::new(cfg).expect("region");
     for (k, p) in pages.iter().enumerate() {
         r.write(k * PAGE, &p[..]).expect("write");

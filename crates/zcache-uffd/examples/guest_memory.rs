@@ -12,7 +12,7 @@
 
 use std::time::{Duration, Instant};
 
-use zcache_uffd::{PAGE, Region, RegionConfig, RegionStats};
+use zcache_uffd::{CleanCopies, PAGE, Region, RegionConfig, RegionStats};
 
 const GIB: usize = 1 << 30;
 const MIB: usize = 1 << 20;
@@ -45,6 +45,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // A memfd instead (vhost-user back ends, snapshots): cfg.shared = true;
     // Pages zcache refuses would go to a spill file here instead of staying resident:
     cfg.spill_dir = Some(std::env::temp_dir());
+    // This guest's page cache is read-mostly: every page read back keeps its compressed
+    // copy, so evicting it again is free. (The default, `CleanCopies::DEFAULT`, keeps
+    // copies only up to 1/16 of the evicted pages, and none for pages written after
+    // their last copy: the choice for memory that is written after it is read back.)
+    cfg.clean_copies = CleanCopies::All;
     let guest = Region::new(cfg)?;
     println!(
         "guest memory: {} GiB at {:p}, {} pages of address space",

@@ -9,7 +9,7 @@
 //! $R --limit-pages 2048                        # on the region (root)
 //! $R --memory mmap                             # a plain mapping, no limit
 //! $R --memory mmap --cgroup-limit-pages 2048   # cgroup v1 + zram lz4 (root)
-//! other options: [--max-clean-copies N] [--corpus DIR] [--copies K] [--ops N] [--write-pct P] [--zipf S]
+//! other options: [--clean-copies all|N|1/K] [--corpus DIR] [--copies K] [--ops N] [--write-pct P] [--zipf S]
 //!                [--seed X] [--zram-mib M] [--timeout S]
 //! ```
 //!
@@ -54,8 +54,8 @@ enum Memory {
 struct Args {
     memory: Memory,
     limit: Option<usize>,
-    /// `RegionConfig::max_clean_copies`.
-    max_clean_copies: Option<usize>,
+    /// `RegionConfig::clean_copies`.
+    clean_copies: zcache_uffd::CleanCopies,
     corpus: Option<PathBuf>,
     copies: usize,
     ops: usize,
@@ -73,7 +73,7 @@ fn parse() -> Result<Args, String> {
     let mut a = Args {
         memory: Memory::Region,
         limit: None,
-        max_clean_copies: None,
+        clean_copies: zcache_uffd::CleanCopies::DEFAULT,
         corpus: None,
         copies: 2,
         ops: 400_000,
@@ -99,7 +99,7 @@ fn parse() -> Result<Args, String> {
                 }
             }
             "--limit-pages" => a.limit = Some(num(v()?)? as usize),
-            "--max-clean-copies" => a.max_clean_copies = Some(num(v()?)? as usize),
+            "--clean-copies" => a.clean_copies = report::parse_clean_copies(&v()?)?,
             "--corpus" => a.corpus = Some(PathBuf::from(v()?)),
             "--copies" => a.copies = num(v()?)?.max(1) as usize,
             "--ops" => a.ops = num(v()?)? as usize,
@@ -232,7 +232,11 @@ fn run(a: &Args) -> Result<(), String> {
         Memory::Region => {
             let mut cfg = RegionConfig::new(pages * PAGE);
             cfg.resident_limit = a.limit;
-            cfg.max_clean_copies = a.max_clean_copies;
+            cfg.clean_copies = a.clean_copies;
+            println!(
+                "region: resident limit {:?} pages, clean copies {:?}",
+                cfg.resident_limit, cfg.clean_copies
+            );
             cfg.spill_dir = Some(std::env::temp_dir());
             cfg.handler_cpu = Some(0);
             let r = Region::new(cfg).map_err(|e| format!("region: {e}"))?;

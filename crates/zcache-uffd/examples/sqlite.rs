@@ -10,7 +10,7 @@
 //! $S --max-lines 1000000 --limit-pages 16384            # (c)  on the region (root)
 //! $S --max-lines 1000000 --heap mmap --cgroup-limit-pages 16384 [--zram-mib 512]
 //!                                                       # (b)  cgroup + zram lz4 (root)
-//! other options: [--max-clean-copies N] [--samples N] [--source DIR] [--space-mib M] [--timeout S]
+//! other options: [--clean-copies all|N|1/K] [--samples N] [--source DIR] [--space-mib M] [--timeout S]
 //! (`--space-mib`: the heap's address space, default 8192; the region's page table
 //! costs 2 B per page of it)
 //! ```
@@ -509,8 +509,8 @@ enum HeapKind {
 struct Args {
     heap: HeapKind,
     limit: Option<usize>,
-    /// `RegionConfig::max_clean_copies`.
-    max_clean_copies: Option<usize>,
+    /// `RegionConfig::clean_copies`.
+    clean_copies: zcache_uffd::CleanCopies,
     max_lines: usize,
     source: PathBuf,
     samples: usize,
@@ -530,7 +530,7 @@ fn parse() -> Result<Args, String> {
     let mut a = Args {
         heap: HeapKind::Region,
         limit: None,
-        max_clean_copies: None,
+        clean_copies: zcache_uffd::CleanCopies::DEFAULT,
         max_lines: 500_000,
         source: PathBuf::from("/usr/include"),
         samples: 20_000,
@@ -555,7 +555,7 @@ fn parse() -> Result<Args, String> {
                 }
             }
             "--limit-pages" => a.limit = Some(num(v()?)?),
-            "--max-clean-copies" => a.max_clean_copies = Some(num(v()?)?),
+            "--clean-copies" => a.clean_copies = report::parse_clean_copies(&v()?)?,
             "--max-lines" => a.max_lines = num(v()?)?,
             "--samples" => a.samples = num(v()?)?,
             "--source" => a.source = PathBuf::from(v()?),
@@ -657,7 +657,11 @@ fn install_heap(a: &Args) -> Result<(), String> {
         HeapKind::Region => {
             let mut cfg = RegionConfig::new(a.space);
             cfg.resident_limit = a.limit;
-            cfg.max_clean_copies = a.max_clean_copies;
+            cfg.clean_copies = a.clean_copies;
+            println!(
+                "region: resident limit {:?} pages, clean copies {:?}",
+                cfg.resident_limit, cfg.clean_copies
+            );
             cfg.spill_dir = Some(std::env::temp_dir());
             cfg.handler_cpu = Some(0);
             let r = Region::new(cfg).map_err(|e| format!("region: {e}"))?;

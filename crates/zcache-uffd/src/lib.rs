@@ -106,7 +106,7 @@ mod sys;
 
 pub use error::RegionError;
 pub use region::{
-    EvictReport, FaultTiming, PAGE, Region, RegionConfig, RegionStats, ResidentMemory,
+    CleanCopies, EvictReport, FaultTiming, PAGE, Region, RegionConfig, RegionStats, ResidentMemory,
 };
 
 /// Whether userfaultfd with write-protect faults can be used by this process: `Err`

@@ -5,7 +5,7 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
-use zcache_uffd::{PAGE, Region, RegionConfig};
+use zcache_uffd::{CleanCopies, PAGE, Region, RegionConfig};
 
 /// The region, or `None` after printing `SKIP: <reason>` when userfaultfd is not usable.
 fn region(cfg: RegionConfig) -> Option<Region> {
@@ -16,9 +16,12 @@ fn region(cfg: RegionConfig) -> Option<Region> {
     Some(Region::new(cfg).expect("region"))
 }
 
+/// No background reclaimer, and the clean-page rule in full (most tests count what it
+/// saves; `adaptive_copies_follow_the_pool_and_skip_written_pages` tests the default).
 fn config(pages: usize) -> RegionConfig {
     let mut c = RegionConfig::new(pages * PAGE);
     c.background_reclaim = false;
+    c.clean_copies = CleanCopies::All;
     c
 }
 
@@ -119,13 +122,13 @@ fn round_trip_and_the_clean_page_rule() {
     assert_eq!(settled(&r).fault_errors, 0);
 }
 
-/// `max_clean_copies`: read faults beyond the budget come back dirty with their copy
+/// `CleanCopies::AtMost`: read faults beyond the budget come back dirty with their copy
 /// dropped (so evicting them compresses again), within it clean as before; a write to a
 /// clean page, its eviction and its discard each give its place in the budget back.
 #[test]
 fn the_budget_of_kept_copies_is_kept() {
     let mut c = config(32);
-    c.max_clean_copies = Some(3);
+    c.clean_copies = CleanCopies::AtMost(3);
     let Some(r) = region(c) else { return };
     for p in 0..8 {
         r.write(p * PAGE, &text_page(p as u64)).unwrap();
@@ -166,6 +169,58 @@ fn the_budget_of_kept_copies_is_kept() {
     assert_eq!(read_page(&r, 1), want1);
     assert_eq!(read_page(&r, 0), vec![0u8; PAGE]);
     assert_eq!(s.fault_errors, 0);
+}
+
+/// The default, `CleanCopies::Adaptive`: a read fault keeps its copy only while the kept
+/// copies are fewer than 1/`share` of the pages held out; a page written after its last
+/// kept copy keeps none at its next read fault, and keeps one again at the fault after.
+#[test]
+fn adaptive_copies_follow_the_pool_and_skip_written_pages() {
+    let mut c = config(32);
+    c.clean_copies = CleanCopies::Adaptive { share: 4 };
+    let Some(r) = region(c) else { return };
+    for p in 0..32 {
+        r.write(p * PAGE, &text_page(p as u64 + 900)).unwrap();
+    }
+    assert_eq!(r.evict(0..32 * PAGE).unwrap().compressed, 32);
+    // Read back in order: page k's fault finds 31 - k pages out and k copies kept (for
+    // k up to 5), and keeps a copy while (copies + 1) x 4 <= out: pages 0-5 do (the
+    // sixth, page 5: 6 x 4 = 24 <= 26), page 6 does not (7 x 4 = 28 > 25), nor any after.
+    for p in 0..32 {
+        assert_eq!(read_page(&r, p), text_page(p as u64 + 900), "page {p}");
+    }
+    let s = settled(&r);
+    assert_eq!((s.clean_pages, s.copies_not_kept), (6, 26));
+    assert_eq!(s.copies_not_kept_written, 0);
+    assert_eq!(
+        s.zcache.counters.stored_pages, 6,
+        "only the kept copies stay stored"
+    );
+    // Page 0 is clean: write it (its copy dropped, the page marked), evict everything.
+    r.write(100, b"written after a kept copy").unwrap();
+    assert_eq!(settled(&r).wp_faults, 1);
+    let e = r.evict(0..32 * PAGE).unwrap();
+    assert_eq!((e.saved, e.compressed), (5, 27));
+    // Its next read fault keeps no copy although the budget has room (no copies, 31
+    // pages out): it comes back writable, and a second write takes no fault.
+    let mut want0 = text_page(900);
+    want0[100..125].copy_from_slice(b"written after a kept copy");
+    assert_eq!(read_page(&r, 0), want0);
+    let s = settled(&r);
+    assert_eq!((s.clean_pages, s.copies_not_kept_written), (0, 1));
+    r.write(200, b"x").unwrap();
+    want0[200] = b'x';
+    assert_eq!(settled(&r).wp_faults, 1, "page 0 came back writable");
+    // The mark is used up: evicted (compressed again) and read, it keeps a copy.
+    assert_eq!(r.evict(0..PAGE).unwrap().compressed, 1);
+    assert_eq!(read_page(&r, 0), want0);
+    let s = settled(&r);
+    assert_eq!((s.clean_pages, s.copies_not_kept_written), (1, 1));
+    // Everything reads back.
+    for p in 1..32 {
+        assert_eq!(read_page(&r, p), text_page(p as u64 + 900), "page {p}");
+    }
+    assert_eq!(settled(&r).fault_errors, 0);
 }
 
 #[test]
@@ -608,14 +663,18 @@ proptest! {
         b in prop::collection::vec(op(), 1..80),
         frames in prop::option::of(1usize..8),
         spill in any::<bool>(),
-        copies in prop::option::of(0usize..6),
+        copies in prop_oneof![
+            Just(CleanCopies::All),
+            (0usize..6).prop_map(CleanCopies::AtMost),
+            (1usize..5).prop_map(|share| CleanCopies::Adaptive { share }),
+        ],
     ) {
         if let Err(why) = zcache_uffd::available() {
             println!("SKIP: userfaultfd unavailable: {why}");
             return Ok(());
         }
         let mut c = RegionConfig::new(MODEL_PAGES * PAGE);
-        c.max_clean_copies = copies;
+        c.clean_copies = copies;
         if let Some(f) = frames {
             c.zcache.max_frames = f;
         }

@@ -1,8 +1,24 @@
 //! The region's closing report, shared by `examples/sqlite.rs` and `examples/replay.rs`
 //! (`#[path]` module, not an example): its page table, residency, faults, evictions,
-//! compressions and what zcache holds, in one line each.
+//! compressions and what zcache holds, in one line each; and the `--clean-copies`
+//! option both take.
 
-use zcache_uffd::{PAGE, Region};
+use zcache_uffd::{CleanCopies, PAGE, Region};
+
+/// `--clean-copies`: `all`, `N` (at most N kept copies; 0: none) or `1/K` (adaptive:
+/// copies at most 1/K of the evicted pages, none for pages written after their last one).
+pub fn parse_clean_copies(v: &str) -> Result<CleanCopies, String> {
+    let bad = |e: std::num::ParseIntError| format!("--clean-copies all|N|1/K, not {v}: {e}");
+    match v {
+        "all" => Ok(CleanCopies::All),
+        _ => match v.strip_prefix("1/") {
+            Some(k) => Ok(CleanCopies::Adaptive {
+                share: k.parse::<usize>().map_err(bad)?.max(1),
+            }),
+            None => Ok(CleanCopies::AtMost(v.parse().map_err(bad)?)),
+        },
+    }
+}
 
 use crate::cgroup::mib;
 
@@ -18,11 +34,12 @@ pub fn print_region(r: &Region) -> Result<(), String> {
         std::env::temp_dir().display()
     );
     println!(
-        "region: limit {:?} pages, resident {} ({} clean; {} read faults kept no copy), compressed {}, spilled {}, zero {}; faults {} (refaults {}, wp {}), evictions {}, compressions {}, saved by the clean-page rule {}, zcache rejects {}, direct reclaim {}; zcache {} pages in {} frames = {:.1} MiB (peak {:.1} MiB) + {:.2} MiB metadata = {:.1} MiB held compressed",
+        "region: limit {:?} pages, resident {} ({} clean; {} read faults kept no copy, {} of them written since their last copy), compressed {}, spilled {}, zero {}; faults {} (refaults {}, wp {}), evictions {}, compressions {}, saved by the clean-page rule {}, zcache rejects {}, direct reclaim {}; zcache {} pages in {} frames = {:.1} MiB (peak {:.1} MiB) + {:.2} MiB metadata = {:.1} MiB held compressed",
         r.resident_limit(),
         s.resident_pages,
         s.clean_pages,
         s.copies_not_kept,
+        s.copies_not_kept_written,
         s.compressed_pages,
         s.spilled_pages,
         s.zero_pages,

@@ -38,13 +38,50 @@ pub struct RegionConfig {
     /// Record the handler's service time of every fault served from zcache
     /// ([`Region::take_fault_latencies`]); for benchmarks.
     pub record_fault_latency: bool,
-    /// At most this many resident clean pages keep their compressed (or spilled) copy
-    /// (`None`: every one does, the clean-page rule in full). A read fault that finds
-    /// the budget used up is served as a write fault is: the page comes back writable
-    /// and its copy is dropped, so the pool holds little more than the evicted pages,
-    /// at the cost of compressing the page again when it is evicted. `Some(0)`: no
-    /// resident page keeps a copy. Counted in [`RegionStats::copies_not_kept`].
-    pub max_clean_copies: Option<usize>,
+    /// Which pages a read fault brings back with their copy kept (the clean-page rule:
+    /// evicting such a page again, unwritten, costs no compression). A page that does
+    /// not keep its copy comes back writable, as after a write fault, and its copy is
+    /// dropped. Default [`CleanCopies::DEFAULT`]: the copies follow the pool's size.
+    pub clean_copies: CleanCopies,
+}
+
+/// Which resident pages keep a copy (in zcache or the spill file) after a read fault
+/// brought them back: [`RegionConfig::clean_copies`].
+///
+/// A kept copy makes the next eviction of the page free (no compression) as long as
+/// the page is not written, and costs the copy's memory while the page is resident,
+/// which zram does not pay (it frees a slot when its page is swapped in). On
+/// read-mostly memory the copies save most compressions; on memory that is written
+/// after it is read back (a database's pages) they are dropped again at the first write
+/// and cost a write-protect fault each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CleanCopies {
+    /// Every page a read fault brings back keeps its copy (the clean-page rule in full).
+    All,
+    /// At most this many resident pages keep a copy at once; `AtMost(0)`: none does.
+    AtMost(usize),
+    /// The copies follow the pool: a read fault keeps the page's copy only while the
+    /// kept copies are fewer than 1/`share` of the pages held out of memory (compressed
+    /// or spilled), so the copies add at most 1/`share` to what the pool holds for
+    /// evicted pages; and a page written after its last kept copy keeps none at its
+    /// next read fault (its mark is used up by that fault, so a page that stops being
+    /// written keeps copies again from the fault after).
+    Adaptive {
+        /// The copies' share of the evicted pages is at most 1/`share` (at least 1).
+        share: usize,
+    },
+}
+
+impl CleanCopies {
+    /// The default: [`CleanCopies::Adaptive`] with copies at most 1/16 of the evicted
+    /// pages (docs/performance.md, "Budgets", has the measurements behind the choice).
+    pub const DEFAULT: CleanCopies = CleanCopies::Adaptive { share: 16 };
+}
+
+impl Default for CleanCopies {
+    fn default() -> CleanCopies {
+        CleanCopies::DEFAULT
+    }
 }
 
 impl RegionConfig {
@@ -64,7 +101,7 @@ impl RegionConfig {
             },
             record_fault_latency: false,
             handler_cpu: None,
-            max_clean_copies: None,
+            clean_copies: CleanCopies::DEFAULT,
         }
     }
 }
@@ -157,9 +194,14 @@ pub struct RegionStats {
     pub direct_reclaim: u64,
     /// ioctl or load failures while serving a fault (0 unless something is broken).
     pub fault_errors: u64,
-    /// Read faults served beyond [`RegionConfig::max_clean_copies`]: the page came
-    /// back writable (dirty) and its copy was dropped.
+    /// Read faults that brought a page back writable (dirty), its copy dropped, under
+    /// [`RegionConfig::clean_copies`] (the budget used up, or a page that was written
+    /// after its last kept copy); [`RegionStats::copies_not_kept_written`] of them for
+    /// the second reason.
     pub copies_not_kept: u64,
+    /// Read faults whose page kept no copy because it had been written after its last
+    /// kept copy ([`CleanCopies::Adaptive`]).
+    pub copies_not_kept_written: u64,
     /// The region's zcache.
     pub zcache: zcache::Stats,
 }

@@ -38,6 +38,9 @@ impl Inner {
         if matches!(s, CLEAN | CLEAN_SPILL) {
             self.clean.fetch_sub(1, Ordering::Relaxed);
         }
+        // A discarded page starts a new life: what was written to the old one says
+        // nothing about it.
+        self.wrote[p].store(false, Ordering::Relaxed);
         // A clean page was write-protected: the next fault is a missing fault on a
         // none pte (zero fill), and no write-protect marker survives the drop of
         // anonymous memory (for a memfd, MADV_REMOVE drops it with the page).

@@ -117,10 +117,10 @@ impl Inner {
                     return true;
                 }
                 // A read fault comes back write-protected with its copy kept (clean); a
-                // write fault, or a read fault beyond the budget of kept copies, comes
+                // write fault, or a read fault that `clean_copies` gives no copy, comes
                 // back writable and the copy is dropped after the copy-in succeeded
                 // (until then it is the only copy).
-                let keep = !write && self.clean.load(Ordering::Relaxed) < self.max_clean;
+                let keep = !write && self.keep_copy(p);
                 match self.uffd.copy(addr, &buf.0, keep) {
                     Ok(()) => {
                         if !keep {
@@ -181,6 +181,9 @@ impl Inner {
                     return false;
                 }
                 bump(&self.c.wp_faults);
+                // Remembered for `CleanCopies::Adaptive`: this page's next read fault
+                // keeps no copy.
+                self.wrote[p].store(true, Ordering::Relaxed);
                 // Un-protect first (this wakes the writer), drop the kept copy next:
                 // while the page is BUSY nobody reads the copy, and if un-protecting
                 // failed the copy is still good and the page stays clean.

@@ -26,7 +26,7 @@ use zpool::PageSource;
 use crate::error::RegionError;
 use crate::sys::{self, Uffd};
 
-pub use config::{EvictReport, FaultTiming, RegionConfig, RegionStats};
+pub use config::{CleanCopies, EvictReport, FaultTiming, RegionConfig, RegionStats};
 use evict::reclaim_loop;
 use fault::handler_loop;
 pub use memory::ResidentMemory;
@@ -149,7 +149,9 @@ impl Region {
             resident: AtomicUsize::new(0),
             limit: AtomicUsize::new(config.resident_limit.unwrap_or(usize::MAX)),
             clean: AtomicUsize::new(0),
-            max_clean: config.max_clean_copies.unwrap_or(usize::MAX),
+            copies: config.clean_copies,
+            out: AtomicUsize::new(0),
+            wrote: (0..npages).map(|_| AtomicBool::new(false)).collect(),
             spill,
             c: Counters::default(),
             hand: Mutex::new(0),
@@ -337,6 +339,7 @@ impl Region {
         s.direct_reclaim = l(&i.c.direct);
         s.fault_errors = l(&i.c.fault_errors);
         s.copies_not_kept = l(&i.c.copies_not_kept);
+        s.copies_not_kept_written = l(&i.c.copies_not_kept_written);
         s.zcache = i.area.zcache().stats();
         s
     }
@@ -421,6 +424,10 @@ impl Region {
                 Err(e) => return Err(RegionError::Io("fault back", e)),
             }
             if s != UNTOUCHED && s != OUT_ZERO {
+                if is_held_out(s) {
+                    // Not taken (nothing else runs now), so `take` did not count it.
+                    i.out.fetch_sub(1, Ordering::Relaxed);
+                }
                 i.publish(p, DIRTY);
             }
         }

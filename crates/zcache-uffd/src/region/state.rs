@@ -10,7 +10,7 @@ use std::sync::{Arc, Condvar, Mutex};
 
 use zcache::{SwapArea, Zcache};
 
-use super::config::FaultTiming;
+use super::config::{CleanCopies, FaultTiming};
 use crate::sys::Uffd;
 
 /// The page size the region works in: this host's (x86_64) 4 KiB pages.
@@ -49,6 +49,11 @@ pub(super) fn is_resident(s: u8) -> bool {
     matches!(s, DIRTY | CLEAN | CLEAN_SPILL)
 }
 
+/// Out of memory with the data kept (zcache or the spill file): what `Inner::out` counts.
+pub(super) fn is_held_out(s: u8) -> bool {
+    matches!(s, OUT_Z | OUT_SPILL)
+}
+
 /// A page-aligned page buffer (the source of `UFFDIO_COPY`).
 #[repr(C, align(4096))]
 pub(super) struct PageBuf(pub(super) [u8; PAGE]);
@@ -82,6 +87,7 @@ pub(super) struct Counters {
     pub(super) fault_errors: AtomicU64,
     pub(super) direct: AtomicU64,
     pub(super) copies_not_kept: AtomicU64,
+    pub(super) copies_not_kept_written: AtomicU64,
 }
 
 pub(super) fn bump(c: &AtomicU64) {
@@ -128,7 +134,13 @@ pub(super) struct Inner {
     /// Resident pages in CLEAN or CLEAN_SPILL (raised before such a state is published,
     /// lowered by whoever takes the page out of it), and the budget for them.
     pub(super) clean: AtomicUsize,
-    pub(super) max_clean: usize,
+    pub(super) copies: CleanCopies,
+    /// Pages in OUT_Z or OUT_SPILL (lowered by `take` from such a state, raised by
+    /// `publish` of one): what [`CleanCopies::Adaptive`] measures the copies against.
+    pub(super) out: AtomicUsize,
+    /// Per page: written (a write-protect fault on its kept copy) since its last kept
+    /// copy. Read by [`CleanCopies::Adaptive`] at the page's next read fault.
+    pub(super) wrote: Box<[AtomicBool]>,
     pub(super) spill: Option<Spill>,
     pub(super) c: Counters,
     /// The CLOCK hand (also serialises limit enforcement).
@@ -165,14 +177,41 @@ impl Inner {
         self.base + p * PAGE
     }
 
+    /// Publishes page `p`'s next state (its owner, who took it, ends the transition).
     pub(super) fn publish(&self, p: usize, s: u8) {
+        if is_held_out(s) {
+            self.out.fetch_add(1, Ordering::Relaxed);
+        }
         self.state[p].store(s, Ordering::Release);
     }
 
+    /// Takes page `p` from state `from` into `BUSY`; `false` if it was not in `from`.
     pub(super) fn take(&self, p: usize, from: u8) -> bool {
-        self.state[p]
+        let ok = self.state[p]
             .compare_exchange(from, BUSY, Ordering::Acquire, Ordering::Relaxed)
-            .is_ok()
+            .is_ok();
+        if ok && is_held_out(from) {
+            self.out.fetch_sub(1, Ordering::Relaxed);
+        }
+        ok
+    }
+
+    /// Whether a read fault on page `p` keeps the page's copy, under
+    /// [`RegionConfig::clean_copies`](super::RegionConfig::clean_copies). The caller owns
+    /// the page (taken out of OUT_Z or OUT_SPILL, so `out` no longer counts it).
+    pub(super) fn keep_copy(&self, p: usize) -> bool {
+        let clean = self.clean.load(Ordering::Relaxed);
+        match self.copies {
+            CleanCopies::All => true,
+            CleanCopies::AtMost(n) => clean < n,
+            CleanCopies::Adaptive { share } => {
+                if self.wrote[p].swap(false, Ordering::Relaxed) {
+                    bump(&self.c.copies_not_kept_written);
+                    return false;
+                }
+                (clean + 1).saturating_mul(share.max(1)) <= self.out.load(Ordering::Relaxed)
+            }
+        }
     }
 
     pub(super) fn wake(&self, p: usize) {
