@@ -220,6 +220,27 @@ fn adaptive_copies_follow_the_pool_and_skip_written_pages() {
     for p in 1..32 {
         assert_eq!(read_page(&r, p), text_page(p as u64 + 900), "page {p}");
     }
+    // Nothing is out now, but the copies kept on the way are still there: the
+    // reclaimer's trim (here `enforce_limit`, there is no limit) drops them down to
+    // (out + 4) / 4 = 1, making their pages writable; a write to one then takes no fault.
+    let before = settled(&r);
+    assert_eq!(before.compressed_pages, 0);
+    assert!(before.clean_pages >= 2, "{before:?}");
+    r.enforce_limit();
+    let s = settled(&r);
+    assert_eq!(s.clean_pages, 1);
+    assert_eq!(s.copies_dropped, before.clean_pages as u64 - 1);
+    assert_eq!(s.zcache.counters.stored_pages, 1, "the dropped copies are freed");
+    for p in 1..32 {
+        r.write(p * PAGE + 8, b"after the trim").unwrap();
+    }
+    let writes = settled(&r).wp_faults - s.wp_faults;
+    assert_eq!(writes, 1, "only the page that kept its copy was still protected");
+    for p in 1..32 {
+        let mut want = text_page(p as u64 + 900);
+        want[8..22].copy_from_slice(b"after the trim");
+        assert_eq!(read_page(&r, p), want, "page {p}");
+    }
     assert_eq!(settled(&r).fault_errors, 0);
 }
 

@@ -28,9 +28,9 @@ pub fn print_region(r: &Region) -> Result<(), String> {
     let meta = r.zcache().metadata_bytes() as u64;
     let frames = (s.zcache.pool_frames * PAGE) as u64;
     println!(
-        "region page table: {} pages x 2 B (state, referenced) = {:.2} MiB; spilled pages are in a file in {}",
+        "region page table: {} pages x 3 B (state, referenced, written) = {:.2} MiB; spilled pages are in a file in {}",
         s.pages,
-        mib(2 * s.pages as u64),
+        mib(3 * s.pages as u64),
         std::env::temp_dir().display()
     );
     println!(

@@ -62,10 +62,12 @@ pub enum CleanCopies {
     AtMost(usize),
     /// The copies follow the pool: a read fault keeps the page's copy only while the
     /// kept copies are fewer than 1/`share` of the pages held out of memory (compressed
-    /// or spilled), so the copies add at most 1/`share` to what the pool holds for
-    /// evicted pages; and a page written after its last kept copy keeps none at its
-    /// next read fault (its mark is used up by that fault, so a page that stops being
-    /// written keeps copies again from the fault after).
+    /// or spilled), and when the evicted pages become fewer (faulted back in), the
+    /// reclaimer drops the copies beyond that share (the page made writable, its copy
+    /// freed). So the copies add about 1/`share` to what the pool holds for evicted
+    /// pages. And a page written after its last kept copy keeps none at its next read
+    /// fault (its mark is used up by that fault, so a page that stops being written
+    /// keeps copies again from the fault after).
     Adaptive {
         /// The copies' share of the evicted pages is at most 1/`share` (at least 1).
         share: usize,
@@ -202,6 +204,10 @@ pub struct RegionStats {
     /// Read faults whose page kept no copy because it had been written after its last
     /// kept copy ([`CleanCopies::Adaptive`]).
     pub copies_not_kept_written: u64,
+    /// Kept copies dropped because the evicted pages became fewer than their share
+    /// allows ([`CleanCopies::Adaptive`]): the page was made writable and its copy freed,
+    /// as a write would have.
+    pub copies_dropped: u64,
     /// The region's zcache.
     pub zcache: zcache::Stats,
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use super::config::EvictReport;
+use super::config::{CleanCopies, EvictReport};
 use super::state::*;
 use crate::error::RegionError;
 
@@ -215,6 +215,52 @@ impl Inner {
         r
     }
 
+    /// Under [`CleanCopies::Adaptive`]: while the kept copies of resident pages are more
+    /// than 1/`share` of the pages held out (plus one), drops copies: a clean page with
+    /// its copy in zcache is taken, made writable (which wakes a writer that faulted on
+    /// it meanwhile) and its copy freed, exactly as a write-protect fault would. Copies
+    /// in the spill file cost no memory and stay. At most one pass over the pages;
+    /// returns the copies dropped.
+    pub(super) fn trim_copies(&self) -> u64 {
+        let CleanCopies::Adaptive { share } = self.copies else {
+            return 0;
+        };
+        let share = share.max(1);
+        let over = || {
+            self.clean.load(Ordering::Relaxed).saturating_mul(share)
+                > self.out.load(Ordering::Relaxed).saturating_add(share)
+        };
+        if self.npages == 0 || !over() {
+            return 0;
+        }
+        let Ok(mut hand) = self.trim_hand.lock() else {
+            return 0;
+        };
+        let mut dropped = 0;
+        for _ in 0..self.npages {
+            if !over() {
+                break;
+            }
+            let p = *hand;
+            *hand = (p + 1) % self.npages;
+            if self.state[p].load(Ordering::Relaxed) != CLEAN || !self.take(p, CLEAN) {
+                continue;
+            }
+            if self.uffd.writeprotect(self.addr(p), PAGE, false).is_err() {
+                // Still protected: the copy stays good, the page clean.
+                self.publish(p, CLEAN);
+                self.wake(p);
+                break;
+            }
+            let _ = self.area.invalidate_page(p as u64);
+            self.clean.fetch_sub(1, Ordering::Relaxed);
+            self.publish(p, DIRTY);
+            bump(&self.c.copies_dropped);
+            dropped += 1;
+        }
+        dropped
+    }
+
     pub(super) fn limit_target(&self) -> Option<usize> {
         let l = self.limit.load(Ordering::Relaxed);
         (l != usize::MAX).then(|| l - (l / 16))
@@ -242,6 +288,7 @@ pub(super) fn reclaim_loop(inner: Arc<Inner>) {
         if let Some(t) = inner.limit_target() {
             inner.enforce(t);
         }
+        inner.trim_copies();
         // Pages come and go (write faults drop copies, evictions store new ones), which
         // leaves holes in zsmalloc's zspages: compact when a few frames can be had.
         let z = inner.area.zcache();

@@ -155,6 +155,7 @@ impl Region {
             spill,
             c: Counters::default(),
             hand: Mutex::new(0),
+            trim_hand: Mutex::new(0),
             reclaim: (Mutex::new(false), Condvar::new()),
             record_latency: config.record_fault_latency,
             direct_reclaim: config.direct_reclaim,
@@ -293,12 +294,16 @@ impl Region {
         (l != usize::MAX).then_some(l)
     }
 
-    /// Runs the limit's CLOCK in the caller's thread, down to 15/16 of the limit.
+    /// Runs the limit's CLOCK in the caller's thread, down to 15/16 of the limit, then
+    /// (under [`CleanCopies::Adaptive`]) drops the kept copies beyond their share of the
+    /// evicted pages, as the background reclaimer does after each of its runs.
     pub fn enforce_limit(&self) -> EvictReport {
-        match self.inner.limit_target() {
+        let r = match self.inner.limit_target() {
             Some(t) => self.inner.enforce(t),
             None => EvictReport::default(),
-        }
+        };
+        self.inner.trim_copies();
+        r
     }
 
     /// A statistics snapshot (the page-state gauges are one pass over the states).
@@ -340,6 +345,7 @@ impl Region {
         s.fault_errors = l(&i.c.fault_errors);
         s.copies_not_kept = l(&i.c.copies_not_kept);
         s.copies_not_kept_written = l(&i.c.copies_not_kept_written);
+        s.copies_dropped = l(&i.c.copies_dropped);
         s.zcache = i.area.zcache().stats();
         s
     }

@@ -88,6 +88,7 @@ pub(super) struct Counters {
     pub(super) direct: AtomicU64,
     pub(super) copies_not_kept: AtomicU64,
     pub(super) copies_not_kept_written: AtomicU64,
+    pub(super) copies_dropped: AtomicU64,
 }
 
 pub(super) fn bump(c: &AtomicU64) {
@@ -145,6 +146,8 @@ pub(super) struct Inner {
     pub(super) c: Counters,
     /// The CLOCK hand (also serialises limit enforcement).
     pub(super) hand: Mutex<usize>,
+    /// Where `trim_copies` looks next for a kept copy to drop (and its serialisation).
+    pub(super) trim_hand: Mutex<usize>,
     /// The reclaimer sleeps here; `true` = stop.
     pub(super) reclaim: (Mutex<bool>, Condvar),
     pub(super) record_latency: bool,
