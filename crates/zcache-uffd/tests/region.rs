@@ -230,18 +230,67 @@ fn adaptive_copies_follow_the_pool_and_skip_written_pages() {
     let s = settled(&r);
     assert_eq!(s.clean_pages, 1);
     assert_eq!(s.copies_dropped, before.clean_pages as u64 - 1);
-    assert_eq!(s.zcache.counters.stored_pages, 1, "the dropped copies are freed");
+    assert_eq!(
+        s.zcache.counters.stored_pages, 1,
+        "the dropped copies are freed"
+    );
     for p in 1..32 {
         r.write(p * PAGE + 8, b"after the trim").unwrap();
     }
     let writes = settled(&r).wp_faults - s.wp_faults;
-    assert_eq!(writes, 1, "only the page that kept its copy was still protected");
+    assert_eq!(
+        writes, 1,
+        "only the page that kept its copy was still protected"
+    );
     for p in 1..32 {
         let mut want = text_page(p as u64 + 900);
         want[8..22].copy_from_slice(b"after the trim");
         assert_eq!(read_page(&r, p), want, "page {p}");
     }
     assert_eq!(settled(&r).fault_errors, 0);
+}
+
+/// `CleanCopies::Adaptive`'s verdicts: once kept copies have been written more often
+/// than evicted unwritten, only one read fault in 32 keeps its copy.
+#[test]
+fn adaptive_copies_stop_while_they_are_written() {
+    let mut c = config(64);
+    c.clean_copies = CleanCopies::Adaptive { share: 1 };
+    let Some(r) = region(c) else { return };
+    for p in 0..64 {
+        r.write(p * PAGE, &text_page(p as u64 + 1200)).unwrap();
+    }
+    assert_eq!(r.evict(0..64 * PAGE).unwrap().compressed, 64);
+    // Read all back: page k finds 63 - k out and k copies, and keeps its copy while
+    // k + 1 <= 63 - k: pages 0-31. Then write every page: 32 copies wasted.
+    for p in 0..64 {
+        assert_eq!(read_page(&r, p), text_page(p as u64 + 1200), "page {p}");
+    }
+    assert_eq!(settled(&r).clean_pages, 32);
+    for p in 0..64 {
+        r.write(p * PAGE + 1, b"w").unwrap();
+    }
+    let s = settled(&r);
+    assert_eq!((s.clean_pages, s.wp_faults), (0, 32));
+    assert_eq!(r.evict(0..64 * PAGE).unwrap().compressed, 64);
+    // Read all back again: pages 0-31 were written after their copy (marked); of the
+    // other 32, only the read fault whose number is a multiple of 32 (the 97th, page
+    // 32) keeps its copy (32 copies wasted, none paid), pages 62 and 63 find too few
+    // out for a second copy, and the other 29 are refused by the verdicts.
+    for p in 0..64 {
+        let mut want = text_page(p as u64 + 1200);
+        want[1] = b'w';
+        assert_eq!(read_page(&r, p), want, "page {p}");
+    }
+    let s = settled(&r);
+    assert_eq!(s.clean_pages, 1);
+    assert_eq!(
+        (s.copies_not_kept_written, s.copies_not_kept_unpaid),
+        (32, 29)
+    );
+    // Round one: pages 32-63 over the budget; round two: all but page 32.
+    assert_eq!(s.copies_not_kept, 32 + 63);
+    assert_eq!(s.fault_errors, 0);
 }
 
 #[test]

@@ -86,6 +86,7 @@ impl Inner {
             self.publish(p, if s == CLEAN { OUT_Z } else { OUT_SPILL });
             self.resident.fetch_sub(1, Ordering::Relaxed);
             bump(&self.c.saved);
+            self.verdicts.note(false);
             bump(&self.c.evictions);
             r.saved += 1;
             self.wake(p);

@@ -181,6 +181,7 @@ impl Inner {
                     return false;
                 }
                 bump(&self.c.wp_faults);
+                self.verdicts.note(true);
                 // Remembered for `CleanCopies::Adaptive`: this page's next read fault
                 // keeps no copy.
                 self.wrote[p].store(true, Ordering::Relaxed);

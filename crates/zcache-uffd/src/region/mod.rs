@@ -152,6 +152,8 @@ impl Region {
             copies: config.clean_copies,
             out: AtomicUsize::new(0),
             wrote: (0..npages).map(|_| AtomicBool::new(false)).collect(),
+            verdicts: Verdicts::default(),
+            read_faults: AtomicU64::new(0),
             spill,
             c: Counters::default(),
             hand: Mutex::new(0),
@@ -346,6 +348,7 @@ impl Region {
         s.copies_not_kept = l(&i.c.copies_not_kept);
         s.copies_not_kept_written = l(&i.c.copies_not_kept_written);
         s.copies_dropped = l(&i.c.copies_dropped);
+        s.copies_not_kept_unpaid = l(&i.c.copies_not_kept_unpaid);
         s.zcache = i.area.zcache().stats();
         s
     }

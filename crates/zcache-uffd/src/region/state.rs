@@ -49,6 +49,52 @@ pub(super) fn is_resident(s: u8) -> bool {
     matches!(s, DIRTY | CLEAN | CLEAN_SPILL)
 }
 
+/// Read faults (under [`CleanCopies::Adaptive`]) after which the copies' verdicts are
+/// halved: what the region learnt of its copies fades over this many.
+pub(super) const VERDICT_WINDOW: u64 = 4096;
+/// While kept copies are written more often than they save a compression, one read
+/// fault in this many still keeps its copy, so that the verdicts can change.
+pub(super) const EXPLORE: u64 = 32;
+
+/// What became of the kept copies, in two 32-bit halves of one word: *paid* (the page
+/// was evicted again unwritten: a compression saved) and *wasted* (it was written: the
+/// copy dropped, a write-protect fault paid). Halved every [`VERDICT_WINDOW`] read
+/// faults, so it follows the workload.
+#[derive(Default)]
+pub(super) struct Verdicts(AtomicU64);
+
+impl Verdicts {
+    /// Records one copy's fate.
+    pub(super) fn note(&self, wasted: bool) {
+        let add = if wasted { 1 << 32 } else { 1 };
+        // Saturates well before the halves could carry into each other: they are halved
+        // every few thousand read faults.
+        let _ = self
+            .0
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                let (p, w) = (v as u32, (v >> 32) as u32);
+                let full = if wasted { w == u32::MAX } else { p == u32::MAX };
+                Some(if full { v } else { v + add })
+            });
+    }
+
+    /// Halves both counts.
+    pub(super) fn halve(&self) {
+        let _ = self
+            .0
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                let (p, w) = (v as u32 / 2, (v >> 32) as u32 / 2);
+                Some(u64::from(p) | (u64::from(w) << 32))
+            });
+    }
+
+    /// (paid, wasted).
+    pub(super) fn get(&self) -> (u32, u32) {
+        let v = self.0.load(Ordering::Relaxed);
+        (v as u32, (v >> 32) as u32)
+    }
+}
+
 /// Out of memory with the data kept (zcache or the spill file): what `Inner::out` counts.
 pub(super) fn is_held_out(s: u8) -> bool {
     matches!(s, OUT_Z | OUT_SPILL)
@@ -89,6 +135,7 @@ pub(super) struct Counters {
     pub(super) copies_not_kept: AtomicU64,
     pub(super) copies_not_kept_written: AtomicU64,
     pub(super) copies_dropped: AtomicU64,
+    pub(super) copies_not_kept_unpaid: AtomicU64,
 }
 
 pub(super) fn bump(c: &AtomicU64) {
@@ -142,6 +189,10 @@ pub(super) struct Inner {
     /// Per page: written (a write-protect fault on its kept copy) since its last kept
     /// copy. Read by [`CleanCopies::Adaptive`] at the page's next read fault.
     pub(super) wrote: Box<[AtomicBool]>,
+    /// What became of the kept copies lately ([`CleanCopies::Adaptive`]).
+    pub(super) verdicts: Verdicts,
+    /// Read faults seen by [`CleanCopies::Adaptive`] (its clock for `verdicts`).
+    pub(super) read_faults: AtomicU64,
     pub(super) spill: Option<Spill>,
     pub(super) c: Counters,
     /// The CLOCK hand (also serialises limit enforcement).
@@ -208,11 +259,23 @@ impl Inner {
             CleanCopies::All => true,
             CleanCopies::AtMost(n) => clean < n,
             CleanCopies::Adaptive { share } => {
+                let n = self.read_faults.fetch_add(1, Ordering::Relaxed);
+                if n % VERDICT_WINDOW == VERDICT_WINDOW - 1 {
+                    self.verdicts.halve();
+                }
                 if self.wrote[p].swap(false, Ordering::Relaxed) {
                     bump(&self.c.copies_not_kept_written);
                     return false;
                 }
-                (clean + 1).saturating_mul(share.max(1)) <= self.out.load(Ordering::Relaxed)
+                if (clean + 1).saturating_mul(share.max(1)) > self.out.load(Ordering::Relaxed) {
+                    return false;
+                }
+                let (paid, wasted) = self.verdicts.get();
+                if wasted > paid && n % EXPLORE != 0 {
+                    bump(&self.c.copies_not_kept_unpaid);
+                    return false;
+                }
+                true
             }
         }
     }
