@@ -293,12 +293,11 @@ fn run(a: &Args) -> Result<(), String> {
     let t_replay = t.elapsed().as_secs_f64();
     let (min1, maj1) = faults();
     // The state the memory figures describe: right after the replay.
-    if let Some(p) = &a.zram_stat {
-        cgroup::print_zram(p)?;
-    }
-    if let Guest::Region(r) = &guest {
-        report::print_region(r)?;
-    }
+    let region = match &guest {
+        Guest::Region(r) => Some(r),
+        _ => None,
+    };
+    report::print_held(a.zram_stat.as_deref(), region)?;
     let t = Instant::now();
     for (g, &v) in version.iter().enumerate() {
         guest.read(g, &mut buf)?;

@@ -834,12 +834,7 @@ fn run(a: &Args) -> Result<(), String> {
             h.in_use as f64 / (1 << 20) as f64
         );
     }
-    if let Some(p) = &a.zram_stat {
-        cgroup::print_zram(p)?;
-    }
-    if let Some(r) = REGION.get() {
-        report::print_region(r)?;
-    }
+    report::print_held(a.zram_stat.as_deref(), REGION.get())?;
     drop(db);
     if wrong != 0 {
         return Err(format!("{wrong} wrong answers"));

@@ -11,7 +11,12 @@
 //! * a missing fault on an evicted page: decompress from the region's own [`zcache`]
 //!   (a persistent pool through a `SwapArea`, page index = slot) and `UFFDIO_COPY`.
 //!   A read fault copies the page in **write-protected and keeps the compressed copy**
-//!   (the page is *clean*); a write fault copies it in writable and drops the copy;
+//!   (the page is *clean*) when [`RegionConfig::clean_copies`] allows it; a write
+//!   fault, or a read fault it does not allow, copies the page in writable and drops
+//!   the copy. The default, [`CleanCopies::DEFAULT`], keeps copies only up to 1/16 of
+//!   the evicted pages, none for a page written after its last copy, and few while
+//!   copies are lately written more often than they save a compression: a kept copy
+//!   costs memory that zram, which frees a slot at swap-in, does not spend;
 //! * a write-protect fault on a clean page: un-protect it and drop its copy (now
 //!   *dirty*).
 //!

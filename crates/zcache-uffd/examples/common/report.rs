@@ -22,6 +22,30 @@ pub fn parse_clean_copies(v: &str) -> Result<CleanCopies, String> {
 
 use crate::cgroup::mib;
 
+/// What each store holds: right after the workload (`zram_stat`: run (b)'s zram, or
+/// `region`: run (c)), and again after 0.2 s idle, when the region's reclaimer (which
+/// wakes every 20 ms) has compacted the holes the last faults left. zram does not
+/// compact by itself (only through its `compact` file or the kernel's shrinker under
+/// global memory pressure), so its figure is the same then.
+pub fn print_held(
+    zram_stat: Option<&std::path::Path>,
+    region: Option<&Region>,
+) -> Result<(), String> {
+    for when in ["right after the workload", "after 0.2 s idle"] {
+        if when != "right after the workload" {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        println!("held compressed, {when}:");
+        if let Some(p) = zram_stat {
+            crate::cgroup::print_zram(p)?;
+        }
+        if let Some(r) = region {
+            print_region(r)?;
+        }
+    }
+    Ok(())
+}
+
 /// Prints the region's statistics; an error if any fault failed.
 pub fn print_region(r: &Region) -> Result<(), String> {
     let s = r.stats();
@@ -34,7 +58,7 @@ pub fn print_region(r: &Region) -> Result<(), String> {
         std::env::temp_dir().display()
     );
     println!(
-        "region: limit {:?} pages, resident {} ({} clean; {} read faults kept no copy, {} of them written since their last copy), compressed {}, spilled {}, zero {}; faults {} (refaults {}, wp {}), evictions {}, compressions {}, saved by the clean-page rule {}, zcache rejects {}, direct reclaim {}; zcache {} pages in {} frames = {:.1} MiB (peak {:.1} MiB) + {:.2} MiB metadata = {:.1} MiB held compressed",
+        "region: limit {:?} pages, resident {} ({} clean; {} read faults kept no copy, {} of them written since their last copy), compressed {}, spilled {}, zero {}; faults {} (refaults {}, wp {}), evictions {}, compressions {}, saved by the clean-page rule {}, zcache rejects {}, direct reclaim {}; zcache {} pages ({:.1} MiB of objects) in {} frames = {:.1} MiB (peak {:.1} MiB) + {:.2} MiB metadata = {:.1} MiB held compressed",
         r.resident_limit(),
         s.resident_pages,
         s.clean_pages,
@@ -52,6 +76,7 @@ pub fn print_region(r: &Region) -> Result<(), String> {
         s.zcache_rejects,
         s.direct_reclaim,
         s.zcache.counters.stored_pages,
+        mib(s.zcache.counters.zbytes.max(0) as u64),
         s.zcache.pool_frames,
         mib(frames),
         mib((s.zcache.pool_frames_peak * PAGE) as u64),

@@ -196,13 +196,18 @@ impl Inner {
     /// CLOCK over the resident pages until at most `target` are resident (or 64 picks
     /// in a row evicted nothing: pages zcache refuses with no spill file stay).
     pub(super) fn enforce(&self, target: usize) -> EvictReport {
+        self.enforce_some(target, u64::MAX)
+    }
+
+    /// [`Inner::enforce`], stopping after `most` pages dropped.
+    pub(super) fn enforce_some(&self, target: usize, most: u64) -> EvictReport {
         let mut r = EvictReport::default();
         if self.npages == 0 {
             return r;
         }
         let mut buf: Option<Box<PageBuf>> = None;
         let mut misses = 0;
-        while self.resident.load(Ordering::Relaxed) > target && misses < 64 {
+        while self.resident.load(Ordering::Relaxed) > target && misses < 64 && r.dropped() < most {
             let Some(p) = self.clock_pick() else { break };
             let before = r.dropped();
             let b = buf.get_or_insert_with(PageBuf::new);
@@ -268,6 +273,9 @@ impl Inner {
     }
 }
 
+/// Pages the reclaimer evicts between two looks at the pool's holes.
+const RECLAIM_BATCH: u64 = 256;
+
 pub(super) fn reclaim_loop(inner: Arc<Inner>) {
     loop {
         {
@@ -286,15 +294,22 @@ pub(super) fn reclaim_loop(inner: Arc<Inner>) {
                 }
             }
         }
+        // Pages come and go (refaults free objects, evictions store new ones), which
+        // leaves holes in zsmalloc's zspages: compact whenever a few frames can be had,
+        // also between batches of a long eviction run, so that the pool's peak does not
+        // carry the holes of a whole run.
+        let z = inner.area.zcache();
+        let compact = || {
+            if z.compactable_frames() >= 16 {
+                z.compact();
+            }
+        };
         if let Some(t) = inner.limit_target() {
-            inner.enforce(t);
+            while inner.enforce_some(t, RECLAIM_BATCH).dropped() == RECLAIM_BATCH {
+                compact();
+            }
         }
         inner.trim_copies();
-        // Pages come and go (write faults drop copies, evictions store new ones), which
-        // leaves holes in zsmalloc's zspages: compact when a few frames can be had.
-        let z = inner.area.zcache();
-        if z.compactable_frames() >= 16 {
-            z.compact();
-        }
+        compact();
     }
 }
