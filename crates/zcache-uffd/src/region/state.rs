@@ -271,7 +271,7 @@ impl Inner {
                     return false;
                 }
                 let (paid, wasted) = self.verdicts.get();
-                if wasted > paid && n % EXPLORE != 0 {
+                if wasted > paid && !n.is_multiple_of(EXPLORE) {
                     bump(&self.c.copies_not_kept_unpaid);
                     return false;
                 }
