@@ -9,7 +9,9 @@
 //! * bare lz4 decompression (zcomp's, the one zcache uses) of the same pages;
 //! * `UFFDIO_COPY` of one page into a registered, not-present page, with no fault;
 //! * the handler's service time of a fault (message read to `UFFDIO_COPY` done:
-//!   zcache load + decompression + copy), and the ratio to decompression + copy;
+//!   zcache load + decompression + copy), and the ratio to decompression + copy; split
+//!   into the part before the copy (state, zcache load) and the copy in the fault
+//!   (which wakes the faulting thread, unlike the copy alone);
 //! * the owner's touch of an evicted page (trap, handler wake-up, service, wake-back);
 //! * evictions per second: dirty (write-protect + compress + drop) and clean (drop
 //!   only: the clean-page rule).
@@ -167,6 +169,11 @@ fn run_region(
     let timings = r.take_fault_latencies();
     let mut served: Vec<u32> = timings.iter().map(|t| t.wall_ns).collect();
     let mut served_cpu: Vec<u32> = timings.iter().map(|t| t.cpu_ns).collect();
+    let mut in_fault_copy: Vec<u32> = timings.iter().map(|t| t.copy_wall_ns).collect();
+    let mut before_copy: Vec<u32> = timings
+        .iter()
+        .map(|t| t.wall_ns.saturating_sub(t.copy_wall_ns))
+        .collect();
     let t = Instant::now();
     let clean = r.evict(0..n * PAGE).expect("evict clean");
     let clean_s = t.elapsed().as_secs_f64();
@@ -183,6 +190,14 @@ fn run_region(
         "fault served by the handler, thread CPU time",
         &mut served_cpu,
     );
+    let (before_m, _) = report(
+        "  of which: state + zcache load (wall, before the copy)",
+        &mut before_copy,
+    );
+    let (fcopy_m, _) = report(
+        "  of which: UFFDIO_COPY in the fault (wall, wake-up included)",
+        &mut in_fault_copy,
+    );
     let (touch_m, touch_p) = report("owner's touch of an evicted page (round trip)", &mut touch);
     let base = bare_m + copy_m;
     println!(
@@ -196,6 +211,11 @@ fn run_region(
         served_p / base,
         touch_m / base,
         touch_p / base
+    );
+    println!(
+        "split: state + load / bare decompression = {before_m:.2} / {bare_m:.2} = {:.2}x; copy in the fault / copy alone = {fcopy_m:.2} / {copy_m:.2} = {:.2}x",
+        before_m / bare_m,
+        fcopy_m / copy_m
     );
     println!(
         "evictions: dirty {:.0}/s ({} compressed, {} zero, {} kept), clean {:.0}/s ({} with no compression)",

@@ -120,6 +120,10 @@ pub struct FaultTiming {
     pub wall_ns: u32,
     /// The handler thread's CPU nanoseconds (`CLOCK_THREAD_CPUTIME_ID`).
     pub cpu_ns: u32,
+    /// Wall-clock nanoseconds of the `UFFDIO_COPY` alone, inside the above: the copy
+    /// and the wake-up of the faulting thread (the rest is the page's state and
+    /// zcache's load and decompression).
+    pub copy_wall_ns: u32,
 }
 
 /// What one [`Region::evict`] did.

@@ -121,7 +121,11 @@ impl Inner {
                 // back writable and the copy is dropped after the copy-in succeeded
                 // (until then it is the only copy).
                 let keep = !write && self.keep_copy(p);
-                match self.uffd.copy(addr, &buf.0, keep) {
+                let copy_start = t0.map(|_| Instant::now());
+                let copied = self.uffd.copy(addr, &buf.0, keep);
+                let copy_ns =
+                    copy_start.map_or(0, |t| t.elapsed().as_nanos().min(u32::MAX as u128) as u32);
+                match copied {
                     Ok(()) => {
                         if !keep {
                             if s == OUT_Z {
@@ -140,6 +144,7 @@ impl Inner {
                                 wall_ns: wall.elapsed().as_nanos().min(u32::MAX as u128) as u32,
                                 cpu_ns: thread_cpu_ns().saturating_sub(cpu).min(u32::MAX as u64)
                                     as u32,
+                                copy_wall_ns: copy_ns,
                             };
                             if let Ok(mut v) = self.latencies.lock() {
                                 v.push(t);
