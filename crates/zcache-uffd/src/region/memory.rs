@@ -59,6 +59,18 @@ pub(super) fn check_range(offset: usize, len: usize, total: usize) -> Result<(),
     }
 }
 
+/// A byte range `start..end` of a region of `total` bytes: well-formed and inside it.
+pub(super) fn check_bytes(bytes: &std::ops::Range<usize>, total: usize) -> Result<(), RegionError> {
+    if bytes.start > bytes.end {
+        return Err(RegionError::OutOfRange {
+            offset: bytes.start,
+            len: 0,
+            size: total,
+        });
+    }
+    check_range(bytes.start, bytes.end - bytes.start, total)
+}
+
 pub(super) fn atomic_read(addr: usize, out: &mut [u8]) {
     for (i, b) in out.iter_mut().enumerate() {
         // SAFETY: `addr + i` is inside a live mapping (checked by the caller) and

@@ -30,7 +30,7 @@ pub use config::{CleanCopies, EvictReport, FaultTiming, RegionConfig, RegionStat
 use evict::reclaim_loop;
 use fault::handler_loop;
 pub use memory::ResidentMemory;
-use memory::{atomic_read, atomic_write, check_range};
+use memory::{atomic_read, atomic_write, check_bytes, check_range};
 pub use state::PAGE;
 use state::*;
 
@@ -243,14 +243,7 @@ impl Region {
     /// (their copy is kept), dirty pages are write-protected, compressed into zcache (or
     /// spilled) and dropped. Runs in the caller's thread.
     pub fn evict(&self, bytes: Range<usize>) -> Result<EvictReport, RegionError> {
-        if bytes.start > bytes.end {
-            return Err(RegionError::OutOfRange {
-                offset: bytes.start,
-                len: 0,
-                size: self.inner.len,
-            });
-        }
-        check_range(bytes.start, bytes.end - bytes.start, self.inner.len)?;
+        check_bytes(&bytes, self.inner.len)?;
         let first = bytes.start / PAGE;
         let end = bytes.end.div_ceil(PAGE);
         Ok(self.inner.evict_pages(first..end))
@@ -263,14 +256,7 @@ impl Region {
     /// The caller must not access the range while this runs (as for `MADV_DONTNEED`).
     /// Returns the pages that held memory or a copy.
     pub fn discard(&self, bytes: Range<usize>) -> Result<u64, RegionError> {
-        if bytes.start > bytes.end {
-            return Err(RegionError::OutOfRange {
-                offset: bytes.start,
-                len: 0,
-                size: self.inner.len,
-            });
-        }
-        check_range(bytes.start, bytes.end - bytes.start, self.inner.len)?;
+        check_bytes(&bytes, self.inner.len)?;
         let first = bytes.start.div_ceil(PAGE);
         let end = bytes.end / PAGE;
         let mut n = 0;
