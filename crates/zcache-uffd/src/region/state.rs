@@ -67,8 +67,8 @@ impl Verdicts {
     /// Records one copy's fate.
     pub(super) fn note(&self, wasted: bool) {
         let add = if wasted { 1 << 32 } else { 1 };
-        // Saturates well before the halves could carry into each other: they are halved
-        // every few thousand read faults.
+        // A full half stays full, so it never carries into the other (in practice both
+        // stay small: they are halved every few thousand read faults).
         let _ = self
             .0
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
