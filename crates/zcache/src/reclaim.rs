@@ -74,7 +74,7 @@ impl Zcache {
     /// rotations)), then the allocator's for the header read, then one bucket lock.
     fn evict_one(&self, scratch: &mut EvictScratch, shard: usize, rot: &mut usize) -> Step {
         let pam = self.tmem.pam();
-        let iso = match pam.eph_lru.isolate_tail(MAX_ROTATIONS) {
+        let iso = match pam.eph_lru.isolate(MAX_ROTATIONS) {
             Ok(iso) => iso,
             Err(NoTail::Empty) => return Step::Empty,
             Err(NoTail::Rotated(n)) => {
@@ -129,7 +129,7 @@ impl Zcache {
         };
         let pam = self.tmem.pam();
         let shard = ctx.shard;
-        let iso = match pam.pers_lru.isolate_tail(MAX_ROTATIONS) {
+        let iso = match pam.pers_lru.isolate(MAX_ROTATIONS) {
             Ok(iso) => iso,
             Err(NoTail::Empty) => return Step::Empty,
             Err(NoTail::Rotated(n)) => {
