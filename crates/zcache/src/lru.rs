@@ -128,12 +128,13 @@ impl Node {
         self.word.load(Ordering::Relaxed) & STATE_MASK
     }
 
-    /// Sets the state, keeping the other bits (a racing `mark` is not lost).
-    fn set_state(&self, state: u64) {
+    /// Sets the state and clears the bits in `clear`, keeping the others (a racing
+    /// `mark` is not lost). One read-modify-write.
+    fn set_state(&self, state: u64, clear: u64) {
         let _ = self
             .word
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |w| {
-                Some((w & !STATE_MASK) | state)
+                Some((w & !(STATE_MASK | clear)) | state)
             });
     }
 
@@ -156,6 +157,18 @@ struct Inner {
     isolated: usize,
     /// Linked nodes per chunk, so the hand passes an empty chunk in one step.
     live: Vec<u16>,
+}
+
+impl Inner {
+    fn link(&mut self, id: u32) {
+        self.linked += 1;
+        self.live[id as usize / CHUNK] += 1;
+    }
+
+    fn unlink(&mut self, id: u32) {
+        self.linked -= 1;
+        self.live[id as usize / CHUNK] -= 1;
+    }
 }
 
 /// What [`Lru::isolate`] found.
@@ -248,16 +261,6 @@ impl Lru {
         Ok(())
     }
 
-    fn link(&self, g: &mut Inner, id: u32) {
-        g.linked += 1;
-        g.live[id as usize / CHUNK] += 1;
-    }
-
-    fn unlink(&self, g: &mut Inner, id: u32) {
-        g.linked -= 1;
-        g.live[id as usize / CHUNK] -= 1;
-    }
-
     /// A node for a new object holding `handle`, linked in the ring. O(1); allocates a
     /// chunk of nodes now and then (fallible).
     pub(crate) fn insert(&self, handle: Handle) -> Result<u32, NoNode> {
@@ -286,7 +289,7 @@ impl Lru {
         self.at(id)
             .word
             .store(LINKED | young | handle.to_raw(), Ordering::Relaxed);
-        self.link(&mut g, id);
+        g.link(id);
         Ok(id)
     }
 
@@ -304,10 +307,10 @@ impl Lru {
         let Some(n) = self.node(id) else { return };
         match n.state() {
             LINKED => {
-                self.unlink(&mut g, id);
+                g.unlink(id);
                 self.push_free(&mut g, id);
             }
-            ISOLATED => n.set_state(DEAD),
+            ISOLATED => n.set_state(DEAD, 0),
             _ => {}
         }
     }
@@ -369,9 +372,8 @@ impl Lru {
                 skipped += 1;
                 continue;
             };
-            n.word.fetch_and(!(REFERENCED | YOUNG), Ordering::Relaxed);
-            n.set_state(ISOLATED);
-            self.unlink(&mut g, t);
+            n.set_state(ISOLATED, REFERENCED | YOUNG);
+            g.unlink(t);
             g.isolated += 1;
             return Ok(Isolated {
                 id: t,
@@ -397,8 +399,8 @@ impl Lru {
             }
             ISOLATED => {
                 g.isolated -= 1;
-                n.set_state(LINKED);
-                self.link(&mut g, id);
+                n.set_state(LINKED, 0);
+                g.link(id);
                 false
             }
             _ => false,
