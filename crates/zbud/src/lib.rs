@@ -24,9 +24,11 @@
 //!
 //! Metadata, all out of band and fallibly grown: 24 bytes per frame descriptor and 8
 //! bytes per handle entry (see `PoolStats::metadata_bytes`). Each handle entry has its
-//! own 23-bit generation, moved on at every free, and the handle carries it: a stale or
-//! double-freed handle is an error unless its entry has been freed a multiple of 2^23
-//! (8,388,608) times since and is live again, a forged one unless it equals a live
+//! own generation (23 bits at 4 KiB pages, 21 at 16 KiB, 19 at 64 KiB: a handle is
+//! [`HANDLE_BITS`] wide, 60 - `PAGE_SHIFT`), moved on at every free, and the handle
+//! carries it: a stale or double-freed handle is an error unless its entry has been
+//! freed a multiple of 2^23 (8,388,608; 2^21, 2^19 at the larger pages) times since and
+//! is live again, a forged one unless it equals a live
 //! object's handle. Sharding changes none of that: the shard is part of the entry's
 //! index in the handle. The entry's length field is `PAGE_SHIFT + 1` bits (13, 15, 17)
 //! and its frame index `36 - PAGE_SHIFT` bits (24, 22, 20), so an entry stays 62 bits and
@@ -96,6 +98,10 @@ pub const MAX_FRAMES: usize = NIL as usize - 1;
 /// Most handle entries (live objects) one pool holds, all shards together (25-bit
 /// indexes). Each of a pool's `K` shards holds at most `(MAX_HANDLES + 2) / K - 2`.
 pub const MAX_HANDLES: usize = HNIL as usize - 1;
+/// Bits a handle of this allocator may use: 48, 46, 44 at 4, 16, 64 KiB pages (a 25-bit
+/// entry index and the generation), so a user's `u64` keeps `PAGE_SHIFT` + 4 bits
+/// beside it (a length and a kind).
+pub const HANDLE_BITS: u32 = HIDX_BITS + GEN_BITS;
 /// Shards of a pool made by [`ZBud::new`].
 pub const DEFAULT_SHARDS: usize = 4;
 /// Most shards one pool has (6 of the handle's 25 index bits).
@@ -884,6 +890,32 @@ impl<S: PageSource> ZPool for ZBud<S> {
     fn compact_step(&self, max_moves: usize) -> zpool::CompactStep {
         self.step(max_moves)
     }
+
+    /// One segment per shard; the index is the entry's index in its shard.
+    fn object_ids(&self) -> Option<zpool::ObjectIds> {
+        Some(zpool::ObjectIds {
+            segments: self.shards() as u32,
+            segment_bits: HIDX_BITS - self.shift,
+        })
+    }
+
+    fn object_id(&self, handle: Handle) -> Option<u32> {
+        let k = self.key(handle).ok()?;
+        ((k.local as usize) < shard_entries(self.shift))
+            .then_some(((k.shard as u32) << (HIDX_BITS - self.shift)) | k.local)
+    }
+
+    fn handle_of_id(&self, id: u32) -> Option<Handle> {
+        let bits = HIDX_BITS - self.shift;
+        let (shard, local) = ((id >> bits) as usize, id & ((1 << bits) - 1));
+        if shard >= self.shards() {
+            return None;
+        }
+        let g = self.shard(shard).inner.lock();
+        let e = *g.entries.get(local as usize)?;
+        e.is_live()
+            .then(|| encode(shard, self.shift, local, e.generation()))
+    }
 }
 
 impl<S: PageSource> Drop for ZBud<S> {
@@ -900,7 +932,7 @@ impl<S: PageSource> Drop for ZBud<S> {
 }
 
 // Compile-time checks of the encoding widths.
-const _: () = assert!(HIDX_BITS + GEN_BITS == Handle::BITS);
+const _: () = assert!(HANDLE_BITS <= Handle::BITS && HANDLE_BITS + zplat::PAGE_SHIFT == 60);
 const _: () = assert!(2 * MAX_FRAMES <= MAX_HANDLES);
 const _: () = assert!(FRAME_BITS + zplat::PAGE_SHIFT == 36); // 64 GiB of frames per shard
 const _: () = assert!(shard_entries(0) == MAX_HANDLES);

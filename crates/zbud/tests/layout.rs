@@ -6,6 +6,9 @@ use zbud::{Buddy, CHUNK_SIZE, MAX_OBJECT, NCHUNKS, ZBud, chunks_for};
 use zpool::testing::{CountingSource, FailMode, FailingSource};
 use zpool::{Handle, HeapPageSource, PAGE_SIZE, ZPool, ZPoolError};
 
+/// Generation bits of a zbud handle (23, 21, 19 at 4, 16, 64 KiB pages).
+const GEN: u32 = zbud::HANDLE_BITS - 25;
+
 /// Byte sizes below are written for 4 KiB pages and scaled by this (chunks scale with the
 /// page: `CHUNK_SIZE = PAGE_SIZE / 64`), so every test places the same chunks.
 const S: usize = zplat::PAGE_SCALE;
@@ -137,8 +140,8 @@ fn stale_double_freed_and_forged_handles_are_errors() {
     let c = p.store(&data(100, 3)).unwrap();
     assert_ne!(a, c);
     assert_eq!(
-        c.to_raw() >> 23,
-        a.to_raw() >> 23,
+        c.to_raw() >> GEN,
+        a.to_raw() >> GEN,
         "same entry, new generation"
     );
     assert_eq!(p.free(a), Err(ZPoolError::InvalidHandle));
@@ -146,10 +149,10 @@ fn stale_double_freed_and_forged_handles_are_errors() {
     for raw in [
         1u64,
         2,
-        1 << 23,
+        1 << GEN,
         (1 << 48) - 1,
         b.to_raw() ^ 1,
-        b.to_raw() + (5 << 23),
+        b.to_raw() + (5 << GEN),
     ] {
         let h = Handle::from_raw(raw).unwrap();
         if h == b || h == c {
@@ -400,9 +403,9 @@ fn handles_carry_their_shard_and_shards_keep_their_own_entries() {
         let shard = i % 4;
         assert_eq!(p.locate(*h).unwrap().shard, shard);
         // Entry index = local << 2 | shard; local = i / 4; generation 0.
-        let index = (h.to_raw() >> 23) - 1;
+        let index = (h.to_raw() >> GEN) - 1;
         assert_eq!((index & 3, index >> 2), (shard as u64, (i / 4) as u64));
-        assert_eq!(h.to_raw() & ((1 << 23) - 1), 0);
+        assert_eq!(h.to_raw() & ((1u64 << GEN) - 1), 0);
         assert_eq!(read_back(&p, *h), data(3000 * S, i as u8));
     }
     // Objects of different shards never share a frame.
@@ -416,8 +419,9 @@ fn handles_carry_their_shard_and_shards_keep_their_own_entries() {
     p.free(hs[3]).unwrap();
     p.free(hs[7]).unwrap();
     let to_shard = |h: Handle, s: u64| {
-        let index = (h.to_raw() >> 23) - 1;
-        Handle::from_raw((((index & !3) | s) + 1) << 23 | (h.to_raw() & ((1 << 23) - 1))).unwrap()
+        let index = (h.to_raw() >> GEN) - 1;
+        Handle::from_raw((((index & !3) | s) + 1) << GEN | (h.to_raw() & ((1u64 << GEN) - 1)))
+            .unwrap()
     };
     let mut buf = vec![0u8; PAGE_SIZE];
     for h in [hs[0], hs[1], hs[2], hs[4], hs[5], hs[6]] {
@@ -435,7 +439,7 @@ fn handles_carry_their_shard_and_shards_keep_their_own_entries() {
     for s in 1..4u64 {
         let h = p.store(&data(100, 9)).unwrap();
         assert_eq!(p.locate(h).unwrap().shard as u64, s);
-        let (index, generation) = ((h.to_raw() >> 23) - 1, h.to_raw() & ((1 << 23) - 1));
+        let (index, generation) = ((h.to_raw() >> GEN) - 1, h.to_raw() & ((1u64 << GEN) - 1));
         if s == 3 {
             // Shard 3's free list is LIFO: hs[7]'s entry (local 1), one generation on.
             assert_eq!((index, generation), ((1 << 2) | 3, 1));

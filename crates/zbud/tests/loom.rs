@@ -28,6 +28,9 @@ use zbud::ZBud;
 use zpool::testing::CountingSource;
 use zpool::{HeapPageSource, PAGE_SIZE, ZPool, ZPoolError};
 
+/// Generation bits of a zbud handle (23, 21, 19 at 4, 16, 64 KiB pages).
+const GEN: u32 = zbud::HANDLE_BITS - 25;
+
 /// Object sizes below are for 4 KiB pages, scaled to the build's page (zbud's chunks
 /// scale with it), so the models place the same chunks at every page size.
 const S: usize = zplat::PAGE_SCALE;
@@ -153,7 +156,7 @@ fn two_compactors_race_a_read() {
 
 /// The shard a handle names (the low bit of its entry index, for two shards).
 fn shard_of(h: zpool::Handle) -> usize {
-    (((h.to_raw() >> 23) - 1) & 1) as usize
+    (((h.to_raw() >> GEN) - 1) & 1) as usize
 }
 
 /// Two threads each store an object (2000 bytes: two fit one frame), hand its handle to

@@ -7,7 +7,7 @@ use alloc::boxed::Box;
 use zplat::TryArc;
 
 use zbud::ZBud;
-use zpool::{CompactStep, Handle, PoolStats, ZPool, ZPoolError};
+use zpool::{CompactStep, Handle, ObjectIds, PoolStats, ZPool, ZPoolError};
 use zsmalloc::ZsPool;
 
 use crate::config::AllocatorKind;
@@ -119,5 +119,15 @@ impl ZPool for Allocator {
     }
     fn compact_step(&self, max_moves: usize) -> CompactStep {
         both!(self, p => p.compact_step(max_moves))
+    }
+    fn object_ids(&self) -> Option<ObjectIds> {
+        both!(self, p => p.object_ids())
+    }
+    #[inline]
+    fn object_id(&self, handle: Handle) -> Option<u32> {
+        both!(self, p => p.object_id(handle))
+    }
+    fn handle_of_id(&self, id: u32) -> Option<Handle> {
+        both!(self, p => p.handle_of_id(id))
     }
 }

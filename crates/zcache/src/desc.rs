@@ -7,20 +7,21 @@
 //!  59..L   object length in the allocator (header + compressed bytes, < PAGE_SIZE):
 //!          PAGE_SHIFT bits, so L = 60 - PAGE_SHIFT (48 at 4 KiB, 46 at 16 KiB,
 //!          44 at 64 KiB)
-//!  L-1..32 zero
-//!  31..0   the object's LRU node id (see `lru.rs`: the node holds the allocator
-//!          handle and the referenced bit), or, for same-filled pages, the byte / the
+//!  L-1..0  the allocator handle (zbud's and zsmalloc's handles are at most L bits
+//!          wide: checked at compile time), or, for same-filled pages, the byte / the
 //!          fill-table index
 //! ```
 //! Eight bytes with a niche (the kind is never 0), so a tree leaf slot stays 8 bytes.
-//! A descriptor names the node, not the handle: the node is the object's identity in
-//! zcache, so the LRU finds a page from its descriptor in O(1), and a reclaimer's
-//! descriptor can only match the object it isolated (node ids are not reused while a
-//! reclaimer holds one).
+//! A descriptor holds the handle itself: a load goes from the tree straight to the
+//! allocator, and the reclaim ring's node is found from the handle's bits
+//! ([`zpool::ZPool::object_id`], see `lru.rs`). A reclaimer's descriptor can only match
+//! the object it isolated, because the allocator object of an isolated node is not
+//! freed (so its handle is not reused) until the reclaimer is done.
 
 use core::num::NonZeroU64;
 
 use zplat::PAGE_SHIFT;
+use zpool::Handle;
 
 /// A zcache page descriptor.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -37,8 +38,8 @@ pub enum DescKind {
         persistent: bool,
         /// Object length in the allocator.
         len: usize,
-        /// LRU node id (the node holds the allocator handle).
-        node: u32,
+        /// The allocator handle.
+        handle: Handle,
     },
     /// A page of one repeated byte.
     SameByte(u8),
@@ -51,23 +52,33 @@ const POOL_BIT: u64 = 1 << 60;
 const LEN_SHIFT: u32 = 60 - PAGE_SHIFT;
 const LEN_MASK: u64 = (1 << PAGE_SHIFT) - 1;
 const _: () = assert!(LEN_SHIFT >= 32);
-const LOW_MASK: u64 = (1 << 48) - 1;
+const LOW_MASK: u64 = (1 << LEN_SHIFT) - 1;
+// Both allocators' handles fit below the length.
+const _: () = assert!(zbud::HANDLE_BITS <= LEN_SHIFT && zsmalloc::HANDLE_BITS <= LEN_SHIFT);
 const KIND_SAME_BYTE: u64 = 6;
 const KIND_SAME_WORD: u64 = 7;
+
+/// A valid handle, the never-taken fallback of `kind` (an object descriptor's handle bits
+/// are those of a handle, never 0).
+const ONE: Handle = match Handle::from_raw(1) {
+    Some(h) => h,
+    None => panic!("1 is a valid handle"),
+};
 
 /// Largest object length a descriptor can carry.
 pub const MAX_OBJECT_LEN: usize = LEN_MASK as usize;
 
 impl ZDesc {
     /// A compressed object's descriptor; `None` if a field does not fit.
-    pub fn object(alg: u8, persistent: bool, len: usize, node: u32) -> Option<ZDesc> {
-        if !(1..=4).contains(&alg) || len > MAX_OBJECT_LEN {
+    pub fn object(alg: u8, persistent: bool, len: usize, handle: Handle) -> Option<ZDesc> {
+        let h = handle.to_raw();
+        if !(1..=4).contains(&alg) || len > MAX_OBJECT_LEN || h > LOW_MASK {
             return None;
         }
         let raw = (u64::from(alg) << KIND_SHIFT)
             | if persistent { POOL_BIT } else { 0 }
             | ((len as u64) << LEN_SHIFT)
-            | u64::from(node);
+            | h;
         NonZeroU64::new(raw).map(ZDesc)
     }
 
@@ -96,7 +107,8 @@ impl ZDesc {
                 alg: alg as u8,
                 persistent: raw & POOL_BIT != 0,
                 len: ((raw >> LEN_SHIFT) & LEN_MASK) as usize,
-                node: raw as u32,
+                // Never 0: `object` refuses no handle, and a handle is never 0.
+                handle: Handle::from_raw(raw & LOW_MASK).unwrap_or(ONE),
             },
         }
     }
@@ -114,7 +126,7 @@ mod tests {
 
     #[test]
     fn round_trips() {
-        let h = u32::MAX;
+        let h = Handle::from_raw(LOW_MASK).unwrap();
         let d = ZDesc::object(4, true, zplat::PAGE_SIZE - 1, h).unwrap();
         assert_eq!(
             d.kind(),
@@ -122,10 +134,13 @@ mod tests {
                 alg: 4,
                 persistent: true,
                 len: zplat::PAGE_SIZE - 1,
-                node: h
+                handle: h
             }
         );
-        let h = 0;
+        if let Some(wide) = Handle::from_raw(LOW_MASK + 1) {
+            assert!(ZDesc::object(4, true, 1, wide).is_none());
+        }
+        let h = ONE;
         let d = ZDesc::object(1, false, 0, h).unwrap();
         assert_eq!(
             d.kind(),
@@ -133,7 +148,7 @@ mod tests {
                 alg: 1,
                 persistent: false,
                 len: 0,
-                node: h
+                handle: h
             }
         );
         assert!(ZDesc::object(0, false, 1, h).is_none());

@@ -1,183 +1,142 @@
 //! zcache's reclaim order of compressed pages: one CLOCK ring per pool kind, with a
 //! second-chance referenced bit (zswap 6.8's shrinker gives the same second chance).
 //!
-//! Every compressed object zcache stores has a *node* here. The node is the object's
-//! identity inside zcache: the page descriptor in tmem names the node (not the
-//! allocator handle), and the node holds the allocator handle, the referenced bit and
-//! the node's state. So a descriptor finds its node in O(1) (no scan, no hash), and a
-//! load marks the page without taking any lock.
+//! The ring is a table beside the allocator's own handle table: one byte per object,
+//! indexed by the allocator's object id ([`zpool::ZPool::object_id`]: zsmalloc's class
+//! and handle-table entry, zbud's shard and entry). The page descriptor in tmem holds
+//! the allocator handle; the handle gives the id by its bits alone, so a load marks its
+//! page with no lock and no dependent read, and the hand turns an id back into a handle
+//! with [`zpool::ZPool::handle_of_id`].
 //!
 //! ```text
-//!   node (8 bytes, one word)
-//!     bit 63      referenced (a load hit the page since the hand last passed)
-//!     bit 62      young (stored ahead of the hand: skipped once, so that a new page
-//!                 is not the next one reclaimed)
-//!     bits 61..60 state: free 0, linked 1, isolated 2, dead 3
-//!     bits 47..0  the allocator handle; in a free node, the next free id (32 bits)
+//!   node (1 byte)
+//!     bit 2       referenced (a load hit the page, or it is new, since the hand last
+//!                 passed)
+//!     bits 1..0   state: free 0, linked 1, isolated 2, dead 3
 //! ```
 //!
-//! The nodes are the ring, in id order, and a hand goes round it (CLOCK, as a kernel's
-//! page daemon goes round its frames). The hand takes the first linked node whose
-//! referenced bit is clear, clearing the bits it passes. A node freed by reclaim is
-//! reused by the next store, and it lies just behind the hand: the new page is met last,
-//! as at an LRU's head. A node freed by an invalidation can lie anywhere; a store that
-//! reuses one in the half of the ring the hand reaches first marks it young, so it is
-//! passed over once. There are no links: 8 bytes a page where the doubly linked LRU
-//! this replaced took 16.
+//! A hand goes round the ids, segment by segment (a segment is a zsmalloc class or a
+//! zbud shard), in index order (CLOCK, as a kernel's page daemon goes round its
+//! frames). It takes the first linked node whose referenced bit is clear, clearing the
+//! bits it passes. A new page is stored referenced, as zswap stores its entries
+//! (`entry->referenced = true` in `zswap_store`): whatever id the allocator gave it, it
+//! is passed over once before it can be taken. One byte a page, where the ring of
+//! 8-byte nodes this replaced took eight and the doubly linked LRU before it sixteen.
 //!
 //! A node is in one of four states, all changed under the ring lock:
-//! * **free**: on the free list (threaded through the handle bits);
+//! * **free**: no object has this id;
 //! * **linked**: in the ring, its object stored;
 //! * **isolated**: taken by a reclaimer, which owns it until [`Lru::finish`]; the
 //!   object is still stored;
-//! * **dead**: the object was freed while isolated; `finish` puts the node on the free
-//!   list. So a node id is never reused while a reclaimer holds it, and a reclaimer's
-//!   descriptor (kind, length, node id) can only ever match the object it isolated.
+//! * **dead**: the descriptor was freed while the node was isolated. The *allocator
+//!   object is not freed then*: [`Lru::remove`] answers [`Removed::Deferred`], and the
+//!   reclaimer frees it after `finish`. So an id, and the handle, cannot be reused
+//!   while a reclaimer holds it, and a reclaimer's descriptor (kind, length, handle)
+//!   can only ever match the object it isolated.
 //!
 //! Every operation is O(1) under the lock: the hand's walk is bounded by the caller's
-//! rotation budget and by [`MAX_SKIPS`] nodes passed over (free, isolated, young), and a
-//! chunk with no linked node is passed in one step. Node storage is two levels of chunks
-//! created on demand and never moved, so a node's address is stable and loads read it
-//! without the lock (the bucket lock that published the descriptor orders the handle's
-//! write before the load's read).
+//! rotation budget and by [`MAX_SKIPS`] steps that pass nodes over (free, isolated), and
+//! a block of [`BLOCK`] ids with no linked node, a level not yet made and a segment's
+//! unused tail are passed in one step each. A segment's nodes live in levels made on
+//! demand and never moved, level `k` holding `FIRST << k` nodes (a segment of `n`
+//! objects takes at most about `2n` bytes), so a node's address is stable and loads
+//! read it without the lock.
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 
-use zpool::Handle;
+use zpool::ObjectIds;
 
 use crate::sync::Mutex;
-// The node words are `core` atomics even under loom: as loom atomics every state change
+// The node bytes are `core` atomics even under loom: as loom atomics every state change
 // is a branch point and the models do not finish. The ring itself is under the
-// (modelled) ring lock; what loom does not see is the lock-free read of a node's handle
-// by a load (ordered by the bucket lock that published the descriptor) and the
-// referenced bit's set racing its clear (both atomic read-modify-writes; the worst
-// outcome is one lost second chance).
-use core::sync::atomic::{AtomicU64, Ordering};
+// (modelled) ring lock; what loom does not see is a load's lock-free mark racing the
+// hand's clear (both atomic read-modify-writes; the worst outcome is one lost second
+// chance).
+use core::sync::atomic::{AtomicU8, Ordering};
 
-/// Nodes per chunk.
+/// Ids per block: the hand passes a block with no linked node in one step.
 #[cfg(not(loom))]
-const CHUNK: usize = 1024;
-/// Chunks per directory block.
+pub(crate) const BLOCK: usize = 512;
+/// Nodes of a segment's first level (level `k` holds `FIRST << k`).
 #[cfg(not(loom))]
-const DIR: usize = 1024;
-/// Directory blocks: 256 x 1024 x 1024 = 2^28 nodes (a terabyte of 4 KiB pages, 16 TiB of 64 KiB ones).
-#[cfg(not(loom))]
-const TOP: usize = 256;
-// Under loom every atomic is a modelled object: small chunks keep the models fast.
+const FIRST_SHIFT: u32 = 9;
+// Under loom every lock acquisition is a branch point: small levels keep the models
+// fast.
 #[cfg(loom)]
-const CHUNK: usize = 8;
+pub(crate) const BLOCK: usize = 4;
 #[cfg(loom)]
-const DIR: usize = 8;
-#[cfg(loom)]
-const TOP: usize = 8;
-/// Most nodes one ring can hold.
-pub(crate) const MAX_NODES: usize = TOP * DIR * CHUNK;
+const FIRST_SHIFT: u32 = 2;
+const FIRST: usize = 1 << FIRST_SHIFT;
+const _: () = assert!(FIRST.is_multiple_of(BLOCK));
+/// Levels per segment: `FIRST * (2^LEVELS - 1) >= 2^26` ids, more than a segment of
+/// either allocator has (zbud with one shard: 2^25).
+const LEVELS: usize = (27 - FIRST_SHIFT) as usize;
 
-/// Nodes the hand may pass over (free, isolated, young: not rotations) in one
-/// [`Lru::isolate`] call. A chunk with no linked node counts as one.
+/// Steps that pass nodes over (free, isolated: not rotations) in one [`Lru::isolate`]
+/// call. An empty block, a missing level and a segment's end count as one each.
 pub(crate) const MAX_SKIPS: usize = 512;
 
-const NIL: u32 = u32::MAX;
+const REFERENCED: u8 = 1 << 2;
+const STATE_MASK: u8 = 3;
+const FREE: u8 = 0;
+const LINKED: u8 = 1;
+const ISOLATED: u8 = 2;
+const DEAD: u8 = 3;
 
-const REFERENCED: u64 = 1 << 63;
-const YOUNG: u64 = 1 << 62;
-const STATE_SHIFT: u32 = 60;
-const STATE_MASK: u64 = 3 << STATE_SHIFT;
-const FREE: u64 = 0;
-const LINKED: u64 = 1 << STATE_SHIFT;
-const ISOLATED: u64 = 2 << STATE_SHIFT;
-const DEAD: u64 = 3 << STATE_SHIFT;
-const HANDLE_MASK: u64 = (1 << Handle::BITS) - 1;
-const _: () = assert!(Handle::BITS < STATE_SHIFT);
+/// Level `k` of a segment: `FIRST << k` nodes.
+type Level = Box<[AtomicU8]>;
+/// A segment's levels.
+type Segment = Box<[spin::Once<Level>]>;
 
-/// One object's node.
-pub(crate) struct Node {
-    word: AtomicU64,
+/// Where index `i` of a segment lies: (level, offset in it).
+#[inline]
+fn locate(i: u32) -> (usize, usize) {
+    let c = (i as usize >> FIRST_SHIFT) + 1;
+    let k = (usize::BITS - 1 - c.leading_zeros()) as usize;
+    (k, i as usize - (FIRST << k) + FIRST)
 }
 
-impl Node {
-    fn new() -> Node {
-        Node {
-            word: AtomicU64::new(FREE | u64::from(NIL)),
-        }
-    }
-
-    /// The allocator handle of the node's object (none for a free node).
-    #[inline]
-    pub(crate) fn handle(&self) -> Option<Handle> {
-        let w = self.word.load(Ordering::Relaxed);
-        if w & STATE_MASK == FREE {
-            return None;
-        }
-        Handle::from_raw(w & HANDLE_MASK)
-    }
-
-    /// Marks the page referenced (a load hit it). Lock-free; writes the line only when
-    /// the bit is not already set. A mark that lands on a node freed meanwhile is
-    /// harmless: the free list reads only the low 32 bits, and a store rewrites the
-    /// whole word.
-    #[inline]
-    pub(crate) fn mark(&self) {
-        if self.word.load(Ordering::Relaxed) & REFERENCED == 0 {
-            self.word.fetch_or(REFERENCED, Ordering::Relaxed);
-        }
-    }
-
-    fn state(&self) -> u64 {
-        self.word.load(Ordering::Relaxed) & STATE_MASK
-    }
-
-    /// Sets the state and clears the bits in `clear`, keeping the others (a racing
-    /// `mark` is not lost). One read-modify-write.
-    fn set_state(&self, state: u64, clear: u64) {
-        let _ = self
-            .word
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |w| {
-                Some((w & !(STATE_MASK | clear)) | state)
-            });
-    }
-
-    fn next_free(&self) -> u32 {
-        self.word.load(Ordering::Relaxed) as u32
-    }
+/// The first index of level `k`.
+fn level_start(k: usize) -> usize {
+    (FIRST << k) - FIRST
 }
 
-type Chunk = Box<[Node]>;
-type Block = Box<[spin::Once<Chunk>]>;
-
-/// Ring state, under the lock.
-struct Inner {
-    /// The next node the hand looks at.
-    hand: u32,
-    free: u32,
-    /// Nodes ever created (ids below this exist: the ring).
-    created: u32,
-    linked: usize,
-    isolated: usize,
-    /// Linked nodes per chunk, so the hand passes an empty chunk in one step.
+/// One segment's ring state, under the lock.
+#[derive(Default)]
+struct SegState {
+    /// Indexes below this have a level (made or passed over): the hand's range.
+    extent: u32,
+    /// Linked nodes per block of [`BLOCK`] ids, for the ids below `extent`.
     live: Vec<u16>,
 }
 
+/// Ring state, under the lock.
+struct Inner {
+    /// The next node the hand looks at: (segment, index).
+    hand: (u32, u32),
+    linked: usize,
+    isolated: usize,
+    segs: Vec<SegState>,
+}
+
 impl Inner {
-    fn link(&mut self, id: u32) {
+    fn link(&mut self, s: u32, i: u32) {
         self.linked += 1;
-        self.live[id as usize / CHUNK] += 1;
+        self.segs[s as usize].live[i as usize / BLOCK] += 1;
     }
 
-    fn unlink(&mut self, id: u32) {
+    fn unlink(&mut self, s: u32, i: u32) {
         self.linked -= 1;
-        self.live[id as usize / CHUNK] -= 1;
+        self.segs[s as usize].live[i as usize / BLOCK] -= 1;
     }
 }
 
 /// What [`Lru::isolate`] found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Isolated {
-    /// The node id (what the object's descriptor names).
+    /// The object id (the allocator's).
     pub(crate) id: u32,
-    /// The object's allocator handle.
-    pub(crate) handle: Handle,
     /// Referenced pages passed on the way (second chances given).
     pub(crate) rotated: usize,
 }
@@ -192,135 +151,157 @@ pub(crate) enum NoTail {
     Rotated(usize),
 }
 
-/// Why a node could not be had.
+/// Why a node could not be had: no memory for its level, an id outside the
+/// numbering, or an id already in use (the allocator reused a live id: a bug).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct NoNode;
 
+/// What [`Lru::remove`] did, and so who frees the allocator object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Removed {
+    /// The node was linked and is free now: the caller frees the object.
+    Free,
+    /// The node is isolated: it is dead now, and its reclaimer frees the object after
+    /// [`Lru::finish`].
+    Deferred,
+    /// No object of the ring has this id (free, dead or never made): the caller frees
+    /// the object it holds.
+    Unknown,
+}
+
 /// One ring and its nodes.
 pub(crate) struct Lru {
+    ids: ObjectIds,
     inner: Mutex<Inner>,
-    top: Box<[spin::Once<Block>]>,
+    top: Box<[spin::Once<Segment>]>,
 }
 
 impl Lru {
-    pub(crate) fn new() -> Result<Lru, NoNode> {
+    /// A ring for an allocator numbering its objects as `ids`.
+    pub(crate) fn new(ids: ObjectIds) -> Result<Lru, NoNode> {
+        let n = ids.segments as usize;
         let mut top = Vec::new();
-        top.try_reserve_exact(TOP).map_err(|_| NoNode)?;
-        top.resize_with(TOP, spin::Once::new);
+        top.try_reserve_exact(n).map_err(|_| NoNode)?;
+        top.resize_with(n, spin::Once::new);
+        let mut segs = Vec::new();
+        segs.try_reserve_exact(n).map_err(|_| NoNode)?;
+        segs.resize_with(n, SegState::default);
         Ok(Lru {
+            ids,
             inner: Mutex::new(Inner {
-                hand: 0,
-                free: NIL,
-                created: 0,
+                hand: (0, 0),
                 linked: 0,
                 isolated: 0,
-                live: Vec::new(),
+                segs,
             }),
             top: top.into_boxed_slice(),
         })
     }
 
-    /// The node `id`, if it was ever created.
+    /// The node of `id`, if its level was made.
     #[inline]
-    pub(crate) fn node(&self, id: u32) -> Option<&Node> {
-        let i = id as usize;
-        let block = self.top.get(i / (DIR * CHUNK))?.get()?;
-        let chunk = block[(i / CHUNK) % DIR].get()?;
-        chunk.get(i % CHUNK)
+    fn node(&self, id: u32) -> Option<&AtomicU8> {
+        let seg = self.top.get(self.ids.segment(id) as usize)?.get()?;
+        let (k, off) = locate(self.ids.index(id));
+        seg.get(k)?.get()?.get(off)
     }
 
-    fn at(&self, id: u32) -> &Node {
-        // Callers pass ids that exist: linked, isolated or free nodes were created.
-        match self.node(id) {
-            Some(n) => n,
-            None => unreachable_node(id),
+    /// Marks the page referenced (a load hit it). Lock-free; writes the line only when
+    /// the bit is not already set. A mark that lands on a node freed meanwhile is
+    /// harmless: an insert rewrites the whole byte, and the hand reads the state first.
+    #[inline]
+    pub(crate) fn mark(&self, id: u32) {
+        if let Some(n) = self.node(id)
+            && n.load(Ordering::Relaxed) & REFERENCED == 0
+        {
+            n.fetch_or(REFERENCED, Ordering::Relaxed);
         }
     }
 
-    /// Creates the chunk holding node `id` (under the ring lock). Fallible.
-    fn grow(&self, g: &mut Inner, id: u32) -> Result<(), NoNode> {
-        let i = id as usize;
-        let slot = self.top.get(i / (DIR * CHUNK)).ok_or(NoNode)?;
+    /// Makes the level holding index `i` of segment `s` (under the ring lock), and the
+    /// live counts up to its end. Fallible.
+    fn grow(&self, g: &mut Inner, s: u32, i: u32) -> Result<(), NoNode> {
+        let (k, _) = locate(i);
+        if k >= LEVELS {
+            return Err(NoNode);
+        }
+        let slot = self.top.get(s as usize).ok_or(NoNode)?;
         if slot.get().is_none() {
             let mut v = Vec::new();
-            v.try_reserve_exact(DIR).map_err(|_| NoNode)?;
-            v.resize_with(DIR, spin::Once::new);
-            // Uncontended: only the holder of the ring lock creates blocks.
+            v.try_reserve_exact(LEVELS).map_err(|_| NoNode)?;
+            v.resize_with(LEVELS, spin::Once::new);
+            // Uncontended: only the holder of the ring lock makes segments and levels.
             slot.call_once(|| v.into_boxed_slice());
         }
-        let block = slot.get().ok_or(NoNode)?;
-        let cslot = &block[(i / CHUNK) % DIR];
-        if cslot.get().is_none() {
-            g.live.try_reserve(1).map_err(|_| NoNode)?;
-            let mut v = Vec::new();
-            v.try_reserve_exact(CHUNK).map_err(|_| NoNode)?;
-            v.resize_with(CHUNK, Node::new);
-            cslot.call_once(|| v.into_boxed_slice());
-            g.live.push(0);
+        let seg = slot.get().ok_or(NoNode)?;
+        if seg[k].get().is_some() {
+            return Ok(());
         }
+        let end = level_start(k + 1);
+        let st = &mut g.segs[s as usize];
+        let blocks = end / BLOCK;
+        if st.live.len() < blocks {
+            st.live
+                .try_reserve_exact(blocks - st.live.len())
+                .map_err(|_| NoNode)?;
+        }
+        let mut v = Vec::new();
+        v.try_reserve_exact(FIRST << k).map_err(|_| NoNode)?;
+        v.resize_with(FIRST << k, || AtomicU8::new(FREE));
+        seg[k].call_once(|| v.into_boxed_slice());
+        if st.live.len() < blocks {
+            st.live.resize(blocks, 0);
+        }
+        st.extent = st.extent.max(end as u32);
         Ok(())
     }
 
-    /// A node for a new object holding `handle`, linked in the ring. O(1); allocates a
-    /// chunk of nodes now and then (fallible).
-    pub(crate) fn insert(&self, handle: Handle) -> Result<u32, NoNode> {
+    /// Links the new object `id` in the ring, referenced. O(1); makes a level of nodes
+    /// now and then (fallible).
+    pub(crate) fn insert(&self, id: u32) -> Result<(), NoNode> {
+        let (s, i) = (self.ids.segment(id), self.ids.index(id));
+        if s >= self.ids.segments {
+            return Err(NoNode);
+        }
         let mut g = self.inner.lock();
-        let id = if g.free != NIL {
-            let id = g.free;
-            g.free = self.at(id).next_free();
-            id
-        } else {
-            if g.created as usize >= MAX_NODES {
-                return Err(NoNode);
-            }
-            let id = g.created;
-            self.grow(&mut g, id)?;
-            g.created += 1;
-            id
-        };
-        // Ahead of the hand, in the half of the ring it reaches first: skipped once.
-        let hand = if g.hand >= g.created { 0 } else { g.hand };
-        let ahead = if id >= hand {
-            id - hand
-        } else {
-            id + (g.created - hand)
-        };
-        let young = if ahead < g.created / 2 { YOUNG } else { 0 };
-        self.at(id)
-            .word
-            .store(LINKED | young | handle.to_raw(), Ordering::Relaxed);
-        g.link(id);
-        Ok(id)
+        self.grow(&mut g, s, i)?;
+        let n = self.node(id).ok_or(NoNode)?;
+        if n.load(Ordering::Relaxed) & STATE_MASK != FREE {
+            return Err(NoNode);
+        }
+        n.store(LINKED | REFERENCED, Ordering::Relaxed);
+        g.link(s, i);
+        Ok(())
     }
 
-    fn push_free(&self, g: &mut Inner, id: u32) {
-        self.at(id)
-            .word
-            .store(FREE | u64::from(g.free), Ordering::Relaxed);
-        g.free = id;
-    }
-
-    /// The object of node `id` was freed. A linked node leaves the ring and is free
-    /// again; an isolated one is marked dead for its reclaimer to free. O(1).
-    pub(crate) fn remove(&self, id: u32) {
+    /// The descriptor of object `id` was freed. A linked node leaves the ring and is
+    /// free again ([`Removed::Free`]: the caller frees the object); an isolated one is
+    /// marked dead ([`Removed::Deferred`]: its reclaimer frees the object). O(1).
+    pub(crate) fn remove(&self, id: u32) -> Removed {
         let mut g = self.inner.lock();
-        let Some(n) = self.node(id) else { return };
-        match n.state() {
+        let Some(n) = self.node(id) else {
+            return Removed::Unknown;
+        };
+        match n.load(Ordering::Relaxed) & STATE_MASK {
             LINKED => {
-                g.unlink(id);
-                self.push_free(&mut g, id);
+                g.unlink(self.ids.segment(id), self.ids.index(id));
+                n.store(FREE, Ordering::Relaxed);
+                Removed::Free
             }
-            ISOLATED => n.set_state(DEAD, 0),
-            _ => {}
+            ISOLATED => {
+                n.store(DEAD, Ordering::Relaxed);
+                Removed::Deferred
+            }
+            _ => Removed::Unknown,
         }
     }
 
     /// Moves the hand to the next node that may be reclaimed and takes it. A
     /// referenced node met on the way gets its second chance (its bit is cleared), at
-    /// most `max_rotations` times in this call; a young node is passed over once; free
-    /// and isolated nodes are passed. When the rotations or [`MAX_SKIPS`] run out the
-    /// call isolates nothing ([`NoTail::Rotated`]) and the caller decides whether to go
-    /// on. O(1 + max_rotations + MAX_SKIPS) under the lock.
+    /// most `max_rotations` times in this call; free and isolated nodes are passed. When
+    /// the rotations or [`MAX_SKIPS`] run out the call isolates nothing
+    /// ([`NoTail::Rotated`]) and the caller decides whether to go on.
+    /// O(1 + max_rotations + MAX_SKIPS) under the lock.
     pub(crate) fn isolate(&self, max_rotations: usize) -> Result<Isolated, NoTail> {
         let mut g = self.inner.lock();
         let mut rotated = 0;
@@ -336,71 +317,76 @@ impl Lru {
             if skipped == MAX_SKIPS {
                 return Err(NoTail::Rotated(rotated));
             }
-            if g.hand >= g.created {
-                g.hand = 0;
+            let (mut s, i) = g.hand;
+            if s >= self.ids.segments {
+                s = 0;
             }
-            let t = g.hand;
-            if g.live[t as usize / CHUNK] == 0 {
-                // No linked node in this chunk: to the next one in one step.
-                g.hand = (t / CHUNK as u32 + 1) * CHUNK as u32;
+            let st = &g.segs[s as usize];
+            if i >= st.extent {
+                // The segment's end (or a segment with no levels): the next one.
+                g.hand = (s + 1, 0);
                 skipped += 1;
                 continue;
             }
-            g.hand = t + 1;
-            let n = self.at(t);
-            let w = n.word.load(Ordering::Relaxed);
-            if w & STATE_MASK != LINKED {
+            if st.live[i as usize / BLOCK] == 0 {
+                // No linked node in this block: to the next one in one step.
+                g.hand = (s, (i / BLOCK as u32 + 1) * BLOCK as u32);
                 skipped += 1;
                 continue;
             }
-            if w & YOUNG != 0 && g.linked > 1 {
-                n.word.fetch_and(!YOUNG, Ordering::Relaxed);
-                skipped += 1;
-                continue;
-            }
-            if w & REFERENCED != 0 && g.linked > 1 {
-                if rotated == max_rotations {
-                    g.hand = t;
-                    return Err(NoTail::Rotated(rotated));
-                }
-                n.word.fetch_and(!REFERENCED, Ordering::Relaxed);
-                rotated += 1;
-                continue;
-            }
-            let Some(handle) = Handle::from_raw(w & HANDLE_MASK) else {
-                // Never: a linked node always holds a valid handle. Leave it linked.
+            let id = (s << self.ids.segment_bits) | i;
+            let Some(n) = self.node(id) else {
+                // A level passed over (ids above it were made first): its end.
+                let (k, _) = locate(i);
+                g.hand = (s, level_start(k + 1) as u32);
                 skipped += 1;
                 continue;
             };
-            n.set_state(ISOLATED, REFERENCED | YOUNG);
-            g.unlink(t);
+            g.hand = (s, i + 1);
+            let b = n.load(Ordering::Relaxed);
+            if b & STATE_MASK != LINKED {
+                skipped += 1;
+                continue;
+            }
+            if b & REFERENCED != 0 && g.linked > 1 {
+                if rotated == max_rotations {
+                    g.hand = (s, i);
+                    return Err(NoTail::Rotated(rotated));
+                }
+                n.fetch_and(!REFERENCED, Ordering::Relaxed);
+                rotated += 1;
+                continue;
+            }
+            // The bit goes with the state change (the page is being reclaimed); a mark
+            // racing it since the read above is lost: one second chance, at worst.
+            n.store(ISOLATED, Ordering::Relaxed);
+            g.unlink(s, i);
             g.isolated += 1;
-            return Ok(Isolated {
-                id: t,
-                handle,
-                rotated,
-            });
+            return Ok(Isolated { id, rotated });
         }
     }
 
-    /// Ends a reclaimer's hold on node `id`: a dead node (its object was freed) goes to
-    /// the free list; a node whose object is still stored is linked again where it is
-    /// (it could not be reclaimed now: refused writeback, a busy slot, a page with no
-    /// writeback target), so the hand comes back to it after a whole turn. Returns
-    /// whether the object was freed.
+    /// Ends a reclaimer's hold on node `id`. A dead node (its descriptor was freed) is
+    /// free again and the call returns `true`: the reclaimer frees the allocator object
+    /// now. A node whose object is still stored is linked again where it is (it could
+    /// not be reclaimed now: refused writeback, a busy slot, a page with no writeback
+    /// target), so the hand comes back to it after a whole turn; `false`.
     pub(crate) fn finish(&self, id: u32) -> bool {
         let mut g = self.inner.lock();
         let Some(n) = self.node(id) else { return false };
-        match n.state() {
+        match n.load(Ordering::Relaxed) & STATE_MASK {
             DEAD => {
                 g.isolated -= 1;
-                self.push_free(&mut g, id);
+                n.store(FREE, Ordering::Relaxed);
                 true
             }
             ISOLATED => {
                 g.isolated -= 1;
-                n.set_state(LINKED, 0);
-                g.link(id);
+                // A load while it was isolated keeps its mark.
+                let _ = n.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
+                    Some((b & REFERENCED) | LINKED)
+                });
+                g.link(self.ids.segment(id), self.ids.index(id));
                 false
             }
             _ => false,
@@ -412,24 +398,25 @@ impl Lru {
         self.inner.lock().linked
     }
 
-    /// Heap bytes of the node tables.
+    /// Heap bytes of the ring: the segment table, each made segment's level table and
+    /// levels, and the live counts.
     pub(crate) fn metadata_bytes(&self) -> usize {
-        let mut n = self.top.len() * core::mem::size_of::<spin::Once<Block>>();
-        for b in self.top.iter().filter_map(|b| b.get()) {
-            n += b.len() * core::mem::size_of::<spin::Once<Chunk>>();
-            n += b.iter().filter(|c| c.get().is_some()).count()
-                * CHUNK
-                * core::mem::size_of::<Node>();
+        let mut n = self.top.len() * core::mem::size_of::<spin::Once<Segment>>();
+        for seg in self.top.iter().filter_map(|s| s.get()) {
+            n += seg.len() * core::mem::size_of::<spin::Once<Level>>();
+            n += seg
+                .iter()
+                .filter_map(|l| l.get())
+                .map(|l| l.len())
+                .sum::<usize>();
         }
-        n + self.inner.lock().live.capacity() * core::mem::size_of::<u16>()
+        let g = self.inner.lock();
+        n + g.segs.capacity() * core::mem::size_of::<SegState>()
+            + g.segs
+                .iter()
+                .map(|s| s.live.capacity() * core::mem::size_of::<u16>())
+                .sum::<usize>()
     }
-}
-
-#[cold]
-fn unreachable_node(id: u32) -> ! {
-    // A node id the ring itself handed out always exists; reaching this is a bug in
-    // this module, not bad input (descriptors from callers go through `node`).
-    panic!("zcache lru: node {id} was never created")
 }
 
 #[cfg(all(test, not(loom)))]
@@ -438,50 +425,105 @@ mod tests {
     use alloc::collections::BTreeMap;
     use proptest::prelude::*;
 
-    fn h(n: u64) -> Handle {
-        Handle::from_raw(n).unwrap()
+    /// Four segments of 2^12 ids.
+    const IDS: ObjectIds = ObjectIds {
+        segments: 4,
+        segment_bits: 12,
+    };
+
+    fn ring() -> Lru {
+        Lru::new(IDS).unwrap()
     }
 
-    /// Takes the next node and frees its object.
+    fn referenced(l: &Lru, id: u32) -> bool {
+        l.node(id).unwrap().load(Ordering::Relaxed) & REFERENCED != 0
+    }
+
+    /// The next node the hand takes, calling again while a call gives up (as the
+    /// reclaimer does); (id, rotations in all).
+    fn take(l: &Lru, rot: usize) -> Option<(u32, usize)> {
+        let mut rotated = 0;
+        for _ in 0..64 {
+            match l.isolate(rot) {
+                Ok(a) => return Some((a.id, rotated + a.rotated)),
+                Err(NoTail::Rotated(n)) => rotated += n,
+                Err(NoTail::Empty) => return None,
+            }
+        }
+        panic!("the hand found nothing in 64 calls");
+    }
+
+    /// Takes the next node and frees its descriptor; returns its id.
     fn evict(l: &Lru) -> u32 {
-        let a = l.isolate(8).unwrap();
-        l.remove(a.id);
-        assert!(l.finish(a.id));
-        a.id
+        let (id, _) = take(l, 8).unwrap();
+        assert_eq!(l.remove(id), Removed::Deferred);
+        assert!(l.finish(id));
+        id
+    }
+
+    #[test]
+    fn levels_double() {
+        assert_eq!(locate(0), (0, 0));
+        assert_eq!(locate(FIRST as u32 - 1), (0, FIRST - 1));
+        assert_eq!(locate(FIRST as u32), (1, 0));
+        assert_eq!(locate(3 * FIRST as u32 - 1), (1, 2 * FIRST - 1));
+        assert_eq!(locate(3 * FIRST as u32), (2, 0));
+        assert_eq!(level_start(2), 3 * FIRST);
+        // Every id of zbud with one shard has a level.
+        assert!(locate((1 << 25) - 1).0 < LEVELS);
     }
 
     #[test]
     fn clock_order_and_second_chance() {
-        let l = Lru::new().unwrap();
-        let ids: Vec<u32> = (1..=4).map(|i| l.insert(h(i)).unwrap()).collect();
+        let l = ring();
+        for id in 0..4 {
+            l.insert(id).unwrap();
+            assert!(referenced(&l, id), "a new page is stored referenced");
+        }
         assert_eq!(l.len(), 4);
-        // A load of the oldest gives it a second chance: the next oldest goes first.
-        l.node(ids[0]).unwrap().mark();
-        let a = l.isolate(8).unwrap();
-        assert_eq!((a.id, a.handle, a.rotated), (ids[1], h(2), 1));
-        l.remove(a.id); // freed while isolated: dead
-        assert!(l.finish(a.id));
-        let b = l.isolate(8).unwrap();
-        assert_eq!(b.id, ids[2]);
+        // The first turn gives every new page its second chance, then takes the first.
+        assert_eq!(take(&l, 8), Some((0, 4)));
         // Not freed: linked again where it is, met after a whole turn.
-        assert!(!l.finish(b.id));
-        assert_eq!(evict(&l), ids[3]);
-        assert_eq!(evict(&l), ids[0], "the rotated page, now unreferenced");
-        assert_eq!(evict(&l), ids[2]);
+        assert!(!l.finish(0));
+        // A load of 2 gives it another chance: 1, then 3 go first.
+        l.mark(2);
+        assert_eq!(take(&l, 8), Some((1, 0)));
+        assert_eq!(l.remove(1), Removed::Deferred);
+        assert!(l.finish(1), "dead: the reclaimer frees the object");
+        assert_eq!(take(&l, 8), Some((3, 1)));
+        assert!(!l.finish(3));
+        assert_eq!(evict(&l), 0);
+        assert_eq!(evict(&l), 2, "the rotated page, now unreferenced");
+        assert_eq!(evict(&l), 3);
         assert_eq!(l.isolate(8), Err(NoTail::Empty));
         assert_eq!(l.len(), 0);
-        // Freed ids are reused.
-        let again = l.insert(h(9)).unwrap();
-        assert!(ids.contains(&again));
-        assert_eq!(l.node(again).unwrap().handle(), Some(h(9)));
+        // A freed id can be inserted again.
+        l.insert(1).unwrap();
+        assert_eq!(l.remove(1), Removed::Free);
+    }
+
+    #[test]
+    fn the_hand_goes_round_the_segments() {
+        let l = ring();
+        // Ids in segments 3, 1 and 0; segment 2 has none.
+        for id in [3 << 12 | 5, 1 << 12 | 700, 7] {
+            l.insert(id).unwrap();
+        }
+        let order: Vec<u32> = (0..3).map(|_| evict(&l)).collect();
+        assert_eq!(order, [7, 1 << 12 | 700, 3 << 12 | 5]);
+        assert_eq!(
+            l.insert(4 << 12),
+            Err(NoNode),
+            "segment 4 is outside the numbering"
+        );
+        assert_eq!(l.insert(1 << 12 | 4095), Ok(()));
     }
 
     #[test]
     fn rotation_budget_bounds_the_scan() {
-        let l = Lru::new().unwrap();
-        for i in 1..=100 {
-            let id = l.insert(h(i)).unwrap();
-            l.node(id).unwrap().mark();
+        let l = ring();
+        for id in 0..100 {
+            l.insert(id).unwrap();
         }
         // Every page referenced: each call rotates at most 3 and isolates nothing.
         for _ in 0..33 {
@@ -495,72 +537,73 @@ mod tests {
     }
 
     #[test]
-    fn a_page_stored_ahead_of_the_hand_is_passed_over_once() {
-        let l = Lru::new().unwrap();
-        for i in 1..=10 {
-            l.insert(h(i)).unwrap();
+    fn an_empty_block_is_one_step_and_skips_are_bounded() {
+        let l = ring();
+        let b = BLOCK as u32;
+        for id in 0..4 * b {
+            l.insert(id).unwrap();
         }
-        assert_eq!(evict(&l), 0); // the hand is at 1 now
-        l.remove(5); // an invalidation frees a node ahead of the hand
-        // Reused first (the free list is last in, first out): 4 ahead of the hand, in
-        // the half it reaches first: young.
-        assert_eq!(l.insert(h(11)).unwrap(), 5);
-        // Node 0 lies just behind the hand: not young.
-        assert_eq!(l.insert(h(12)).unwrap(), 0);
-        let order: Vec<u32> = (0..10).map(|_| evict(&l)).collect();
-        assert_eq!(order, [1, 2, 3, 4, 6, 7, 8, 9, 0, 5]);
-        assert_eq!(l.isolate(8), Err(NoTail::Empty));
-    }
-
-    #[test]
-    fn an_empty_chunk_is_one_step_and_skips_are_bounded() {
-        let l = Lru::new().unwrap();
-        let n = 3 * CHUNK as u64;
-        for i in 1..=n {
-            l.insert(h(i)).unwrap();
+        let a = l.isolate(4 * BLOCK).unwrap();
+        assert_eq!((a.id, a.rotated), (0, 4 * BLOCK));
+        assert!(!l.finish(0));
+        // Block 0 keeps 0 and 500, block 1 is emptied.
+        for id in (1..500).chain(501..2 * b) {
+            assert_eq!(l.remove(id), Removed::Free);
         }
-        // Chunk 1 emptied by invalidations; in chunk 0 only nodes 0 and 1000 stay.
-        for id in (1..1000).chain(1001..2 * CHUNK as u32) {
-            l.remove(id);
+        // 499 free nodes pass before 500 within one call (fewer than MAX_SKIPS).
+        assert_eq!(l.isolate(8).map(|a| a.id), Ok(500));
+        assert_eq!(l.remove(500), Removed::Deferred);
+        assert!(l.finish(500));
+        // The empty block 1 is one step: the next call reaches block 2.
+        assert_eq!(l.isolate(8).map(|a| a.id), Ok(2 * b));
+        assert_eq!(l.remove(2 * b), Removed::Deferred);
+        assert!(l.finish(2 * b));
+        // Block 2 emptied (one step), and 511 free nodes before the last one of block
+        // 3: more than one call passes. It gives up; the next call goes on.
+        for id in 2 * b + 1..4 * b - 1 {
+            assert_eq!(l.remove(id), Removed::Free);
         }
-        assert_eq!(evict(&l), 0);
-        // 999 free nodes before node 1000: more than one call's skips.
         assert_eq!(l.isolate(8), Err(NoTail::Rotated(0)));
-        assert_eq!(evict(&l), 1000);
-        // A whole empty chunk is one skip: the next call reaches chunk 2.
-        assert_eq!(evict(&l), 2 * CHUNK as u32);
+        assert_eq!(l.isolate(8).map(|a| a.id), Ok(4 * b - 1));
     }
 
     #[test]
-    fn a_node_is_not_reused_while_isolated() {
-        let l = Lru::new().unwrap();
-        let id = l.insert(h(1)).unwrap();
+    fn an_object_is_not_freed_while_isolated() {
+        let l = ring();
+        l.insert(9).unwrap();
         let a = l.isolate(0).unwrap();
-        l.remove(a.id);
-        // Dead, not free: a new insert gets another id.
-        let other = l.insert(h(2)).unwrap();
-        assert_ne!(other, id);
-        assert!(l.finish(a.id));
-        assert_eq!(l.insert(h(3)).unwrap(), id);
+        assert_eq!(a.id, 9);
+        // Freed while isolated: the ring keeps the id until the reclaimer is done.
+        assert_eq!(l.remove(9), Removed::Deferred);
+        assert_eq!(l.insert(9), Err(NoNode), "the id is still the reclaimer's");
+        assert_eq!(l.remove(9), Removed::Unknown);
+        assert!(l.finish(9));
+        l.insert(9).unwrap();
     }
 
     #[test]
     fn unknown_ids_are_ignored() {
-        let l = Lru::new().unwrap();
-        l.remove(12345);
+        let l = ring();
+        assert_eq!(l.remove(12345), Removed::Unknown);
         assert!(!l.finish(12345));
-        assert!(l.node(u32::MAX).is_none());
-        for i in 0..2000 {
-            l.insert(h(i + 1)).unwrap();
+        l.mark(u32::MAX);
+        for id in 0..2000 {
+            l.insert(id).unwrap();
         }
+        assert_eq!(
+            l.insert(5),
+            Err(NoNode),
+            "a linked id is not inserted twice"
+        );
         assert_eq!(l.len(), 2000);
-        assert_eq!(core::mem::size_of::<Node>(), 8);
-        assert!(l.metadata_bytes() >= 2 * CHUNK * 8);
+        // 2000 ids take levels of 512, 1024 and 2048 nodes: a byte each.
+        let levels = FIRST * 7;
+        assert!(l.metadata_bytes() >= levels && l.metadata_bytes() < levels + 2048);
     }
 
     #[derive(Clone, Debug)]
     enum Op {
-        Insert,
+        Insert(u32),
         Remove(usize),
         Isolate(usize),
         Finish(usize),
@@ -569,7 +612,9 @@ mod tests {
 
     fn op() -> impl Strategy<Value = Op> {
         prop_oneof![
-            4 => Just(Op::Insert),
+            // Ids in all four segments, most of them low (as allocators give them).
+            4 => (0u32..4, prop_oneof![0u32..64, 0u32..4096])
+                .prop_map(|(s, i)| Op::Insert(s << 12 | i)),
             2 => any::<usize>().prop_map(Op::Remove),
             3 => (1usize..4).prop_map(Op::Isolate),
             2 => any::<usize>().prop_map(Op::Finish),
@@ -585,45 +630,51 @@ mod tests {
     }
 
     proptest! {
-        /// The ring against a plain model: every node's state, the handle it holds, and
-        /// that the hand always gets to a linked node within a bounded number of calls.
+        /// The ring against a plain model: every node's state, who frees the object,
+        /// and that the hand always gets to a linked node within a bounded number of
+        /// calls.
         #[test]
         fn the_ring_matches_a_model(ops in proptest::collection::vec(op(), 1..400)) {
-            let l = Lru::new().unwrap();
-            let mut model: BTreeMap<u32, (M, u64)> = BTreeMap::new();
-            let mut next = 1u64;
-            let pick = |model: &BTreeMap<u32, (M, u64)>, i: usize, want: &[M]| {
+            let l = ring();
+            let mut model: BTreeMap<u32, M> = BTreeMap::new();
+            let pick = |model: &BTreeMap<u32, M>, i: usize, want: &[M]| {
                 let v: Vec<u32> = model
                     .iter()
-                    .filter(|(_, (m, _))| want.contains(m))
+                    .filter(|(_, m)| want.contains(m))
                     .map(|(id, _)| *id)
                     .collect();
                 (!v.is_empty()).then(|| v[i % v.len()])
             };
             for op in ops {
                 match op {
-                    Op::Insert => {
-                        let id = l.insert(h(next)).unwrap();
-                        prop_assert!(!model.contains_key(&id), "node {} reused while in use", id);
-                        model.insert(id, (M::Linked, next));
-                        next += 1;
+                    Op::Insert(id) => {
+                        let r = l.insert(id);
+                        prop_assert_eq!(r.is_ok(), !model.contains_key(&id), "insert of {}", id);
+                        model.entry(id).or_insert(M::Linked);
                     }
                     Op::Remove(i) => {
-                        if let Some(id) = pick(&model, i, &[M::Linked, M::Isolated]) {
-                            l.remove(id);
-                            let e = model.get_mut(&id).unwrap();
-                            if e.0 == M::Linked {
-                                model.remove(&id);
-                            } else {
-                                e.0 = M::Dead;
+                        if let Some(id) = pick(&model, i, &[M::Linked, M::Isolated, M::Dead]) {
+                            let r = l.remove(id);
+                            match model[&id] {
+                                M::Linked => {
+                                    prop_assert_eq!(r, Removed::Free);
+                                    model.remove(&id);
+                                }
+                                M::Isolated => {
+                                    prop_assert_eq!(r, Removed::Deferred);
+                                    model.insert(id, M::Dead);
+                                }
+                                M::Dead => prop_assert_eq!(r, Removed::Unknown),
                             }
                         }
                     }
                     Op::Isolate(rot) => {
-                        let linked = model.values().filter(|(m, _)| *m == M::Linked).count();
-                        // Bounded: a linked node is found within this many calls.
-                        let calls = 2 + 2 * (l.inner.lock().created as usize) / MAX_SKIPS
-                            + linked / rot;
+                        let linked = model.values().filter(|m| **m == M::Linked).count();
+                        // Bounded: a linked node is found within this many calls (each
+                        // call passes MAX_SKIPS blocks, levels or nodes; the ids lie
+                        // in 4 segments of at most 15 blocks; two turns at most, the
+                        // first clearing the bits).
+                        let calls = 2 * (2 + (4 * 16 * (BLOCK + 1) + 4) / MAX_SKIPS + linked / rot);
                         let mut got = None;
                         for _ in 0..calls {
                             match l.isolate(rot) {
@@ -634,11 +685,8 @@ mod tests {
                         }
                         match got {
                             Some(a) => {
-                                let e = model.get_mut(&a.id);
-                                prop_assert!(matches!(e, Some((M::Linked, _))), "isolated {:?}", a);
-                                let e = e.unwrap();
-                                prop_assert_eq!(a.handle, h(e.1));
-                                e.0 = M::Isolated;
+                                prop_assert_eq!(model.get(&a.id), Some(&M::Linked), "isolated {:?}", a);
+                                model.insert(a.id, M::Isolated);
                             }
                             None => prop_assert_eq!(linked, 0, "no node found in {} calls", calls),
                         }
@@ -646,25 +694,26 @@ mod tests {
                     Op::Finish(i) => {
                         if let Some(id) = pick(&model, i, &[M::Isolated, M::Dead]) {
                             let freed = l.finish(id);
-                            let e = model.get_mut(&id).unwrap();
-                            prop_assert_eq!(freed, e.0 == M::Dead);
+                            prop_assert_eq!(freed, model[&id] == M::Dead);
                             if freed {
                                 model.remove(&id);
                             } else {
-                                e.0 = M::Linked;
+                                model.insert(id, M::Linked);
                             }
                         }
                     }
                     Op::Mark(i) => {
                         if let Some(id) = pick(&model, i, &[M::Linked, M::Isolated]) {
-                            l.node(id).unwrap().mark();
+                            l.mark(id);
                         }
                     }
                 }
-                let linked = model.values().filter(|(m, _)| *m == M::Linked).count();
+                let linked = model.values().filter(|m| **m == M::Linked).count();
                 prop_assert_eq!(l.len(), linked);
-                for (id, (_, handle)) in &model {
-                    prop_assert_eq!(l.node(*id).unwrap().handle(), Some(h(*handle)));
+                for (id, m) in &model {
+                    let state = l.node(*id).unwrap().load(Ordering::Relaxed) & STATE_MASK;
+                    let want = match m { M::Linked => LINKED, M::Isolated => ISOLATED, M::Dead => DEAD };
+                    prop_assert_eq!(state, want, "node {}", id);
                 }
             }
         }

@@ -13,7 +13,7 @@ use zpool::{PAGE_SIZE, Page, ZPool, ZPoolError};
 use crate::allocator::Allocator;
 use crate::desc::{DescKind, MAX_OBJECT_LEN, ZDesc};
 use crate::header::{self, MAX_HEADER};
-use crate::lru::Lru;
+use crate::lru::{Lru, Removed};
 use crate::source::LimitedSource;
 use crate::stats::{C, Shards};
 use crate::sync::Mutex;
@@ -286,12 +286,23 @@ impl ZPam {
         }
     }
 
-    /// The allocator handle behind an object descriptor's node.
-    pub(crate) fn handle_of(&self, persistent: bool, node: u32) -> Result<zpool::Handle, ZError> {
-        self.lru(persistent)
-            .node(node)
-            .and_then(|n| n.handle())
-            .ok_or(ZError::BadHandle)
+    /// Frees an allocator object whose descriptor was freed and whose node the ring
+    /// no longer holds (the ring answered `Free`, or a reclaimer's `finish` found it
+    /// dead); a refused free is counted.
+    pub(crate) fn free_object(&self, shard: usize, persistent: bool, handle: zpool::Handle) {
+        if self.pool(persistent).free(handle).is_err() {
+            self.stats.inc(shard, C::free_errors);
+        }
+    }
+
+    /// Ends a reclaimer's hold on `id`, freeing its object if its descriptor was freed
+    /// meanwhile (see `lru.rs`: the object outlives its descriptor while isolated).
+    pub(crate) fn finish_isolated(&self, shard: usize, persistent: bool, id: u32) {
+        if self.lru(persistent).finish(id)
+            && let Some(h) = self.pool(persistent).handle_of_id(id)
+        {
+            self.free_object(shard, persistent, h);
+        }
     }
 
     pub(crate) fn fill_table_bytes(&self) -> usize {
@@ -379,18 +390,18 @@ impl ZPam {
         let DescKind::Object {
             persistent,
             len,
-            node,
+            handle,
             ..
         } = kind
         else {
             zcomp::fill_page(page, self.word_of(kind).ok_or(ZError::Corrupt)?);
             return Ok(LoadStep::Done);
         };
-        let n = self.lru(persistent).node(node).ok_or(ZError::BadHandle)?;
-        let handle = n.handle().ok_or(ZError::BadHandle)?;
-        // Second chance: the LRU scan rotates a referenced page once before evicting it.
-        n.mark();
         let pool = self.pool(persistent);
+        // Second chance: the hand passes a referenced page once before it takes it.
+        if let Some(id) = pool.object_id(handle) {
+            self.lru(persistent).mark(id);
+        }
         if self.in_place {
             let (comps, bounce) = (&mut ctx.comps, &mut ctx.load);
             let mut r = Err(ZError::Corrupt);
@@ -478,14 +489,14 @@ impl PamOps for ZPam {
                     ZPoolError::TooLarge { .. } => ZError::TooLarge,
                     _ => ZError::BadHandle,
                 })?;
-                let node = match self.lru(persistent).insert(handle) {
-                    Ok(id) => id,
-                    Err(_) => {
-                        let _ = zp.free(handle);
-                        return Err(ZError::NoMemory);
-                    }
+                let linked = zp
+                    .object_id(handle)
+                    .map(|id| (id, self.lru(persistent).insert(id)));
+                let Some((id, Ok(()))) = linked else {
+                    let _ = zp.free(handle);
+                    return Err(ZError::NoMemory);
                 };
-                match ZDesc::object(alg, persistent, end - start, node) {
+                match ZDesc::object(alg, persistent, end - start, handle) {
                     Some(d) => {
                         self.stats.inc(ctx.shard, C::stored_pages);
                         self.stats.add(ctx.shard, C::zbytes, (end - start) as i64);
@@ -497,8 +508,8 @@ impl PamOps for ZPam {
                         Ok(d)
                     }
                     None => {
+                        self.lru(persistent).remove(id);
                         let _ = zp.free(handle);
-                        self.lru(persistent).remove(node);
                         Err(ZError::TooLarge)
                     }
                 }
@@ -546,7 +557,7 @@ impl PamOps for ZPam {
             DescKind::Object {
                 persistent,
                 len,
-                node,
+                handle,
                 ..
             } => {
                 self.stats.add(shard, C::zbytes, -(len as i64));
@@ -554,14 +565,15 @@ impl PamOps for ZPam {
                     self.stats.add(shard, C::pers_zpages, -1);
                     self.stats.add(shard, C::pers_zbytes, -(len as i64));
                 }
-                let freed = self
-                    .handle_of(persistent, node)
-                    .map(|h| self.pool(persistent).free(h).is_ok());
-                if freed != Ok(true) {
-                    self.stats.inc(shard, C::free_errors);
+                // The ring first: a node a reclaimer holds keeps its object (and so its
+                // id and handle) until the reclaimer's `finish`, which frees it.
+                let removed = match self.pool(persistent).object_id(handle) {
+                    Some(id) => self.lru(persistent).remove(id),
+                    None => Removed::Unknown,
+                };
+                if removed != Removed::Deferred {
+                    self.free_object(shard, persistent, handle);
                 }
-                // After the allocator's free: a reclaimer holding the node sees it dead.
-                self.lru(persistent).remove(node);
             }
             DescKind::SameByte(_) => self.stats.add(shard, C::same_filled_pages, -1),
             DescKind::SameWord(i) => {

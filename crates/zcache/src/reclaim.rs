@@ -31,8 +31,11 @@ use crate::stats::C;
 use crate::writeback::SlotClaim;
 use crate::zcache::Zcache;
 
-/// Referenced pages one LRU scan may rotate before it takes the tail as it is.
-const MAX_ROTATIONS: usize = 8;
+/// Referenced pages one scan of the ring may pass (clearing their bits) before it
+/// gives up for this call. A rotation is one byte's read-modify-write, as cheap as the
+/// [`crate::lru::MAX_SKIPS`] free nodes a scan may pass, and every new page is stored
+/// referenced: so a scan may clear as many bits as it passes nodes.
+const MAX_ROTATIONS: usize = crate::lru::MAX_SKIPS;
 
 /// Pages reclaimed between two bounded compaction steps.
 const COMPACT_EVERY: usize = 32;
@@ -86,26 +89,31 @@ impl Zcache {
         *rot += iso.rotated;
         pam.stats.add(shard, C::lru_rotations, iso.rotated as i64);
         let step = self.evict_isolated(&iso, scratch, shard);
-        pam.eph_lru.finish(iso.id);
+        pam.finish_isolated(shard, false, iso.id);
         step
     }
 
     fn evict_isolated(&self, iso: &Isolated, scratch: &mut EvictScratch, shard: usize) -> Step {
         let pam = self.tmem.pam();
+        // The object outlives its descriptor while its node is isolated: the handle is
+        // there (`None` only if the allocator broke its numbering).
+        let Some(handle) = pam.eph[0].handle_of_id(iso.id) else {
+            pam.stats.inc(shard, C::evict_corrupt);
+            return Step::Kept;
+        };
         let mut found = None;
         // The header is decoded (and the whole object checksummed) where it lies.
-        let r = pam.eph[0].map_read(iso.handle, &mut scratch.obj, &mut |obj| {
+        let r = pam.eph[0].map_read(handle, &mut scratch.obj, &mut |obj| {
             found = header::decode(obj).map(|h| (h, obj.len()));
         });
         if r.is_err() {
-            // Freed meanwhile: the node is dead, `finish` frees it.
             return Step::Kept;
         }
         let Some((hdr, len)) = found else {
             pam.stats.inc(shard, C::evict_corrupt);
             return Step::Kept;
         };
-        let Some(desc) = ZDesc::object(hdr.alg, false, len, iso.id) else {
+        let Some(desc) = ZDesc::object(hdr.alg, false, len, handle) else {
             return Step::Kept;
         };
         let k = hdr.key;
@@ -142,32 +150,36 @@ impl Zcache {
         pam.stats.add(shard, C::lru_rotations, iso.rotated as i64);
         let (comps, scratch) = ctx.evict_parts();
 
-        // 1. Pick: read the object (its key is in the header), no tmem lock.
-        let Ok(n) = pam.pers[0].read(iso.handle, &mut scratch.obj) else {
-            pam.pers_lru.finish(iso.id);
+        // 1. Pick: read the object (its key is in the header), no tmem lock. The object
+        //    outlives its descriptor while the node is isolated, so the handle is there.
+        let read = pam.pers[0]
+            .handle_of_id(iso.id)
+            .map(|h| (h, pam.pers[0].read(h, &mut scratch.obj)));
+        let Some((handle, Ok(n))) = read else {
+            pam.finish_isolated(shard, true, iso.id);
             return Step::Kept;
         };
         let Some(hdr) = header::decode(&scratch.obj[..n]) else {
             pam.stats.inc(shard, C::evict_corrupt);
-            pam.pers_lru.finish(iso.id);
+            pam.finish_isolated(shard, true, iso.id);
             return Step::Kept;
         };
         let k = hdr.key;
         let (Some((swap_type, offset)), Some(desc), Ok(pool)) = (
             swap_key_of(&k),
-            ZDesc::object(hdr.alg, true, n, iso.id),
+            ZDesc::object(hdr.alg, true, n, handle),
             self.tmem.pool(k.pool),
         ) else {
             // A host-made persistent pool has no swap slot to write to.
             pam.stats.inc(shard, C::writeback_no_slot);
-            pam.pers_lru.finish(iso.id);
+            pam.finish_isolated(shard, true, iso.id);
             return Step::Kept;
         };
 
         // 2. The host claims the slot.
         let Some(token) = wb.claim(swap_type, offset) else {
             pam.stats.inc(shard, C::writeback_busy);
-            pam.pers_lru.finish(iso.id);
+            pam.finish_isolated(shard, true, iso.id);
             return Step::Kept;
         };
         let claim = SlotClaim {
@@ -182,13 +194,14 @@ impl Zcache {
             Ok(None) | Err(_) => {
                 pam.stats.inc(shard, C::writeback_raced);
                 wb.release(claim, false);
-                pam.pers_lru.finish(iso.id);
+                pam.finish_isolated(shard, true, iso.id);
                 return Step::Kept;
             }
         };
 
-        // 4. Decompress what was taken (node ids are not reused while isolated, so the
-        //    bytes read in step 1 are this object's) and hand it to the host.
+        // 4. Decompress what was taken (an isolated node's object is not freed, so its
+        //    handle is not reused and the bytes read in step 1 are this object's) and
+        //    hand it to the host.
         let decoded = decode_object(comps, &scratch.obj[..n], &mut scratch.page).is_ok();
         if !decoded {
             pam.stats.inc(shard, C::evict_corrupt);
@@ -210,7 +223,7 @@ impl Zcache {
 
         // 5. The host releases the claim.
         wb.release(claim, written);
-        pam.pers_lru.finish(iso.id);
+        pam.finish_isolated(shard, true, iso.id);
         if written { Step::Done } else { Step::Kept }
     }
 
@@ -398,5 +411,64 @@ impl Zcache {
         };
         pam.stats.inc(shard, c);
         ok
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use alloc::sync::Arc;
+    use tmem_core::{Oid, PoolKind};
+    use zpool::{HeapPageSource, ZPool};
+
+    use crate::config::{AllocatorKind, Config};
+    use crate::zcache::Zcache;
+
+    fn page(seed: u8) -> zpool::Page {
+        let mut p = [0u8; zpool::PAGE_SIZE];
+        for (i, b) in p.iter_mut().enumerate() {
+            *b = ((i / 16) as u8).wrapping_mul(seed) ^ (i / 1024) as u8;
+        }
+        p
+    }
+
+    /// A page invalidated while a reclaimer holds its node keeps its allocator object
+    /// (so its id and handle) until the reclaimer's `finish`, which frees it; a store
+    /// meanwhile gets another id.
+    #[test]
+    fn an_object_outlives_its_descriptor_while_isolated() {
+        for kind in AllocatorKind::ALL {
+            let z = Zcache::new(
+                Config {
+                    ephemeral_allocator: kind,
+                    ..Config::default()
+                },
+                Arc::new(HeapPageSource),
+            )
+            .unwrap();
+            let pool = z
+                .new_pool(z.new_client().unwrap(), PoolKind::Ephemeral)
+                .unwrap();
+            let oid = Oid::new(1, 2, 3);
+            let (a, b) = (page(3), page(5));
+            z.store(pool, oid, 0, &a).unwrap();
+            let pam = z.tmem.pam();
+            let iso = (0..4)
+                .find_map(|_| pam.eph_lru.isolate(super::MAX_ROTATIONS).ok())
+                .unwrap();
+            z.invalidate_page(pool, oid, 0).unwrap();
+            let held = pam.eph[0].handle_of_id(iso.id);
+            assert!(held.is_some(), "{kind:?}: object freed while isolated");
+            assert_eq!(pam.eph[0].stats().objects, 1);
+            z.store(pool, oid, 1, &b).unwrap();
+            assert_eq!(pam.eph[0].stats().objects, 2);
+            pam.finish_isolated(0, false, iso.id);
+            assert_eq!(pam.eph[0].handle_of_id(iso.id), None, "{kind:?}");
+            assert_eq!(pam.eph[0].stats().objects, 1);
+            let mut out = [0u8; zpool::PAGE_SIZE];
+            let hit = z.load(pool, oid, 1, &mut out, tmem_core::LoadMode::Keep);
+            assert_eq!(hit, Ok(true));
+            assert_eq!(out, b);
+            assert_eq!(z.stats().counters.free_errors, 0);
+        }
     }
 }

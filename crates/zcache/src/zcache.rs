@@ -181,10 +181,14 @@ impl Zcache {
         )?;
         // One shard per context, one for the reclaimer.
         let stats = Shards::new(config.contexts + 1).map_err(|_| ZcacheError::NoMemory)?;
-        let lrus = (
-            Lru::new().map_err(|_| ZcacheError::NoMemory)?,
-            Lru::new().map_err(|_| ZcacheError::NoMemory)?,
-        );
+        // Each ring numbers its nodes as its allocator numbers its objects.
+        let ring = |a: &Allocator| {
+            let ids = a.object_ids().ok_or(ZcacheError::InvalidConfig(
+                "the allocator does not number its objects",
+            ))?;
+            Lru::new(ids).map_err(|_| ZcacheError::NoMemory)
+        };
+        let lrus = (ring(&eph[0])?, ring(&pers[0])?);
         let pam = ZPam::new(
             limited,
             (eph, pers),

@@ -91,8 +91,11 @@ fn eat_its_own_tail_keeps_the_most_recent_pages() {
         let newest = surviving(&z, pool, &c, &accepted[accepted.len() - tenth..]);
         let oldest = surviving(&z, pool, &c, &accepted[..tenth]);
         println!("{eph:?}: newest tenth {newest:.2}, oldest tenth {oldest:.2}, refused {refused}");
-        // LRU order: the newest tenth survives almost whole, the oldest is gone.
-        assert!(newest >= 0.9, "{eph:?}: newest tenth kept {newest}");
+        // CLOCK order: a new page is stored referenced, so it outlives at least one
+        // turn of the hand: the newest tenth survives almost whole (zsmalloc's ring
+        // goes class by class, so a few new pages lie just where the hand turns; 0.88
+        // measured), the oldest is gone.
+        assert!(newest >= 0.8, "{eph:?}: newest tenth kept {newest}");
         assert!(oldest <= 0.02, "{eph:?}: oldest tenth kept {oldest}");
     }
 }
@@ -187,6 +190,13 @@ fn second_chance_spares_referenced_pages() {
         .take(n)
         .collect();
     assert_eq!(pages.len(), n);
+    // New pages are stored referenced: the first eviction's hand goes round once,
+    // clearing every bit, and takes the first page (one thread: zbud's ids, and so the
+    // ring's order, are the store order).
+    // (A call that only rotates frees nothing: the shrinker calls again.)
+    assert!((0..100).any(|_| z.shrinker_scan(1) == 1));
+    assert_eq!(surviving(&z, pool, &c, &pages[..1]), 0.0);
+    let pages = &pages[1..];
     // Touch the 20 oldest pages: they get a second chance.
     let mut out = [0u8; zcache::PAGE_SIZE];
     for &i in &pages[..20] {
@@ -212,11 +222,11 @@ fn second_chance_spares_referenced_pages() {
         0.0,
         "LRU pages kept"
     );
-    assert_eq!(surviving(&z, pool, &c, &pages[60..n]), 1.0);
+    assert_eq!(surviving(&z, pool, &c, &pages[60..]), 1.0);
     let st = z.stats();
     assert!(st.counters.lru_rotations >= 20, "{st:?}");
-    assert_eq!(st.eph_lru_len, n - 40);
-    assert_eq!(z.shrinker_count(), n - 40);
+    assert_eq!(st.eph_lru_len, n - 41);
+    assert_eq!(z.shrinker_count(), n - 41);
 }
 
 #[test]
@@ -301,16 +311,29 @@ fn writeback_goes_in_lru_order_and_refused_pages_stay() {
         let o = z.reclaim(10_000);
         assert!(!o.more && o.written_back_pages > 0, "{pers:?}: {o:?}");
         assert!(wb.violations().is_empty(), "{:?}", wb.violations());
-        // LRU order: the pages written are the oldest stored ones, in store order
-        // (skipping slots the host would not claim or write).
+        // CLOCK order, the allocator's object ids: with one thread zbud's are the
+        // store order, so the pages written are the oldest stored ones, in store order
+        // (skipping slots the host would not claim or write). zsmalloc's go class by
+        // class: each page is written once, and only pages the host takes.
         let order: Vec<u64> = wb.order().into_iter().map(|(_, off)| off).collect();
-        let expected: Vec<u64> = stored
+        let writable: Vec<u64> = stored
             .iter()
             .map(|&i| i as u64)
             .filter(|off| off % 7 != 0 && off % 5 != 0)
-            .take(order.len())
             .collect();
-        assert_eq!(order, expected, "{pers:?}: writeback out of LRU order");
+        if pers == AllocatorKind::Zbud {
+            assert_eq!(
+                order,
+                writable[..order.len()],
+                "{pers:?}: writeback out of store order"
+            );
+        } else {
+            let mut sorted = order.clone();
+            sorted.sort_unstable();
+            sorted.dedup();
+            assert_eq!(sorted.len(), order.len(), "a page written twice");
+            assert!(sorted.iter().all(|off| writable.contains(off)));
+        }
         let out = &mut [0u8; zcache::PAGE_SIZE];
         let mut from_wb = 0;
         for &i in &stored {

@@ -32,6 +32,10 @@
 //!   object's handle (the only ones validation can refuse), give
 //!   [`ZPoolError::InvalidHandle`] for free, read, write and object_len and change
 //!   nothing; handed-out handles are unique among live objects and fit [`Handle::BITS`];
+//! * object ids, for a pool that numbers its objects ([`ZPool::object_ids`]): every live
+//!   object has one inside the numbering, the same since it was made (compaction moves
+//!   objects, not ids), no two share one, [`ZPool::handle_of_id`] gives the handle back,
+//!   and never a freed one;
 //! * zero-length, too-large and wrong-buffer-length requests give their typed errors;
 //! * `stats()` agrees with the model (objects, bytes) and `total_frames()` agrees with the
 //!   page source's own count of live frames;
@@ -181,6 +185,8 @@ pub fn fill_pattern(id: u64, seed: u64, out: &mut [u8]) {
 struct Live {
     handle: Handle,
     data: Vec<u8>,
+    /// [`ZPool::object_id`] when the object was made: it must not change.
+    id: Option<u32>,
 }
 
 const DEAD_KEEP: usize = 64;
@@ -396,7 +402,12 @@ impl<P: ZPool> Interpreter<P> {
             "{}: object_len after {what}({len}) = {ol:?}",
             self.ctx()
         );
-        self.live.push(Live { handle: h, data });
+        let id = self.pool().object_id(h);
+        self.live.push(Live {
+            handle: h,
+            data,
+            id,
+        });
         self.check_all()
     }
 
@@ -440,11 +451,67 @@ impl<P: ZPool> Interpreter<P> {
         Ok(())
     }
 
-    /// Re-reads every live object and compares it with the model.
+    /// Re-reads every live object and compares it with the model, and checks the
+    /// pool's object ids.
     pub fn check_all(&self) -> Result<(), Violation> {
         for i in 0..self.live.len() {
             self.check_read(i, 0)?;
         }
+        self.check_ids()
+    }
+
+    /// A pool that numbers its objects ([`ZPool::object_ids`]): every live object has
+    /// an id inside the numbering, kept since it was made (compaction included), no
+    /// two share one, and [`ZPool::handle_of_id`] gives the object's handle back.
+    fn check_ids(&self) -> Result<(), Violation> {
+        let pool = self.pool();
+        let Some(ids) = pool.object_ids() else {
+            ensure!(
+                self.live.iter().all(|l| l.id.is_none()),
+                "{}: object_id without object_ids",
+                self.ctx()
+            );
+            return Ok(());
+        };
+        let mut seen = Vec::with_capacity(self.live.len());
+        for l in &self.live {
+            let id = pool.object_id(l.handle);
+            ensure!(
+                id.is_some() && id == l.id,
+                "{}: object {:?} had id {:?}, now {id:?}",
+                self.ctx(),
+                l.handle,
+                l.id
+            );
+            let id = id.unwrap_or(0);
+            ensure!(
+                ids.segment(id) < ids.segments,
+                "{}: id {id:#x} outside {ids:?}",
+                self.ctx()
+            );
+            let back = pool.handle_of_id(id);
+            ensure!(
+                back == Some(l.handle),
+                "{}: handle_of_id({id:#x}) = {back:?}, the object is {:?}",
+                self.ctx(),
+                l.handle
+            );
+            seen.push(id);
+        }
+        for &d in &self.dead {
+            let back = pool.object_id(d).and_then(|id| pool.handle_of_id(id));
+            ensure!(
+                back != Some(d),
+                "{}: handle_of_id names the freed {d:?}",
+                self.ctx()
+            );
+        }
+        seen.sort_unstable();
+        ensure!(
+            seen.windows(2).all(|w| w[0] != w[1]),
+            "{}: two live objects share an id",
+            self.ctx()
+        );
         Ok(())
     }
 

@@ -16,7 +16,8 @@ use core::num::NonZeroU64;
 /// (freed, double-freed) handle is refused unless its entry has been freed a multiple of
 /// the allocator's generation period times since and is live again: each handle-table
 /// entry carries its own generation, moved on at every free (zsmalloc: 17 bits, never
-/// 0, period 2^17 - 1 = 131,071 frees of that entry; zbud: 23 bits, period 2^23). The
+/// 0, period 2^17 - 1 = 131,071 frees of that entry; zbud: 23 bits at 4 KiB pages, period
+/// 2^23; 21 and 19 bits at 16 and 64 KiB). The
 /// conformance suite requires a period above 100,000 (`check_generation_reuse`).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Handle(NonZeroU64);
@@ -134,6 +135,32 @@ pub struct PoolStats {
     pub metadata_bytes: usize,
 }
 
+/// How a pool numbers its live objects, for a caller's table beside the pool's own
+/// handle table (as zram keeps a table beside zsmalloc's handles; zcache keeps its
+/// reclaim ring so). An id is `segment << segment_bits | index`, with
+/// `segment < segments` and `index < 1 << segment_bits`; within a segment the pool gives
+/// out indexes densely from 0 (freed ones are reused first), so a table of each
+/// segment's indexes grows with the objects held there, not with the id space.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ObjectIds {
+    /// Segments (zsmalloc: size classes; zbud: shards).
+    pub segments: u32,
+    /// Index bits of one segment.
+    pub segment_bits: u32,
+}
+
+impl ObjectIds {
+    /// The segment of `id`.
+    pub const fn segment(self, id: u32) -> u32 {
+        id >> self.segment_bits
+    }
+
+    /// The index of `id` in its segment.
+    pub const fn index(self, id: u32) -> u32 {
+        id & ((1 << self.segment_bits) - 1)
+    }
+}
+
 /// The common face of the compressed-page allocators.
 ///
 /// Allocators allocate; they do not decide what to evict: reclaim policy (an LRU of
@@ -210,6 +237,29 @@ pub trait ZPool: Send + Sync {
         0
     }
 
+    /// The numbering of [`ZPool::object_id`]; `None` (the default) if the pool has
+    /// none. zbud and zsmalloc number their objects by handle-table entry.
+    fn object_ids(&self) -> Option<ObjectIds> {
+        None
+    }
+
+    /// The id of the object `handle` names, from the handle's bits alone (no lookup,
+    /// no lock): `None` when the bits spell no id. Two live objects never have the
+    /// same id; an object keeps its id until it is freed (compaction moves objects, not
+    /// ids); a freed object's id may go to the next object allocated. For a handle of
+    /// no live object the answer names no object: check with [`ZPool::handle_of_id`].
+    fn object_id(&self, handle: Handle) -> Option<u32> {
+        let _ = handle;
+        None
+    }
+
+    /// The handle of the live object whose id is `id`, if one is (the pool's lock of
+    /// that id is taken for the lookup).
+    fn handle_of_id(&self, id: u32) -> Option<Handle> {
+        let _ = id;
+        None
+    }
+
     /// Bounded compaction: moves at most `max(max_moves, 1)` objects, plus at most
     /// [`CompactStep::MAX_OVERSHOOT`] to finish freeing a frame (at least one step of
     /// work when there is any), and returns what it did, so a caller with a budget (a
@@ -272,5 +322,14 @@ impl<P: ZPool + ?Sized> ZPool for alloc::boxed::Box<P> {
     }
     fn compact_step(&self, max_moves: usize) -> CompactStep {
         (**self).compact_step(max_moves)
+    }
+    fn object_ids(&self) -> Option<ObjectIds> {
+        (**self).object_ids()
+    }
+    fn object_id(&self, handle: Handle) -> Option<u32> {
+        (**self).object_id(handle)
+    }
+    fn handle_of_id(&self, id: u32) -> Option<Handle> {
+        (**self).handle_of_id(id)
     }
 }

@@ -216,6 +216,12 @@ impl HandleTable {
             .then(|| (e.mid() as usize, e.slot_field() as usize))
     }
 
+    /// The generation of a live entry (`None` for a free one or one out of range).
+    pub(crate) fn live_generation(&self, index: u32) -> Option<u32> {
+        let e = *self.entries.get(index as usize)?;
+        e.is_live().then(|| e.generation())
+    }
+
     /// Points a live entry at the object's new place (compaction).
     pub(crate) fn repoint(&mut self, index: u32, zs: usize, slot: usize) {
         let e = self.entries[index as usize];

@@ -84,6 +84,10 @@ pub use zpool::{CompactStep, Handle, PAGE_SIZE, PageSource, PoolStats, ZPool, ZP
 /// Bytes of per-object header stored in the slot (the owning entry's index, length).
 pub const OBJ_HEADER_SIZE: usize = handle::HEADER;
 
+/// Bits a handle of this allocator may use (47, 45, 43 at 4, 16, 64 KiB pages): a
+/// user packing handles with other fields can check its layout against it.
+pub const HANDLE_BITS: u32 = handle::GEN_BITS + handle::CLASS_BITS + handle::INDEX_BITS;
+
 struct Class {
     /// The class's shape (also in `inner`; here for lock-free reports).
     geo: geometry::Geometry,
@@ -369,6 +373,33 @@ impl<S: PageSource> ZPool for ZsPool<S> {
 
     fn stats(&self) -> PoolStats {
         self.pool_stats()
+    }
+
+    /// One segment per class; the index is the class's handle-table entry.
+    fn object_ids(&self) -> Option<zpool::ObjectIds> {
+        Some(zpool::ObjectIds {
+            segments: self.classes.len() as u32,
+            segment_bits: handle::INDEX_BITS,
+        })
+    }
+
+    fn object_id(&self, handle: Handle) -> Option<u32> {
+        let (cls, idx, _) = handle::decode(handle)?;
+        (cls < self.classes.len() && (idx as usize) < handle::MAX_ENTRIES)
+            .then_some(((cls as u32) << handle::INDEX_BITS) | idx)
+    }
+
+    fn handle_of_id(&self, id: u32) -> Option<Handle> {
+        let cls = (id >> handle::INDEX_BITS) as usize;
+        let idx = id & ((1 << handle::INDEX_BITS) - 1);
+        let generation = self
+            .classes
+            .get(cls)?
+            .inner
+            .lock()
+            .table
+            .live_generation(idx)?;
+        handle::encode(cls, idx, generation)
     }
 
     /// Every class, largest first, in bounded steps until done.
