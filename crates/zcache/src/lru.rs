@@ -58,9 +58,10 @@ use core::sync::atomic::{AtomicU8, Ordering};
 /// Ids per block: the hand passes a block with no linked node in one step.
 #[cfg(not(loom))]
 pub(crate) const BLOCK: usize = 512;
-/// Nodes of a segment's first level (level `k` holds `FIRST << k`).
+/// Nodes of a segment's first level (level `k` holds `FIRST << k`): small, because
+/// every segment in use has one (zsmalloc has about a hundred classes).
 #[cfg(not(loom))]
-const FIRST_SHIFT: u32 = 9;
+const FIRST_SHIFT: u32 = 6;
 // Under loom every lock acquisition is a branch point: small levels keep the models
 // fast.
 #[cfg(loom)]
@@ -68,10 +69,16 @@ pub(crate) const BLOCK: usize = 4;
 #[cfg(loom)]
 const FIRST_SHIFT: u32 = 2;
 const FIRST: usize = 1 << FIRST_SHIFT;
-const _: () = assert!(FIRST.is_multiple_of(BLOCK));
-/// Levels per segment: `FIRST * (2^LEVELS - 1) >= 2^26` ids, more than a segment of
-/// either allocator has (zbud with one shard: 2^25).
-const LEVELS: usize = (27 - FIRST_SHIFT) as usize;
+
+/// Levels a segment of `2^bits` ids needs: the fewest `L` with
+/// `FIRST * (2^L - 1) >= 2^bits` (zsmalloc's 22-bit classes: 16 levels).
+const fn levels_for(bits: u32) -> usize {
+    let mut l = 0;
+    while (FIRST << l) - FIRST < (1usize << bits) {
+        l += 1;
+    }
+    l
+}
 
 /// Steps that pass nodes over (free, isolated: not rotations) in one [`Lru::isolate`]
 /// call. An empty block, a missing level and a segment's end count as one each.
@@ -172,6 +179,8 @@ pub(crate) enum Removed {
 /// One ring and its nodes.
 pub(crate) struct Lru {
     ids: ObjectIds,
+    /// Levels of each segment ([`levels_for`] its index bits).
+    levels: usize,
     inner: Mutex<Inner>,
     top: Box<[spin::Once<Segment>]>,
 }
@@ -188,6 +197,7 @@ impl Lru {
         segs.resize_with(n, SegState::default);
         Ok(Lru {
             ids,
+            levels: levels_for(ids.segment_bits),
             inner: Mutex::new(Inner {
                 hand: (0, 0),
                 linked: 0,
@@ -222,14 +232,14 @@ impl Lru {
     /// live counts up to its end. Fallible.
     fn grow(&self, g: &mut Inner, s: u32, i: u32) -> Result<(), NoNode> {
         let (k, _) = locate(i);
-        if k >= LEVELS {
+        if k >= self.levels {
             return Err(NoNode);
         }
         let slot = self.top.get(s as usize).ok_or(NoNode)?;
         if slot.get().is_none() {
             let mut v = Vec::new();
-            v.try_reserve_exact(LEVELS).map_err(|_| NoNode)?;
-            v.resize_with(LEVELS, spin::Once::new);
+            v.try_reserve_exact(self.levels).map_err(|_| NoNode)?;
+            v.resize_with(self.levels, spin::Once::new);
             // Uncontended: only the holder of the ring lock makes segments and levels.
             slot.call_once(|| v.into_boxed_slice());
         }
@@ -239,7 +249,7 @@ impl Lru {
         }
         let end = level_start(k + 1);
         let st = &mut g.segs[s as usize];
-        let blocks = end / BLOCK;
+        let blocks = end.div_ceil(BLOCK);
         if st.live.len() < blocks {
             st.live
                 .try_reserve_exact(blocks - st.live.len())
@@ -469,8 +479,9 @@ mod tests {
         assert_eq!(locate(3 * FIRST as u32 - 1), (1, 2 * FIRST - 1));
         assert_eq!(locate(3 * FIRST as u32), (2, 0));
         assert_eq!(level_start(2), 3 * FIRST);
-        // Every id of zbud with one shard has a level.
-        assert!(locate((1 << 25) - 1).0 < LEVELS);
+        // Every id of zbud with one shard has a level, and no more levels are made.
+        let l = levels_for(25);
+        assert!(locate((1 << 25) - 1).0 < l && level_start(l - 1) < 1 << 25);
     }
 
     #[test]
@@ -596,8 +607,10 @@ mod tests {
             "a linked id is not inserted twice"
         );
         assert_eq!(l.len(), 2000);
-        // 2000 ids take levels of 512, 1024 and 2048 nodes: a byte each.
-        let levels = FIRST * 7;
+        // 2000 ids take the levels of 64 to 1024 nodes (level_start(5) = 1984, so
+        // 2048 more): a byte each, and the tables.
+        assert_eq!(level_start(5), 1984);
+        let levels = level_start(6);
         assert!(l.metadata_bytes() >= levels && l.metadata_bytes() < levels + 2048);
     }
 
