@@ -10,7 +10,8 @@
 //!   [`Config::accept_threshold_percent`]);
 //! * rejection of poorly compressing pages (over 7/8 page, or over 5/8 while the running
 //!   mean is too);
-//! * zcache's own LRU of compressed pages, one per pool kind, with a second-chance
+//! * zcache's own reclaim order of compressed pages, one CLOCK ring per pool kind (a
+//!   byte per page beside the allocator's handle table) with a second-chance
 //!   referenced bit; the allocators only allocate. A store that finds no frame evicts a
 //!   few ephemeral pages ("eat its own tail"; persistent stores steal them), at most
 //!   [`Config::max_reclaim_per_store`] and only when that can let it in; the rest is

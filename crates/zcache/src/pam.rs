@@ -220,7 +220,8 @@ pub struct ZPam {
     pub(crate) source: TryArc<LimitedSource>,
     pub(crate) eph: Box<[Allocator; 1]>,
     pub(crate) pers: Box<[Allocator; 1]>,
-    /// The LRU of each pool kind's compressed pages (zcache's, not the allocators').
+    /// The reclaim ring of each pool kind's compressed pages (zcache's, not the
+    /// allocators'), a byte per object at its allocator id.
     pub(crate) eph_lru: Lru,
     pub(crate) pers_lru: Lru,
     fill: Mutex<FillTable>,

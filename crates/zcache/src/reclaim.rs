@@ -1,6 +1,6 @@
-//! Reclaim: zcache's own LRU decides what leaves; the allocators only allocate.
+//! Reclaim: zcache's own CLOCK ring decides what leaves; the allocators only allocate.
 //!
-//! * **Eviction** (ephemeral pages): take the LRU tail (second chance for referenced
+//! * **Eviction** (ephemeral pages): take the ring's next page (second chance for referenced
 //!   pages), read its key from the object header, and invalidate the key only if it
 //!   still maps to that object ([`tmem_core::Tmem::compare_and_invalidate`]).
 //! * **Writeback** (persistent pages): the claim protocol of [`crate::writeback`].
@@ -16,7 +16,7 @@
 //! * [`Zcache::shrinker_count`] / [`Zcache::shrinker_scan`]: a kernel shrinker;
 //! * [`Zcache::shrink`]: down to a frame target, in bounded rounds.
 //!
-//! Every lock is held for O(1) work per page (the LRU lock, one bucket lock, one
+//! Every lock is held for O(1) work per page (the ring lock, one bucket lock, one
 //! allocator lock, one at a time), and none across a host callback.
 
 use tmem_core::PoolKind;
@@ -73,7 +73,7 @@ enum Step {
 }
 
 impl Zcache {
-    /// Evicts one ephemeral page from the LRU tail. Locks: the LRU lock (O(1 +
+    /// Evicts the ephemeral ring's next page. Locks: the ring lock (O(1 +
     /// rotations)), then the allocator's for the header read, then one bucket lock.
     fn evict_one(&self, scratch: &mut EvictScratch, shard: usize, rot: &mut usize) -> Step {
         let pam = self.tmem.pam();
