@@ -112,7 +112,8 @@ pub(crate) type SwapSlot = CachePadded<RwLock<Option<PoolHandle<ZDesc>>>>;
 /// eviction, writeback and statistics. No global state: any number may coexist.
 ///
 /// Use it through its front ends, [`Zcache::cleancache`] and [`Zcache::frontswap`], or
-/// through [`Zcache::tmem`] for tmem's own operations (a hypervisor).
+/// through its host calls ([`Zcache::new_client`], [`Zcache::new_pool`],
+/// [`Zcache::store`], [`Zcache::load`], ...) for tmem's own operations (a hypervisor).
 pub struct Zcache {
     pub(crate) tmem: Tmem<ZPam>,
     ctxs: Box<[CachePadded<Mutex<ZCtx>>]>,
