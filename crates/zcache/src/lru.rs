@@ -101,7 +101,7 @@ type Segment = Box<[spin::Once<Level>]>;
 fn locate(i: u32) -> (usize, usize) {
     let c = (i as usize >> FIRST_SHIFT) + 1;
     let k = (usize::BITS - 1 - c.leading_zeros()) as usize;
-    (k, i as usize - (FIRST << k) + FIRST)
+    (k, i as usize + FIRST - (FIRST << k))
 }
 
 /// The first index of level `k`.
