@@ -296,11 +296,18 @@ impl ZPam {
         }
     }
 
-    /// Ends a reclaimer's hold on `id`, freeing its object if its descriptor was freed
-    /// meanwhile (see `lru.rs`: the object outlives its descriptor while isolated).
-    pub(crate) fn finish_isolated(&self, shard: usize, persistent: bool, id: u32) {
+    /// Ends a reclaimer's hold on `id`, whose object's handle it looked up when it took
+    /// the node, freeing the object if its descriptor was freed meanwhile (see
+    /// `lru.rs`: the object outlives its descriptor while isolated).
+    pub(crate) fn finish_isolated(
+        &self,
+        shard: usize,
+        persistent: bool,
+        id: u32,
+        handle: Option<zpool::Handle>,
+    ) {
         if self.lru(persistent).finish(id)
-            && let Some(h) = self.pool(persistent).handle_of_id(id)
+            && let Some(h) = handle
         {
             self.free_object(shard, persistent, h);
         }

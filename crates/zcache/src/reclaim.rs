@@ -20,12 +20,12 @@
 //! allocator lock, one at a time), and none across a host callback.
 
 use tmem_core::PoolKind;
-use zpool::ZPool;
+use zpool::{Handle, ZPool};
 
 use crate::desc::ZDesc;
 use crate::frontswap::swap_key_of;
 use crate::header;
-use crate::lru::{Isolated, NoTail};
+use crate::lru::NoTail;
 use crate::pam::{EvictScratch, ZCtx, decode_object};
 use crate::stats::C;
 use crate::writeback::SlotClaim;
@@ -88,19 +88,22 @@ impl Zcache {
         };
         *rot += iso.rotated;
         pam.stats.add(shard, C::lru_rotations, iso.rotated as i64);
-        let step = self.evict_isolated(&iso, scratch, shard);
-        pam.finish_isolated(shard, false, iso.id);
+        // The object outlives its descriptor while its node is isolated: the handle is
+        // there (`None` only if the allocator broke its numbering).
+        let handle = pam.eph[0].handle_of_id(iso.id);
+        let step = match handle {
+            Some(h) => self.evict_isolated(h, scratch, shard),
+            None => {
+                pam.stats.inc(shard, C::evict_corrupt);
+                Step::Kept
+            }
+        };
+        pam.finish_isolated(shard, false, iso.id, handle);
         step
     }
 
-    fn evict_isolated(&self, iso: &Isolated, scratch: &mut EvictScratch, shard: usize) -> Step {
+    fn evict_isolated(&self, handle: Handle, scratch: &mut EvictScratch, shard: usize) -> Step {
         let pam = self.tmem.pam();
-        // The object outlives its descriptor while its node is isolated: the handle is
-        // there (`None` only if the allocator broke its numbering).
-        let Some(handle) = pam.eph[0].handle_of_id(iso.id) else {
-            pam.stats.inc(shard, C::evict_corrupt);
-            return Step::Kept;
-        };
         let mut found = None;
         // The header is decoded (and the whole object checksummed) where it lies.
         let r = pam.eph[0].map_read(handle, &mut scratch.obj, &mut |obj| {
@@ -152,16 +155,15 @@ impl Zcache {
 
         // 1. Pick: read the object (its key is in the header), no tmem lock. The object
         //    outlives its descriptor while the node is isolated, so the handle is there.
-        let read = pam.pers[0]
-            .handle_of_id(iso.id)
-            .map(|h| (h, pam.pers[0].read(h, &mut scratch.obj)));
+        let held = pam.pers[0].handle_of_id(iso.id);
+        let read = held.map(|h| (h, pam.pers[0].read(h, &mut scratch.obj)));
         let Some((handle, Ok(n))) = read else {
-            pam.finish_isolated(shard, true, iso.id);
+            pam.finish_isolated(shard, true, iso.id, held);
             return Step::Kept;
         };
         let Some(hdr) = header::decode(&scratch.obj[..n]) else {
             pam.stats.inc(shard, C::evict_corrupt);
-            pam.finish_isolated(shard, true, iso.id);
+            pam.finish_isolated(shard, true, iso.id, held);
             return Step::Kept;
         };
         let k = hdr.key;
@@ -172,14 +174,14 @@ impl Zcache {
         ) else {
             // A host-made persistent pool has no swap slot to write to.
             pam.stats.inc(shard, C::writeback_no_slot);
-            pam.finish_isolated(shard, true, iso.id);
+            pam.finish_isolated(shard, true, iso.id, held);
             return Step::Kept;
         };
 
         // 2. The host claims the slot.
         let Some(token) = wb.claim(swap_type, offset) else {
             pam.stats.inc(shard, C::writeback_busy);
-            pam.finish_isolated(shard, true, iso.id);
+            pam.finish_isolated(shard, true, iso.id, held);
             return Step::Kept;
         };
         let claim = SlotClaim {
@@ -194,7 +196,7 @@ impl Zcache {
             Ok(None) | Err(_) => {
                 pam.stats.inc(shard, C::writeback_raced);
                 wb.release(claim, false);
-                pam.finish_isolated(shard, true, iso.id);
+                pam.finish_isolated(shard, true, iso.id, held);
                 return Step::Kept;
             }
         };
@@ -223,7 +225,7 @@ impl Zcache {
 
         // 5. The host releases the claim.
         wb.release(claim, written);
-        pam.finish_isolated(shard, true, iso.id);
+        pam.finish_isolated(shard, true, iso.id, held);
         if written { Step::Done } else { Step::Kept }
     }
 
@@ -461,7 +463,7 @@ mod tests {
             assert_eq!(pam.eph[0].stats().objects, 1);
             z.store(pool, oid, 1, &b).unwrap();
             assert_eq!(pam.eph[0].stats().objects, 2);
-            pam.finish_isolated(0, false, iso.id);
+            pam.finish_isolated(0, false, iso.id, held);
             assert_eq!(pam.eph[0].handle_of_id(iso.id), None, "{kind:?}");
             assert_eq!(pam.eph[0].stats().objects, 1);
             let mut out = [0u8; zpool::PAGE_SIZE];
