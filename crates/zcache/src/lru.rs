@@ -171,8 +171,8 @@ pub(crate) enum Removed {
     /// The node is isolated: it is dead now, and its reclaimer frees the object after
     /// [`Lru::finish`].
     Deferred,
-    /// No object of the ring has this id (free, dead or never made): the caller frees
-    /// the object it holds.
+    /// No object of the ring has this id (free or never made): the caller frees the
+    /// object it holds.
     Unknown,
 }
 
@@ -302,6 +302,9 @@ impl Lru {
                 n.store(DEAD, Ordering::Relaxed);
                 Removed::Deferred
             }
+            // Freed twice while isolated (a caller's bug): the reclaimer still frees the
+            // object, once.
+            DEAD => Removed::Deferred,
             _ => Removed::Unknown,
         }
     }
@@ -587,7 +590,11 @@ mod tests {
         // Freed while isolated: the ring keeps the id until the reclaimer is done.
         assert_eq!(l.remove(9), Removed::Deferred);
         assert_eq!(l.insert(9), Err(NoNode), "the id is still the reclaimer's");
-        assert_eq!(l.remove(9), Removed::Unknown);
+        assert_eq!(
+            l.remove(9),
+            Removed::Deferred,
+            "a second free frees nothing"
+        );
         assert!(l.finish(9));
         l.insert(9).unwrap();
     }
@@ -677,7 +684,7 @@ mod tests {
                                     prop_assert_eq!(r, Removed::Deferred);
                                     model.insert(id, M::Dead);
                                 }
-                                M::Dead => prop_assert_eq!(r, Removed::Unknown),
+                                M::Dead => prop_assert_eq!(r, Removed::Deferred),
                             }
                         }
                     }
