@@ -817,13 +817,18 @@ impl<S: PageSource> ZPool for ZBud<S> {
     }
 
     fn free(&self, handle: Handle) -> Result<(), ZPoolError> {
+        self.free_len(handle).map(|_| ())
+    }
+
+    fn free_len(&self, handle: Handle) -> Result<usize, ZPoolError> {
         let (mut g, k, e) = self.lock_handle(handle)?;
+        let len = e.len();
         let frame = g.free_object(k.local, e);
         drop(g);
         if let Some(frame) = frame {
             self.source.free_frame(frame);
         }
-        Ok(())
+        Ok(len)
     }
 
     fn write(&self, handle: Handle, data: &[u8]) -> Result<(), ZPoolError> {

@@ -88,6 +88,9 @@ impl ZPool for Allocator {
     fn free(&self, handle: Handle) -> Result<(), ZPoolError> {
         both!(self, p => p.free(handle))
     }
+    fn free_len(&self, handle: Handle) -> Result<usize, ZPoolError> {
+        both!(self, p => p.free_len(handle))
+    }
     fn write(&self, handle: Handle, data: &[u8]) -> Result<(), ZPoolError> {
         both!(self, p => p.write(handle, data))
     }

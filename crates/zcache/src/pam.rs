@@ -11,7 +11,7 @@ use zcomp::{AnyCompressor, Compressor, MAX_COMPRESSED_LEN, StorePolicy, Verdict}
 use zpool::{PAGE_SIZE, Page, ZPool, ZPoolError};
 
 use crate::allocator::Allocator;
-use crate::desc::{DescKind, MAX_OBJECT_LEN, ZDesc};
+use crate::desc::{DescKind, ZDesc};
 use crate::header::{self, MAX_HEADER};
 use crate::lru::{Lru, Removed};
 use crate::source::LimitedSource;
@@ -60,6 +60,10 @@ impl core::fmt::Display for ZError {
         })
     }
 }
+
+/// Longest object (header and compressed bytes) zcache stores: less than a page, or
+/// storing it would save nothing.
+const MAX_OBJECT_LEN: usize = PAGE_SIZE - 1;
 
 /// Size of the object buffers in a context.
 pub(crate) const OBJ_BUF: usize = MAX_HEADER + MAX_COMPRESSED_LEN;
@@ -289,10 +293,18 @@ impl ZPam {
 
     /// Frees an allocator object whose descriptor was freed and whose node the ring
     /// no longer holds (the ring answered `Free`, or a reclaimer's `finish` found it
-    /// dead); a refused free is counted.
+    /// dead), and counts its bytes out (the allocator gives the length back: the
+    /// descriptor has none); a refused free is counted.
     pub(crate) fn free_object(&self, shard: usize, persistent: bool, handle: zpool::Handle) {
-        if self.pool(persistent).free(handle).is_err() {
-            self.stats.inc(shard, C::free_errors);
+        match self.pool(persistent).free_len(handle) {
+            Ok(len) => {
+                self.stats.add(shard, C::zbytes, -(len as i64));
+                if persistent {
+                    self.stats.add(shard, C::pers_zpages, -1);
+                    self.stats.add(shard, C::pers_zbytes, -(len as i64));
+                }
+            }
+            Err(_) => self.stats.inc(shard, C::free_errors),
         }
     }
 
@@ -396,10 +408,7 @@ impl ZPam {
         ctx.staged = Staged::Nothing;
         let kind = desc.kind();
         let DescKind::Object {
-            persistent,
-            len,
-            handle,
-            ..
+            persistent, handle, ..
         } = kind
         else {
             zcomp::fill_page(page, self.word_of(kind).ok_or(ZError::Corrupt)?);
@@ -414,9 +423,7 @@ impl ZPam {
             let (comps, bounce) = (&mut ctx.comps, &mut ctx.load);
             let mut r = Err(ZError::Corrupt);
             pool.map_read(handle, bounce, &mut |object| {
-                if object.len() == len {
-                    r = decode_object(comps, object, page).map(|_| ());
-                }
+                r = decode_object(comps, object, page).map(|_| ());
             })
             .map_err(|_| ZError::BadHandle)?;
             if r.is_err() {
@@ -424,12 +431,9 @@ impl ZPam {
             }
             return r.map(|()| LoadStep::Done);
         }
-        let n = pool
+        let len = pool
             .read(handle, &mut ctx.load)
             .map_err(|_| ZError::BadHandle)?;
-        if n != len {
-            return Err(ZError::Corrupt);
-        }
         ctx.staged = Staged::Object { len };
         Ok(LoadStep::Finish)
     }
@@ -504,7 +508,7 @@ impl PamOps for ZPam {
                     let _ = zp.free(handle);
                     return Err(ZError::NoMemory);
                 };
-                match ZDesc::object(alg, persistent, end - start, handle) {
+                match ZDesc::object(alg, persistent, handle) {
                     Some(d) => {
                         self.stats.inc(ctx.shard, C::stored_pages);
                         self.stats.add(ctx.shard, C::zbytes, (end - start) as i64);
@@ -516,9 +520,10 @@ impl PamOps for ZPam {
                         Ok(d)
                     }
                     None => {
+                        // Not reached: `alg` is a compressor's id (1..=4).
                         self.lru(persistent).remove(id);
                         let _ = zp.free(handle);
-                        Err(ZError::TooLarge)
+                        Err(ZError::Corrupt)
                     }
                 }
             }
@@ -563,18 +568,11 @@ impl PamOps for ZPam {
         self.stats.add(shard, C::stored_pages, -1);
         match desc.kind() {
             DescKind::Object {
-                persistent,
-                len,
-                handle,
-                ..
+                persistent, handle, ..
             } => {
-                self.stats.add(shard, C::zbytes, -(len as i64));
-                if persistent {
-                    self.stats.add(shard, C::pers_zpages, -1);
-                    self.stats.add(shard, C::pers_zbytes, -(len as i64));
-                }
                 // The ring first: a node a reclaimer holds keeps its object (and so its
-                // id and handle) until the reclaimer's `finish`, which frees it.
+                // id and handle) until the reclaimer's `finish`, which frees it. The
+                // object's bytes are counted out by whoever frees it.
                 let removed = match self.pool(persistent).object_id(handle) {
                     Some(id) => self.lru(persistent).remove(id),
                     None => Removed::Unknown,

@@ -107,16 +107,16 @@ impl Zcache {
         let mut found = None;
         // The header is decoded (and the whole object checksummed) where it lies.
         let r = pam.eph[0].map_read(handle, &mut scratch.obj, &mut |obj| {
-            found = header::decode(obj).map(|h| (h, obj.len()));
+            found = header::decode(obj);
         });
         if r.is_err() {
             return Step::Kept;
         }
-        let Some((hdr, len)) = found else {
+        let Some(hdr) = found else {
             pam.stats.inc(shard, C::evict_corrupt);
             return Step::Kept;
         };
-        let Some(desc) = ZDesc::object(hdr.alg, false, len, handle) else {
+        let Some(desc) = ZDesc::object(hdr.alg, false, handle) else {
             return Step::Kept;
         };
         let k = hdr.key;
@@ -169,7 +169,7 @@ impl Zcache {
         let k = hdr.key;
         let (Some((swap_type, offset)), Some(desc), Ok(pool)) = (
             swap_key_of(&k),
-            ZDesc::object(hdr.alg, true, n, handle),
+            ZDesc::object(hdr.alg, true, handle),
             self.tmem.pool(k.pool),
         ) else {
             // A host-made persistent pool has no swap slot to write to.

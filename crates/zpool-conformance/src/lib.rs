@@ -30,7 +30,7 @@
 //! * reads copy exactly the object into the front of the buffer and leave the rest alone;
 //! * stale (freed), double-freed and forged handles, when their bits equal no live
 //!   object's handle (the only ones validation can refuse), give
-//!   [`ZPoolError::InvalidHandle`] for free, read, write and object_len and change
+//!   [`ZPoolError::InvalidHandle`] for free, free_len, read, write and object_len and change
 //!   nothing; handed-out handles are unique among live objects and fit [`Handle::BITS`];
 //! * object ids, for a pool that numbers its objects ([`ZPool::object_ids`]): every live
 //!   object has one inside the numbering, the same since it was made (compaction moves
@@ -277,8 +277,19 @@ impl<P: ZPool> Interpreter<P> {
                 if !self.live.is_empty() {
                     let i = slot % self.live.len();
                     let obj = self.live.swap_remove(i);
-                    let r = self.pool().free(obj.handle);
-                    ensure!(r == Ok(()), "{}: free of a live object: {r:?}", self.ctx());
+                    // Every other free through `free_len`, which must give the length.
+                    if slot % 2 == 0 {
+                        let r = self.pool().free(obj.handle);
+                        ensure!(r == Ok(()), "{}: free of a live object: {r:?}", self.ctx());
+                    } else {
+                        let r = self.pool().free_len(obj.handle);
+                        ensure!(
+                            r == Ok(obj.data.len()),
+                            "{}: free_len of a live object of {} bytes: {r:?}",
+                            self.ctx(),
+                            obj.data.len()
+                        );
+                    }
                     self.remember_dead(obj.handle);
                     self.check_all()?;
                 }
@@ -583,6 +594,12 @@ impl<P: ZPool> Interpreter<P> {
         ensure!(
             r == Err(ZPoolError::InvalidHandle),
             "{}: free of {what} {h:?} gave {r:?}",
+            self.ctx()
+        );
+        let r = pool.free_len(h);
+        ensure!(
+            r == Err(ZPoolError::InvalidHandle),
+            "{}: free_len of {what} {h:?} gave {r:?}",
             self.ctx()
         );
         let mut buf = [0u8; 64];

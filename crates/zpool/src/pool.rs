@@ -186,6 +186,17 @@ pub trait ZPool: Send + Sync {
     /// changes nothing.
     fn free(&self, handle: Handle) -> Result<(), ZPoolError>;
 
+    /// Frees an object as [`ZPool::free`] does and returns the length it had, so a user
+    /// that keeps no length of its own (zcache's page descriptor) can count the bytes
+    /// out. The default looks the length up first, then frees: two validations, and a
+    /// concurrent free of the same handle between them makes the second one fail.
+    /// zbud and zsmalloc do both in one lock hold.
+    fn free_len(&self, handle: Handle) -> Result<usize, ZPoolError> {
+        let len = self.object_len(handle)?;
+        self.free(handle)?;
+        Ok(len)
+    }
+
     /// Overwrites the whole object with `data` (`data.len()` must equal its length).
     fn write(&self, handle: Handle, data: &[u8]) -> Result<(), ZPoolError>;
 
@@ -290,6 +301,9 @@ impl<P: ZPool + ?Sized> ZPool for alloc::boxed::Box<P> {
     }
     fn free(&self, handle: Handle) -> Result<(), ZPoolError> {
         (**self).free(handle)
+    }
+    fn free_len(&self, handle: Handle) -> Result<usize, ZPoolError> {
+        (**self).free_len(handle)
     }
     fn write(&self, handle: Handle, data: &[u8]) -> Result<(), ZPoolError> {
         (**self).write(handle, data)

@@ -16,7 +16,7 @@ use crate::bin::FrameBin;
 use crate::bitmap::SlotMap;
 use crate::fullness::Fullness;
 use crate::geometry::Geometry;
-use crate::handle::{HEADER, HandleTable, MAX_ZSPAGES, header, parse_header};
+use crate::handle::{HEADER, HandleTable, header, parse_header};
 use crate::zspage::{FrameList, NONE, ZsPage, reserve};
 
 /// Per-class counters reported by [`crate::ClassStats`].
@@ -68,7 +68,7 @@ impl ClassInner {
             zspages: Vec::new(),
             free_zs: NONE,
             slots: SlotMap::new(geo.objs()),
-            table: HandleTable::new(),
+            table: HandleTable::new(geo.objs()),
             lists: Fullness::new(),
             c: Counters::default(),
         }
@@ -123,7 +123,7 @@ impl ClassInner {
             return Ok(z);
         }
         let z = self.zspages.len();
-        if z >= MAX_ZSPAGES {
+        if z >= self.table.max_zspages() {
             return Err(ZPoolError::NoMemory);
         }
         reserve(&mut self.zspages, 1)?;

@@ -6,10 +6,9 @@
 
 use zpool::PAGE_SIZE;
 
-/// Most slots one zspage holds. Slot numbers take `PAGE_SHIFT - 3` bits in a
-/// handle-table entry (9, 11, 13 at 4, 16, 64 KiB pages) and the all-ones value marks a
-/// free entry (`handle.rs`), so slots are `0..511`, `0..2047`, `0..8191`: at every page
-/// size a zspage of 32-byte slots spans up to 3 frames.
+/// Most slots one zspage holds: 511, 2047, 8191 at 4, 16, 64 KiB pages, so at every
+/// page size a zspage of 32-byte slots spans up to 3 frames. (A handle-table entry
+/// numbers a class's slots as `zspage * objs + slot`, `handle.rs`.)
 pub(crate) const MAX_OBJS: usize = (1 << (zplat::PAGE_SHIFT - 3)) - 1;
 
 /// Shape of a class's zspages (8 bytes: it is kept twice per class).

@@ -1,33 +1,39 @@
 //! Handles, the per-class handle table and the in-slot object header.
 //!
 //! A handle names a table entry, not a place: the entry holds where the object is
-//! (zspage, slot), so compaction moves an object by rewriting one entry. Each entry has
-//! its own generation, moved on every time the entry is freed, and the handle carries
-//! it: a stale handle is refused unless its own entry has since been freed a multiple
-//! of 2^17 - 1 times (the generation skips 0) and is live again.
+//! (its slot number in the class, `zspage * objects per zspage + slot`), so compaction
+//! moves an object by rewriting one entry. Each entry has its own generation, moved on
+//! every time the entry is freed, and the handle carries it: a stale handle is refused
+//! unless its own entry has since been freed a multiple of 2^17 - 1 times (the
+//! generation skips 0) and is live again.
 //!
 //! ```text
 //! handle (47 of Handle::BITS = 48):  generation (17) | class (8) | table index (22)
-//! entry  (48 bits, 6 bytes):         generation (17) | zspage (22) | slot (9)
-//!        free entry:                 generation (17) | next free (22) | 511
+//! entry  (40 bits, 5 bytes):         generation (17) | live (1) | place (22)
+//!        live:  place = zspage * objs + slot
+//!        free:  place = next free index
 //! header (4 bytes, first in a slot): length - class minimum (10) | table index (22)
 //! ```
 //!
-//! Those are the widths at 4 KiB pages. The slot field scales with the page size
-//! (`SLOT_BITS = PAGE_SHIFT - 3`: 9, 11, 13 bits at 4, 16, 64 KiB, so a zspage of the
-//! smallest 32-byte slots still spans a few frames), the zspage field takes the rest of
-//! the entry's 31 bits (22, 20, 18: bigger zspages, fewer of them), and the table index
-//! is as wide as the zspage field, because the free list threads next-free indexes
-//! through it. A class thus holds at most 2^22, 2^20, 2^18 - 1 objects: the same
-//! 16 GiB of uncompressed pages at each page size. The header's length field takes what
-//! the index leaves of its 32 bits (10, 12, 14: a class may span 1024, 4096 or 16384
+//! Those are the widths at 4 KiB pages. The table index is 22, 20, 18 bits at 4, 16,
+//! 64 KiB pages (`34 - PAGE_SHIFT`): a class holds at most 2^22, 2^20, 2^18 - 1
+//! objects, the same 16 GiB of uncompressed pages at each page size. A class's slots
+//! (backed or not, over all its zspages) number at most 2^22 - 1 at every page size, so
+//! at 4 KiB a class that has as many slots as objects is full (a few percent of its
+//! slots are free in partly used zspages). The header's length field takes what the
+//! index leaves of its 32 bits (10, 12, 14: a class may span 1024, 4096 or 16384
 //! lengths).
 //!
-//! | page  | handle (gen/class/index) | entry (gen/zspage/slot) | header (len/index) |
-//! |-------|--------------------------|-------------------------|--------------------|
-//! | 4 KiB | 17 / 8 / 22 = 47         | 17 / 22 / 9             | 10 / 22            |
-//! | 16 KiB| 17 / 8 / 20 = 45         | 17 / 20 / 11            | 12 / 20            |
-//! | 64 KiB| 17 / 8 / 18 = 43         | 17 / 18 / 13            | 14 / 18            |
+//! | page  | handle (gen/class/index) | entry (gen/place) | header (len/index) |
+//! |-------|--------------------------|-------------------|--------------------|
+//! | 4 KiB | 17 / 8 / 22 = 47         | 17 / 1 / 22       | 10 / 22            |
+//! | 16 KiB| 17 / 8 / 20 = 45         | 17 / 1 / 22       | 12 / 20            |
+//! | 64 KiB| 17 / 8 / 18 = 43         | 17 / 1 / 22       | 14 / 18            |
+//!
+//! An entry was 6 bytes (the zspage and the slot in fields of their own) until the
+//! metadata budget of issue 13: one slot number in 5 bytes is 1.05 bytes a page less at
+//! 10^6 pages. The generation keeps its 17 bits: the conformance suite requires a
+//! period above 100,000 frees of one entry (`check_generation_reuse`).
 //!
 //! The header is the slot's back-pointer to its entry: compaction finds the entry of
 //! the object it moves there, never by scanning the table. A lookup checks that the
@@ -40,26 +46,24 @@ use zpool::{Handle, ZPoolError};
 
 /// Bytes of in-slot header (non-huge classes).
 pub(crate) const HEADER: usize = 4;
-/// Bits of the slot number in an entry: 9, 11, 13 at 4, 16, 64 KiB pages.
-const SLOT_BITS: u32 = zplat::PAGE_SHIFT - 3;
-/// Bits of the zspage number in an entry (the rest of its 31 location bits).
-pub(crate) const ZS_BITS: u32 = 31 - SLOT_BITS;
-/// Bits of a handle's table index: as wide as the zspage field, which holds the next
-/// free index in a free entry.
-pub(crate) const INDEX_BITS: u32 = ZS_BITS;
+/// Bits of a handle's table index: 22, 20, 18 at 4, 16, 64 KiB pages.
+pub(crate) const INDEX_BITS: u32 = 34 - zplat::PAGE_SHIFT;
 /// Bits of a handle's class.
 pub(crate) const CLASS_BITS: u32 = 8;
 /// Bits of a generation.
 pub(crate) const GEN_BITS: u32 = 17;
 const GEN_MASK: u32 = (1 << GEN_BITS) - 1;
-/// The slot value of a free entry (so slots are `0..FREE_SLOT`).
-const FREE_SLOT: u32 = (1 << SLOT_BITS) - 1;
+/// Bits of an entry's place field (a slot number, or the next free index).
+const PLACE_BITS: u32 = 22;
+const PLACE_MASK: u32 = (1 << PLACE_BITS) - 1;
+const LIVE_BIT: u64 = 1 << PLACE_BITS;
+const GEN_SHIFT: u32 = PLACE_BITS + 1;
 /// End of the free list ("no entry").
 const NIL: u32 = (1 << INDEX_BITS) - 1;
+/// Most slots one class numbers (backed or not, over all its zspages).
+pub(crate) const MAX_SLOTS: usize = PLACE_MASK as usize;
 /// Most handle-table entries one class holds (indexes `0..MAX_ENTRIES`).
 pub(crate) const MAX_ENTRIES: usize = NIL as usize;
-/// Most zspages one class holds.
-pub(crate) const MAX_ZSPAGES: usize = 1 << ZS_BITS;
 /// Bits of the header's length field: a class spans at most 1024 lengths at 4 KiB
 /// pages (4096 at 16 KiB, 16384 at 64 KiB).
 pub(crate) const LEN_BITS: u32 = 32 - INDEX_BITS;
@@ -67,17 +71,11 @@ pub(crate) const LEN_BITS: u32 = 32 - INDEX_BITS;
 pub(crate) const MAX_SPAN: usize = 1 << LEN_BITS;
 
 const _: () = assert!(GEN_BITS + CLASS_BITS + INDEX_BITS <= Handle::BITS);
-const _: () = assert!(GEN_BITS + ZS_BITS + SLOT_BITS == 48);
-const _: () = assert!(crate::geometry::MAX_OBJS == FREE_SLOT as usize);
-// The free list's next-free index lives in the zspage field.
-const _: () = assert!(INDEX_BITS <= ZS_BITS);
-// A zspage of 32-byte slots (the smallest default) can span more than one frame.
-const _: () = assert!(FREE_SLOT as usize > 2 * zplat::PAGE_SIZE / 32);
-// At 4 KiB the widths are the original ones.
-const _: () = assert!(
-    zplat::PAGE_SIZE != 4096
-        || (SLOT_BITS == 9 && ZS_BITS == 22 && INDEX_BITS == 22 && LEN_BITS == 10)
-);
+// An entry is 40 bits; the free list's indexes fit its place field.
+const _: () = assert!(GEN_SHIFT + GEN_BITS == 40 && INDEX_BITS <= PLACE_BITS);
+const _: () = assert!(MAX_SLOTS >= MAX_ENTRIES);
+// At 4 KiB the index and length widths are the original ones.
+const _: () = assert!(zplat::PAGE_SIZE != 4096 || (INDEX_BITS == 22 && LEN_BITS == 10));
 
 /// Packs (class, index, generation) into a handle. The generation is never 0, so the
 /// raw value is never 0.
@@ -108,41 +106,49 @@ fn next_gen(g: u32) -> u32 {
     if n == 0 { 1 } else { n }
 }
 
-/// One handle-table entry: 48 bits in three `u16`s (6 bytes, 2-byte aligned).
+/// One handle-table entry: 40 bits in five bytes (byte-aligned, so a table is 5 bytes
+/// an entry): generation (17) | live (1) | place (22).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) struct Entry([u16; 3]);
+pub(crate) struct Entry([u8; 5]);
 
 impl Entry {
     fn from_bits(b: u64) -> Entry {
-        Entry([b as u16, (b >> 16) as u16, (b >> 32) as u16])
+        let [b0, b1, b2, b3, b4, ..] = b.to_le_bytes();
+        Entry([b0, b1, b2, b3, b4])
     }
 
     fn bits(self) -> u64 {
-        u64::from(self.0[0]) | (u64::from(self.0[1]) << 16) | (u64::from(self.0[2]) << 32)
+        let [b0, b1, b2, b3, b4] = self.0;
+        u64::from_le_bytes([b0, b1, b2, b3, b4, 0, 0, 0])
     }
 
-    fn pack(generation: u32, mid: u32, slot: u32) -> Entry {
+    fn live(generation: u32, slot_no: u32) -> Entry {
         Entry::from_bits(
-            u64::from(slot & FREE_SLOT)
-                | (u64::from(mid & NIL) << SLOT_BITS)
-                | (u64::from(generation & GEN_MASK) << (SLOT_BITS + ZS_BITS)),
+            (u64::from(generation & GEN_MASK) << GEN_SHIFT)
+                | LIVE_BIT
+                | u64::from(slot_no & PLACE_MASK),
         )
     }
 
-    fn slot_field(self) -> u32 {
-        (self.bits() as u32) & FREE_SLOT
+    fn free(generation: u32, next: u32) -> Entry {
+        Entry::from_bits((u64::from(generation & GEN_MASK) << GEN_SHIFT) | u64::from(next & NIL))
     }
 
-    fn mid(self) -> u32 {
-        ((self.bits() >> SLOT_BITS) as u32) & NIL
+    fn place(self) -> u32 {
+        self.bits() as u32 & PLACE_MASK
+    }
+
+    /// The next free index of a free entry.
+    fn next(self) -> u32 {
+        self.place() & NIL
     }
 
     fn generation(self) -> u32 {
-        (self.bits() >> (SLOT_BITS + ZS_BITS)) as u32 & GEN_MASK
+        (self.bits() >> GEN_SHIFT) as u32 & GEN_MASK
     }
 
     fn is_live(self) -> bool {
-        self.slot_field() != FREE_SLOT
+        self.bits() & LIVE_BIT != 0
     }
 }
 
@@ -150,14 +156,30 @@ impl Entry {
 pub(crate) struct HandleTable {
     entries: Vec<Entry>,
     free: u32,
+    /// Slots per zspage of the class (a place is `zspage * objs + slot`).
+    objs: u32,
 }
 
 impl HandleTable {
-    pub(crate) const fn new() -> HandleTable {
+    pub(crate) const fn new(objs: usize) -> HandleTable {
         HandleTable {
             entries: Vec::new(),
             free: NIL,
+            objs: if objs == 0 { 1 } else { objs as u32 },
         }
+    }
+
+    /// Zspages a class of this table may number (its slots stay under [`MAX_SLOTS`]).
+    pub(crate) fn max_zspages(&self) -> usize {
+        MAX_SLOTS / self.objs as usize
+    }
+
+    fn place_of(&self, zs: usize, slot: usize) -> u32 {
+        zs as u32 * self.objs + slot as u32
+    }
+
+    fn split(&self, place: u32) -> (usize, usize) {
+        ((place / self.objs) as usize, (place % self.objs) as usize)
     }
 
     /// Makes sure [`HandleTable::take`] will not allocate: a free entry exists or the
@@ -172,19 +194,21 @@ impl HandleTable {
         crate::zspage::reserve(&mut self.entries, 1)
     }
 
-    /// Takes an entry for an object at (`zs`, `slot`); returns (index, generation).
+    /// Takes an entry for an object at (`zs`, `slot`), which must lie under
+    /// [`HandleTable::max_zspages`]; returns (index, generation).
     /// [`HandleTable::reserve_one`] must have succeeded since the last `take`.
     pub(crate) fn take(&mut self, zs: usize, slot: usize) -> (u32, u32) {
+        let place = self.place_of(zs, slot);
         if self.free != NIL {
             let i = self.free;
             let e = self.entries[i as usize];
-            self.free = e.mid();
+            self.free = e.next();
             let g = e.generation();
-            self.entries[i as usize] = Entry::pack(g, zs as u32, slot as u32);
+            self.entries[i as usize] = Entry::live(g, place);
             (i, g)
         } else {
             let i = self.entries.len() as u32;
-            self.entries.push(Entry::pack(1, zs as u32, slot as u32));
+            self.entries.push(Entry::live(1, place));
             (i, 1)
         }
     }
@@ -192,7 +216,7 @@ impl HandleTable {
     /// Retires a live entry: its generation moves on, so every handle to it is stale.
     pub(crate) fn put(&mut self, index: u32) {
         let e = self.entries[index as usize];
-        self.entries[index as usize] = Entry::pack(next_gen(e.generation()), self.free, FREE_SLOT);
+        self.entries[index as usize] = Entry::free(next_gen(e.generation()), self.free);
         self.free = index;
     }
 
@@ -206,14 +230,13 @@ impl HandleTable {
         if !e.is_live() || e.generation() != generation {
             return Err(ZPoolError::InvalidHandle);
         }
-        Ok((e.mid() as usize, e.slot_field() as usize))
+        Ok(self.split(e.place()))
     }
 
     /// Where a live entry points (for compaction, which found it through a header).
     pub(crate) fn place(&self, index: u32) -> Option<(usize, usize)> {
         let e = *self.entries.get(index as usize)?;
-        e.is_live()
-            .then(|| (e.mid() as usize, e.slot_field() as usize))
+        e.is_live().then(|| self.split(e.place()))
     }
 
     /// The generation of a live entry (`None` for a free one or one out of range).
@@ -225,7 +248,7 @@ impl HandleTable {
     /// Points a live entry at the object's new place (compaction).
     pub(crate) fn repoint(&mut self, index: u32, zs: usize, slot: usize) {
         let e = self.entries[index as usize];
-        self.entries[index as usize] = Entry::pack(e.generation(), zs as u32, slot as u32);
+        self.entries[index as usize] = Entry::live(e.generation(), self.place_of(zs, slot));
     }
 
     /// Heap bytes of the table.
@@ -253,42 +276,47 @@ mod tests {
 
     #[test]
     fn sizes_and_round_trips() {
-        assert_eq!(core::mem::size_of::<Entry>(), 6);
+        assert_eq!(core::mem::size_of::<Entry>(), 5);
         let h = encode(255, NIL - 1, GEN_MASK).expect("47 bits");
         assert_eq!(decode(h), Some((255, NIL - 1, GEN_MASK)));
         assert_eq!(
-            decode(Handle::from_raw(h.to_raw() | 1 << 47).expect("48 bits")),
+            decode(
+                Handle::from_raw(h.to_raw() | 1 << (GEN_BITS + CLASS_BITS + INDEX_BITS))
+                    .expect("48 bits")
+            ),
             None
         );
         assert!(encode(0, 0, 1).is_some());
-        let top = FREE_SLOT - 1;
-        let e = Entry::pack(GEN_MASK, (MAX_ZSPAGES - 1) as u32, top);
-        assert!(e.is_live());
-        assert_eq!(
-            (e.generation(), e.mid(), e.slot_field()),
-            (GEN_MASK, (MAX_ZSPAGES - 1) as u32, top)
-        );
-        // Every slot number below FREE_SLOT round-trips next to neighbouring fields.
-        for slot in [0, 1, 510, 511, 2046, 2047, 8190] {
-            if slot < FREE_SLOT {
-                let e = Entry::pack(1, 0x2_aaaa & NIL, slot);
-                assert_eq!((e.mid(), e.slot_field()), (0x2_aaaa & NIL, slot));
+        // Live places up to the last slot below FREE_BASE, next to the generation.
+        for objs in [1usize, 3, 511, crate::geometry::MAX_OBJS] {
+            let t = HandleTable::new(objs);
+            let top = t.max_zspages() - 1;
+            for (zs, slot) in [
+                (0, 0),
+                (0, objs - 1),
+                (top, 0),
+                (top, objs - 1),
+                (top / 2, objs / 2),
+            ] {
+                let e = Entry::live(GEN_MASK, t.place_of(zs, slot));
+                assert!(e.is_live(), "objs {objs}: ({zs}, {slot})");
+                assert_eq!((e.generation(), t.split(e.place())), (GEN_MASK, (zs, slot)));
             }
+            assert!(t.max_zspages() * objs <= MAX_SLOTS);
+        }
+        for next in [0, 1, NIL - 1, NIL] {
+            let e = Entry::free(GEN_MASK, next);
+            assert!(!e.is_live());
+            assert_eq!((e.generation(), e.next()), (GEN_MASK, next));
         }
         let span = MAX_SPAN - 1;
         let (i, n) = parse_header(header(NIL - 1, 1000 + span, 1000), 1000);
         assert_eq!((i, n), (NIL - 1, 1000 + span));
-        // The slot field holds one zspage of the smallest slots over a few frames.
-        assert_eq!(
-            FREE_SLOT as usize,
-            (8 * zplat::PAGE_SIZE / 64) - 1,
-            "9 | 11 | 13 slot bits at 4 | 16 | 64 KiB"
-        );
     }
 
     #[test]
     fn generations_are_per_entry_and_skip_zero() {
-        let mut t = HandleTable::new();
+        let mut t = HandleTable::new(16);
         t.reserve_one().expect("room");
         let (a, ga) = t.take(3, 4);
         t.reserve_one().expect("room");

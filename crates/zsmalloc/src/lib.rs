@@ -12,8 +12,9 @@
 //!   than one frame of slack instead of a whole `k`-frame zspage. Classes whose geometry
 //!   (frames, objects) is identical are merged into the larger one. Objects too large for
 //!   any class live alone in a frame (the huge class).
-//! * **Handles** go through a per-class table of 6-byte entries (zspage, slot and the
-//!   entry's own 17-bit generation, which the handle carries): a stale handle is an
+//! * **Handles** go through a per-class table of 5-byte entries (the object's slot
+//!   number in its class and the entry's own 17-bit generation, which the handle
+//!   carries): a stale handle is an
 //!   error unless its entry has been freed a multiple of 2^17 - 1 times since and is
 //!   live again, a forged one unless it equals a live object's handle; and objects can
 //!   move. Each slot starts with a 4-byte header naming
@@ -308,6 +309,10 @@ impl<S: PageSource> ZPool for ZsPool<S> {
     }
 
     fn free(&self, handle: Handle) -> Result<(), ZPoolError> {
+        self.free_len(handle).map(|_| ())
+    }
+
+    fn free_len(&self, handle: Handle) -> Result<usize, ZPoolError> {
         let (class, idx, generation) = self.split(handle)?;
         let mut inner = class.inner.lock();
         let loc = inner.lookup(idx, generation)?;
@@ -320,7 +325,7 @@ impl<S: PageSource> ZPool for ZsPool<S> {
             // The emptied zspage's frames go back with no lock held.
             bin::release_list(frames, &self.source);
         }
-        Ok(())
+        Ok(loc.len)
     }
 
     fn write(&self, handle: Handle, data: &[u8]) -> Result<(), ZPoolError> {

@@ -14,7 +14,7 @@ pub const FULLNESS_GROUPS: usize = NGROUPS;
 /// Where a pool's metadata bytes (outside its frames) go; see [`ZsPool::metadata`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct MetadataStats {
-    /// Handle tables: 6 bytes per entry (live or free), plus growth slack.
+    /// Handle tables: 5 bytes per entry (live or free), plus growth slack.
     pub handle_tables: usize,
     /// Zspage descriptors (32 bytes each).
     pub zspage_descriptors: usize,
