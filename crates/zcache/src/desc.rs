@@ -10,8 +10,8 @@
 //!          same-filled pages, the byte / the fill-table index
 //! ```
 //! Seven bytes with a niche (the top byte holds the kind, never 0), so a tree leaf slot
-//! is 7 bytes and a leaf of 64 slots 449 bytes: 7.0 bytes a page where 8 bytes were
-//! 8.1. The object's length is not here: the allocator keeps it (zsmalloc in the slot
+//! is 7 bytes and a leaf of 64 slots 449 bytes (7.1 bytes a page at 10^6 frontswap
+//! pages, where the 8-byte descriptor's leaves were 8.1). The object's length is not here: the allocator keeps it (zsmalloc in the slot
 //! header, zbud in its entry), [`zpool::ZPool::free_len`] gives it back with the free,
 //! and whoever frees the object counts its bytes out of the statistics.
 //!
