@@ -27,7 +27,13 @@ impl PamOps for WordPam {
     fn create(&self, _: &mut u64, _: &Key, _: &PoolInfo, page: &Page) -> Result<NonZeroU64, ()> {
         NonZeroU64::new(u64::from_le_bytes(page[..8].try_into().unwrap()) | 1).ok_or(())
     }
-    fn load_stage(&self, ctx: &mut u64, d: &NonZeroU64, _: &mut Page) -> Result<LoadStep, ()> {
+    fn load_stage(
+        &self,
+        ctx: &mut u64,
+        _: &PoolInfo,
+        d: &NonZeroU64,
+        _: &mut Page,
+    ) -> Result<LoadStep, ()> {
         *ctx = d.get();
         Ok(LoadStep::Finish)
     }

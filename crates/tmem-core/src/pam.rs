@@ -72,9 +72,13 @@ pub trait PamOps: Send + Sync {
     ///   example the compressed bytes) and return [`LoadStep::Finish`]: the descriptor
     ///   may then be freed as soon as the lock drops, and the page is produced outside
     ///   every lock.
+    ///
+    /// `pool` is the pool the descriptor is filed in (a backend may keep what the
+    /// pool's kind implies out of its descriptors).
     fn load_stage(
         &self,
         ctx: &mut Self::Ctx,
+        pool: &PoolInfo,
         desc: &Self::Desc,
         page: &mut Page,
     ) -> Result<LoadStep, Self::Error>;

@@ -336,7 +336,9 @@ impl<D> Pool<D> {
                 }
                 match b.get(&oid, index) {
                     None => return Ok(false),
-                    Some(d) => pam.load_stage(ctx, d, page).map_err(TmemError::Backend)?,
+                    Some(d) => pam
+                        .load_stage(ctx, &self.info, d, page)
+                        .map_err(TmemError::Backend)?,
                 }
             };
             if step == LoadStep::Finish {

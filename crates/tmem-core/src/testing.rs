@@ -137,6 +137,7 @@ impl PamOps for SeedPam {
     fn load_stage(
         &self,
         ctx: &mut SeedCtx,
+        _pool: &PoolInfo,
         desc: &SeedDesc,
         page: &mut Page,
     ) -> Result<LoadStep, SeedError> {

@@ -3,8 +3,8 @@
 //!
 //! * Height `h` covers indices `0 ..= 2^(6h) - 1`; height 0 holds only index 0 and the
 //!   root *is* the descriptor; height 11 covers all of `u64`.
-//! * Leaves hold 64 descriptor slots (`size_of::<Option<D>>()` each: 7 bytes for
-//!   zcache's 7-byte descriptor with a niche), interior nodes 64 child slots.
+//! * Leaves hold 64 descriptor slots (`size_of::<Option<D>>()` each: 6 bytes for
+//!   zcache's 6-byte descriptor with a niche), interior nodes 64 child slots.
 //! * Insertion raises the height (new roots whose slot 0 holds the old root) when a
 //!   larger index arrives, then allocates missing nodes on the path. Every node
 //!   allocation is fallible; on failure the tree is put back exactly as it was (the

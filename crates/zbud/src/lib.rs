@@ -24,10 +24,10 @@
 //!
 //! Metadata, all out of band and fallibly grown: 24 bytes per frame descriptor and 8
 //! bytes per handle entry (see `PoolStats::metadata_bytes`). Each handle entry has its
-//! own generation (23 bits at 4 KiB pages, 21 at 16 KiB, 19 at 64 KiB: a handle is
-//! [`HANDLE_BITS`] wide, 60 - `PAGE_SHIFT`), moved on at every free, and the handle
+//! own generation (22 bits at 4 KiB pages, 20 at 16 KiB, 18 at 64 KiB: a handle is
+//! [`HANDLE_BITS`] wide, 59 - `PAGE_SHIFT`), moved on at every free, and the handle
 //! carries it: a stale or double-freed handle is an error unless its entry has been
-//! freed a multiple of 2^23 (8,388,608; 2^21, 2^19 at the larger pages) times since and
+//! freed a multiple of 2^22 (4,194,304; 2^20, 2^18 at the larger pages) times since and
 //! is live again, a forged one unless it equals a live
 //! object's handle. Sharding changes none of that: the shard is part of the entry's
 //! index in the handle. The entry's length field is `PAGE_SHIFT + 1` bits (13, 15, 17)
@@ -98,9 +98,9 @@ pub const MAX_FRAMES: usize = NIL as usize - 1;
 /// Most handle entries (live objects) one pool holds, all shards together (25-bit
 /// indexes). Each of a pool's `K` shards holds at most `(MAX_HANDLES + 2) / K - 2`.
 pub const MAX_HANDLES: usize = HNIL as usize - 1;
-/// Bits a handle of this allocator may use: 48, 46, 44 at 4, 16, 64 KiB pages (a 25-bit
-/// entry index and the generation), so a user's `u64` keeps `PAGE_SHIFT` + 4 bits
-/// beside it (a length and a kind).
+/// Bits a handle of this allocator may use: 47, 45, 43 at 4, 16, 64 KiB pages (a 25-bit
+/// entry index and the generation), so zcache's six-byte page descriptor holds it
+/// beside a kind bit.
 pub const HANDLE_BITS: u32 = HIDX_BITS + GEN_BITS;
 /// Shards of a pool made by [`ZBud::new`].
 pub const DEFAULT_SHARDS: usize = 4;
@@ -937,7 +937,7 @@ impl<S: PageSource> Drop for ZBud<S> {
 }
 
 // Compile-time checks of the encoding widths.
-const _: () = assert!(HANDLE_BITS <= Handle::BITS && HANDLE_BITS + zplat::PAGE_SHIFT == 60);
+const _: () = assert!(HANDLE_BITS <= Handle::BITS && HANDLE_BITS + zplat::PAGE_SHIFT == 59);
 const _: () = assert!(2 * MAX_FRAMES <= MAX_HANDLES);
 const _: () = assert!(FRAME_BITS + zplat::PAGE_SHIFT == 36); // 64 GiB of frames per shard
 const _: () = assert!(shard_entries(0) == MAX_HANDLES);

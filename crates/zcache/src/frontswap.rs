@@ -2,7 +2,7 @@
 //!
 //! Each swap type gets its own persistent tmem pool. A slot maps to
 //! `oid = (offset >> 6, type, FRONTSWAP_TAG)`, `index = offset & 63`: 64 consecutive
-//! slots share one object (one full leaf of the 64-way tree: 7 bytes of tree per page),
+//! slots share one object (one full leaf of the 64-way tree: 6 bytes of tree per page),
 //! and different 64-slot runs hash to different buckets. The kernel hands out swap slots
 //! in per-CPU clusters, so concurrent stores from different CPUs land in different
 //! objects, hence different bucket locks. (zcache2 spread a device over 256 objects by

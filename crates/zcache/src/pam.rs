@@ -70,7 +70,7 @@ pub(crate) const OBJ_BUF: usize = MAX_HEADER + MAX_COMPRESSED_LEN;
 
 enum Prepared {
     Same(u64),
-    Object { start: usize, end: usize, alg: u8 },
+    Object { start: usize, end: usize },
 }
 
 enum Staged {
@@ -379,7 +379,7 @@ impl ZPam {
         ctx.obj[start..MAX_HEADER].copy_from_slice(&head[..hlen]);
         let sum = header::checksum(&ctx.obj[start + 4..end]);
         ctx.obj[start..start + 4].copy_from_slice(&sum.to_le_bytes());
-        ctx.prep = Some((*key, Prepared::Object { start, end, alg }));
+        ctx.prep = Some((*key, Prepared::Object { start, end }));
         Ok(())
     }
 
@@ -396,7 +396,7 @@ impl ZPam {
         match kind {
             DescKind::SameByte(b) => Some(u64::from_ne_bytes([b; 8])),
             DescKind::SameWord(i) => self.fill.lock().word(i),
-            DescKind::Object { .. } => None,
+            DescKind::Object(_) => None,
         }
     }
 
@@ -404,16 +404,21 @@ impl ZPam {
     /// (exclusive loads): same-filled pages are filled at once; objects are decompressed
     /// straight from the allocator's memory when [`crate::Config::decompress_in_place`]
     /// is set, else copied into the context for [`ZPam::finish`].
-    fn stage(&self, ctx: &mut ZCtx, desc: &ZDesc, page: &mut Page) -> Result<LoadStep, ZError> {
+    fn stage(
+        &self,
+        ctx: &mut ZCtx,
+        info: &PoolInfo,
+        desc: &ZDesc,
+        page: &mut Page,
+    ) -> Result<LoadStep, ZError> {
         ctx.staged = Staged::Nothing;
         let kind = desc.kind();
-        let DescKind::Object {
-            persistent, handle, ..
-        } = kind
-        else {
+        let DescKind::Object(handle) = kind else {
             zcomp::fill_page(page, self.word_of(kind).ok_or(ZError::Corrupt)?);
             return Ok(LoadStep::Done);
         };
+        // The pool's kind names the allocator (the descriptor does not).
+        let persistent = info.kind == PoolKind::Persistent;
         let pool = self.pool(persistent);
         // Second chance: the hand passes a referenced page once before it takes it.
         if let Some(id) = pool.object_id(handle) {
@@ -493,8 +498,8 @@ impl PamOps for ZPam {
                 self.stats.inc(ctx.shard, C::same_filled_pages);
                 Ok(d)
             }
-            Some((_, Prepared::Object { start, end, alg })) => {
-                let (start, end, alg) = (*start, *end, *alg);
+            Some((_, Prepared::Object { start, end })) => {
+                let (start, end) = (*start, *end);
                 let zp = self.pool(persistent);
                 let handle = zp.store(&ctx.obj[start..end]).map_err(|e| match e {
                     ZPoolError::NoMemory => ZError::NoFrame,
@@ -508,7 +513,7 @@ impl PamOps for ZPam {
                     let _ = zp.free(handle);
                     return Err(ZError::NoMemory);
                 };
-                match ZDesc::object(alg, persistent, handle) {
+                match ZDesc::object(handle) {
                     Some(d) => {
                         self.stats.inc(ctx.shard, C::stored_pages);
                         self.stats.add(ctx.shard, C::zbytes, (end - start) as i64);
@@ -520,7 +525,7 @@ impl PamOps for ZPam {
                         Ok(d)
                     }
                     None => {
-                        // Not reached: `alg` is a compressor's id (1..=4).
+                        // Not reached: both allocators' handles fit a descriptor.
                         self.lru(persistent).remove(id);
                         let _ = zp.free(handle);
                         Err(ZError::Corrupt)
@@ -534,10 +539,11 @@ impl PamOps for ZPam {
     fn load_stage(
         &self,
         ctx: &mut ZCtx,
+        pool: &PoolInfo,
         desc: &ZDesc,
         page: &mut Page,
     ) -> Result<LoadStep, ZError> {
-        self.stage(ctx, desc, page)
+        self.stage(ctx, pool, desc, page)
     }
 
     fn load_finish(&self, ctx: &mut ZCtx, page: &mut Page) -> Result<(), ZError> {
@@ -553,7 +559,7 @@ impl PamOps for ZPam {
     ) -> Result<(), ZError> {
         // The descriptor is ours alone now: in place, only the allocator's lock is
         // held while decompressing.
-        let staged = self.stage(ctx, &desc, page);
+        let staged = self.stage(ctx, pool, &desc, page);
         self.free(pool, desc);
         match staged? {
             LoadStep::Done => Ok(()),
@@ -561,15 +567,14 @@ impl PamOps for ZPam {
         }
     }
 
-    fn free(&self, _pool: &PoolInfo, desc: ZDesc) {
+    fn free(&self, pool: &PoolInfo, desc: ZDesc) {
         // The caller's shard (not one derived from the descriptor, which spread one
         // CPU's frees over every shard's cache line).
         let shard = self.caller_shard();
         self.stats.add(shard, C::stored_pages, -1);
         match desc.kind() {
-            DescKind::Object {
-                persistent, handle, ..
-            } => {
+            DescKind::Object(handle) => {
+                let persistent = pool.kind == PoolKind::Persistent;
                 // The ring first: a node a reclaimer holds keeps its object (and so its
                 // id and handle) until the reclaimer's `finish`, which frees it. The
                 // object's bytes are counted out by whoever frees it.

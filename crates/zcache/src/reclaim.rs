@@ -116,13 +116,23 @@ impl Zcache {
             pam.stats.inc(shard, C::evict_corrupt);
             return Step::Kept;
         };
-        let Some(desc) = ZDesc::object(hdr.alg, false, handle) else {
+        let Some(desc) = ZDesc::object(handle) else {
             return Step::Kept;
         };
         let k = hdr.key;
+        // Only an ephemeral pool files the ephemeral allocator's handles: a descriptor
+        // does not name its allocator, so a persistent pool (one that took a destroyed
+        // pool's id, say) is never searched for this handle.
+        let Ok(pool) = self.tmem.pool(k.pool) else {
+            return Step::Kept;
+        };
+        if pool.info().kind != PoolKind::Ephemeral {
+            pam.stats.inc(shard, C::evict_corrupt);
+            return Step::Kept;
+        }
         if self
             .tmem
-            .compare_and_invalidate(k.pool, k.oid, k.index, &desc)
+            .compare_and_invalidate_in(&pool, k.oid, k.index, &desc)
             == Ok(true)
         {
             pam.stats.inc(shard, C::evicted_eph_pages);
@@ -167,10 +177,15 @@ impl Zcache {
             return Step::Kept;
         };
         let k = hdr.key;
-        let (Some((swap_type, offset)), Some(desc), Ok(pool)) = (
+        // Only a persistent pool files the persistent allocator's handles (see
+        // `evict_isolated`).
+        let (Some((swap_type, offset)), Some(desc), Some(pool)) = (
             swap_key_of(&k),
-            ZDesc::object(hdr.alg, true, handle),
-            self.tmem.pool(k.pool),
+            ZDesc::object(handle),
+            self.tmem
+                .pool(k.pool)
+                .ok()
+                .filter(|p| p.info().kind == PoolKind::Persistent),
         ) else {
             // A host-made persistent pool has no swap slot to write to.
             pam.stats.inc(shard, C::writeback_no_slot);

@@ -19,7 +19,7 @@
 //!   and one whose bits equal no live object's handle is [`ZPoolError::InvalidHandle`].
 //!   A stale or double-freed handle is refused unless its entry has since been freed a
 //!   multiple of the allocator's per-entry generation period times and is live again
-//!   (zsmalloc: 2^17 - 1, zbud: 2^23 at 4 KiB pages); it then names that entry's new object.
+//!   (zsmalloc: 2^17 - 1, zbud: 2^22 at 4 KiB pages); it then names that entry's new object.
 //! * `testing` (feature `testing`): page sources for tests (counting, poisoning,
 //!   failing, corrupting), shared by every crate's tests and the fuzz targets; a kernel
 //!   build does not carry them.

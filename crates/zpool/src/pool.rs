@@ -6,8 +6,8 @@ use core::num::NonZeroU64;
 /// An opaque, typed reference to an object in a [`ZPool`].
 ///
 /// The bits are the allocator's own encoding (typically a slot index and a generation),
-/// at most 48 bits wide so a user can pack a handle with a length and an algorithm id
-/// in one `u64` (see [`Handle::BITS`]). Any value may be turned into a `Handle` (a C
+/// at most 48 bits wide so a user can pack a handle with a few bits of its own in one
+/// `u64` (see [`Handle::BITS`]; zcache's page descriptor takes 47 and adds a kind bit). Any value may be turned into a `Handle` (a C
 /// caller can forge anything), so every allocator validates a handle before use and
 /// answers [`ZPoolError::InvalidHandle`] for one that names no live object, never
 /// undefined behaviour or a panic. What validation can give, and the workspace's
@@ -16,8 +16,8 @@ use core::num::NonZeroU64;
 /// (freed, double-freed) handle is refused unless its entry has been freed a multiple of
 /// the allocator's generation period times since and is live again: each handle-table
 /// entry carries its own generation, moved on at every free (zsmalloc: 17 bits, never
-/// 0, period 2^17 - 1 = 131,071 frees of that entry; zbud: 23 bits at 4 KiB pages, period
-/// 2^23; 21 and 19 bits at 16 and 64 KiB). The
+/// 0, period 2^17 - 1 = 131,071 frees of that entry; zbud: 22 bits at 4 KiB pages, period
+/// 2^22; 20 and 18 bits at 16 and 64 KiB). The
 /// conformance suite requires a period above 100,000 (`check_generation_reuse`).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Handle(NonZeroU64);
