@@ -8,7 +8,7 @@ use crate::error::TmemError;
 use crate::key::{BuildPremixed, Index, Key, Oid, PoolId};
 use crate::pam::{LoadStep, Page, PamOps};
 use crate::sync::{AtomicBool, Mutex, Ordering};
-use crate::tree::{self, Tree};
+use crate::tree::{self, Tree, TreeCounts};
 
 /// Number of hash buckets per pool (the kernel's TMEM_HASH_BUCKET_BITS = 8).
 pub const BUCKETS: usize = 256;
@@ -94,9 +94,10 @@ impl PoolCounts {
 
 struct Bucket<D> {
     objects: HashMap<Oid, Tree<D>, BuildPremixed>,
-    pages: u64,
-    leaves: u64,
-    interiors: u64,
+    /// What the trees hold, all of them together (a tree keeps no counts of its own).
+    /// A tree taken out of the map (`take_object`, `drain`) stays counted until it has
+    /// been drained outside the lock and its counts are taken back (`forget`).
+    counts: TreeCounts,
 }
 
 /// What a failed insert hands back: the new descriptor and any older copy it removed.
@@ -106,16 +107,8 @@ impl<D> Bucket<D> {
     fn new() -> Self {
         Bucket {
             objects: HashMap::default(),
-            pages: 0,
-            leaves: 0,
-            interiors: 0,
+            counts: TreeCounts::default(),
         }
-    }
-
-    fn account(&mut self, before: (u64, u32, u32), tree: (u64, u32, u32)) {
-        self.pages = self.pages + tree.0 - before.0;
-        self.leaves = self.leaves + u64::from(tree.1) - u64::from(before.1);
-        self.interiors = self.interiors + u64::from(tree.2) - u64::from(before.2);
     }
 
     fn get(&self, oid: &Oid, index: Index) -> Option<&D> {
@@ -141,16 +134,11 @@ impl<D> Bucket<D> {
         let Some(tree) = self.objects.get_mut(&oid) else {
             return Err((desc, None));
         };
-        let before = stats_of(tree);
-        let res = tree.insert(index, desc);
-        let res = match res {
+        let res = match tree.insert(index, desc, &mut self.counts) {
             Ok(old) => Ok(old),
-            Err((_, desc)) => Err((desc, tree.remove(index))),
+            Err((_, desc)) => Err((desc, tree.remove(index, &mut self.counts))),
         };
-        let after = stats_of(tree);
-        let empty = tree.is_empty();
-        self.account(before, after);
-        if empty {
+        if tree.is_empty() {
             self.objects.remove(&oid);
             pam.object_freed(info, &oid);
         }
@@ -165,23 +153,24 @@ impl<D> Bucket<D> {
         index: Index,
     ) -> Option<D> {
         let tree = self.objects.get_mut(oid)?;
-        let before = stats_of(tree);
-        let d = tree.remove(index);
-        let after = stats_of(tree);
-        let empty = tree.is_empty();
-        self.account(before, after);
-        if empty {
+        let d = tree.remove(index, &mut self.counts);
+        if tree.is_empty() {
             self.objects.remove(oid);
             pam.object_freed(info, oid);
         }
         d
     }
 
+    /// Takes an object's tree out of the map. Its pages and nodes stay counted (finding
+    /// them would mean walking the tree under the lock) until the caller has drained it
+    /// and hands its counts to [`Bucket::forget`].
     fn take_object(&mut self, oid: &Oid) -> Option<Tree<D>> {
-        let tree = self.objects.remove(oid)?;
-        let s = stats_of(&tree);
-        self.account(s, (0, 0, 0));
-        Some(tree)
+        self.objects.remove(oid)
+    }
+
+    /// Takes back the counts of trees taken out and drained.
+    fn forget(&mut self, freed: &TreeCounts) {
+        self.counts.subtract(freed);
     }
 }
 
@@ -196,11 +185,6 @@ impl<T> core::ops::Deref for LinePadded<T> {
     fn deref(&self) -> &T {
         &self.0
     }
-}
-
-fn stats_of<D>(t: &Tree<D>) -> (u64, u32, u32) {
-    let (l, i) = t.nodes();
-    (t.pages(), l, i)
 }
 
 /// One tmem pool. Shared through `Arc`: in-flight operations hold a reference, so a
@@ -462,12 +446,14 @@ impl<D> Pool<D> {
             b.take_object(&oid)
         };
         // Freeing happens outside the bucket lock: the object is already unreachable.
+        // Then one more short hold takes its counts back (the bucket counted its pages
+        // and nodes until now; a reader of `counts` meanwhile sees them).
         match tree {
             Some(mut t) => {
-                let n = t.pages();
-                t.drain(&mut |_, d| pam.free(&self.info, d));
+                let freed = t.drain(&mut |_, d| pam.free(&self.info, d));
                 pam.object_freed(&self.info, &oid);
-                Ok(n)
+                self.bucket(&oid).lock().forget(&freed);
+                Ok(freed.pages)
             }
             None => Ok(0),
         }
@@ -481,18 +467,22 @@ impl<D> Pool<D> {
         }
         let mut freed = 0;
         for b in self.buckets.iter() {
-            let objects = {
-                let mut g = b.lock();
-                g.pages = 0;
-                g.leaves = 0;
-                g.interiors = 0;
-                core::mem::take(&mut g.objects)
-            };
-            for (oid, mut tree) in objects {
-                freed += tree.pages();
-                tree.drain(&mut |_, d| pam.free(&self.info, d));
-                pam.object_freed(&self.info, &oid);
+            let objects = core::mem::take(&mut b.lock().objects);
+            if objects.is_empty() {
+                continue;
             }
+            // As in `invalidate_object`: drained outside the lock, then the counts of
+            // exactly these trees are taken back (zeroing them instead would also take
+            // out those of a tree an `invalidate_object` is draining meanwhile, which
+            // that call subtracts again).
+            let mut gone = TreeCounts::default();
+            for (oid, mut tree) in objects {
+                let t = tree.drain(&mut |_, d| pam.free(&self.info, d));
+                pam.object_freed(&self.info, &oid);
+                gone.add(&t);
+            }
+            b.lock().forget(&gone);
+            freed += gone.pages;
         }
         freed
     }
@@ -508,9 +498,9 @@ impl<D> Pool<D> {
         for b in self.buckets.iter() {
             let g = b.lock();
             c.objects += g.objects.len() as u64;
-            c.pages += g.pages;
-            c.leaves += g.leaves;
-            c.interiors += g.interiors;
+            c.pages += g.counts.pages;
+            c.leaves += g.counts.leaves;
+            c.interiors += g.counts.interiors;
             c.metadata_bytes += (g.objects.capacity() * entry) as u64;
         }
         c.metadata_bytes += c.leaves * tree::leaf_bytes::<D>() as u64
