@@ -25,12 +25,12 @@ impl fmt::Display for AllocError {
 /// Which page source a [`Frame`] belongs to: the source that will take it back checks
 /// it, so a frame given to the wrong source is refused instead of freed.
 ///
-/// A tag is a number in 2..=4095 chosen by the page source that makes frames with
+/// A tag is a number in 2..=2047 chosen by the page source that makes frames with
 /// [`Frame::from_raw`]; 1 is [`HeapPageSource`]'s and 0 is [`crate::BlockPageSource`]'s,
 /// and no other source can obtain them. The range is the same at every page size (a
 /// host's tag numbers do not depend on it).
-/// It is stored in the low 12 bits of the frame's address (frames are page-aligned, so
-/// at least 4096-aligned), so
+/// It is stored in the low 11 bits of the frame's address (frames are page-aligned, so
+/// at least 4096-aligned; bit 11 is [`crate::FrameList`]'s), so
 /// it costs no memory, one `or` when a frame is made, one `and` when its bytes are
 /// reached, and one compare when it is freed (per frame, not per compressed page).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,7 +45,7 @@ impl FrameTag {
     /// [`crate::BlockPageSource`]'s tag (0: no host tag or heap frame has it).
     pub(crate) const BLOCKS: FrameTag = FrameTag(0);
 
-    /// A tag for a page source of the host's, or `None` outside 2..=4095.
+    /// A tag for a page source of the host's, or `None` outside 2..=2047.
     pub const fn new(id: u16) -> Option<FrameTag> {
         if id >= 2 && (id as usize) < TAG_LIMIT {
             Some(FrameTag(id))
@@ -60,13 +60,14 @@ impl FrameTag {
     }
 }
 
-/// Tags are below this (12 bits) at every page size.
-const TAG_LIMIT: usize = 4096;
+/// Tags are below this (11 bits) at every page size: bit 11 of a tagged address is free
+/// for [`crate::FrameList`] to mark its wide form in.
+pub(crate) const TAG_LIMIT: usize = 2048;
 /// The low address bits a page-aligned frame leaves free (its [`FrameTag`] uses the low
-/// 12 of them).
-const TAG_MASK: usize = PAGE_SIZE - 1;
+/// 11 of them).
+pub(crate) const TAG_MASK: usize = PAGE_SIZE - 1;
 
-const _: () = assert!(TAG_LIMIT <= PAGE_SIZE && TAG_LIMIT <= u16::MAX as usize + 1);
+const _: () = assert!(2 * TAG_LIMIT <= PAGE_SIZE && TAG_LIMIT <= u16::MAX as usize + 1);
 
 /// An owned page frame of [`PAGE_SIZE`] bytes.
 ///
@@ -78,7 +79,7 @@ const _: () = assert!(TAG_LIMIT <= PAGE_SIZE && TAG_LIMIT <= u16::MAX as usize +
 /// behaviour. Dropping a `Frame` without giving it back leaks the frame (counting test
 /// sources report it); it is never freed behind the owner's back.
 pub struct Frame {
-    /// The frame's page-aligned address with its tag in the low 12 bits.
+    /// The frame's page-aligned address with its tag in the low 11 bits.
     tagged: NonNull<Page>,
 }
 
@@ -116,7 +117,7 @@ impl Frame {
 
     /// The tag of the source this frame belongs to.
     pub fn tag(&self) -> FrameTag {
-        // The low bits hold a tag in 0..=4095 (set in `from_raw`; the bits above it up to
+        // The low bits hold a tag in 0..=2047 (set in `from_raw`; the bits above it up to
         // `PAGE_SIZE` are zero), which fits a u16.
         FrameTag((self.tagged.addr().get() & TAG_MASK) as u16)
     }
@@ -126,6 +127,26 @@ impl Frame {
     pub fn into_raw(self) -> NonNull<Page> {
         // `Frame` has no `Drop`: consuming `self` ends its ownership without freeing.
         self.ptr()
+    }
+
+    /// Gives up ownership and returns the tagged address, exposing the pointer's
+    /// provenance ([`crate::FrameList`] keeps frames as numbers).
+    pub(crate) fn into_exposed(self) -> usize {
+        self.tagged.as_ptr().expose_provenance()
+    }
+
+    /// The frame `into_exposed` returned `tagged` for.
+    ///
+    /// # Safety
+    /// `tagged` came from [`Frame::into_exposed`], and this is the only `Frame` made from
+    /// it since (the frame's ownership passes back, once).
+    pub(crate) unsafe fn from_exposed(tagged: usize) -> Frame {
+        let ptr = core::ptr::with_exposed_provenance_mut::<Page>(tagged);
+        Frame {
+            // SAFETY: by the contract, `tagged` is a frame's page-aligned, non-null
+            // address plus its tag, so not 0.
+            tagged: unsafe { NonNull::new_unchecked(ptr) },
+        }
     }
 
     /// The frame's address, for diagnostics and for identifying a frame.
@@ -330,8 +351,9 @@ mod tests {
         assert_eq!(FrameTag::new(0), None);
         assert_eq!(FrameTag::new(1), None, "the heap's tag is not for hosts");
         // 12-bit tags at every page size (not `PAGE_SIZE - 1` at 16 or 64 KiB).
+        assert_eq!(FrameTag::new(2048), None);
         assert_eq!(FrameTag::new(4096), None);
         assert_eq!(FrameTag::new(u16::MAX), None);
-        assert_eq!(FrameTag::new(4095).map(FrameTag::get), Some(4095));
+        assert_eq!(FrameTag::new(2047).map(FrameTag::get), Some(2047));
     }
 }

@@ -10,7 +10,7 @@
 
 use zpool::{Frame, PageSource};
 
-use crate::zspage::FrameList;
+use zpool::FrameList;
 
 /// Single frames (trimmed from the top of a zspage) a bin holds.
 pub(crate) const BIN_FRAMES: usize = 64;
@@ -84,9 +84,9 @@ impl FrameBin {
 }
 
 /// Gives a released zspage's frames back (call with no lock held); returns how many.
-pub(crate) fn release_list<S: PageSource + ?Sized>(list: FrameList, source: &S) -> usize {
+pub(crate) fn release_list<S: PageSource + ?Sized>(mut list: FrameList, source: &S) -> usize {
     let mut n = 0;
-    for f in list.into_vec().into_iter().flatten() {
+    while let Some(f) = list.pop() {
         source.free_frame(f);
         n += 1;
     }

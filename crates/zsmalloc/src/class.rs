@@ -17,7 +17,8 @@ use crate::bitmap::SlotMap;
 use crate::fullness::Fullness;
 use crate::geometry::Geometry;
 use crate::handle::{HEADER, HandleTable, header, parse_header};
-use crate::zspage::{FrameList, NONE, ZsPage, reserve};
+use crate::zspage::{NONE, ZsPage, reserve};
+use zpool::FrameList;
 
 /// Per-class counters reported by [`crate::ClassStats`].
 #[derive(Clone, Copy, Debug, Default)]
@@ -385,7 +386,8 @@ impl ClassInner {
     /// Takes every frame out (pool teardown, with exclusive access: no lock held).
     pub(crate) fn take_all_frames(&mut self, mut each: impl FnMut(Frame)) {
         for z in self.zspages.iter_mut() {
-            for f in z.take_frames().into_vec().into_iter().flatten() {
+            let mut list = z.take_frames();
+            while let Some(f) = list.pop() {
                 each(f);
             }
         }

@@ -2,21 +2,17 @@
 //!
 //! A zspage holds up to `k` frames (its class's geometry), taken lazily one at a time as
 //! its used slots need them and given back from the top when they no longer do
-//! ("trim"). The frame list is a boxed slice of `Option<Frame>` (8 bytes per element,
-//! like `Frame`: the `None` niche is free) whose first `nframes` elements are present:
-//! trimming takes frames out of the top elements without reallocating (so it never
-//! allocates), and growing reuses such an empty element when there is one, else
-//! reallocates the slice one element longer (fallibly).
+//! ("trim"). The frame list is a [`zpool::FrameList`]: 4 bytes a frame (the first
+//! frame's address and the others' distances from it in pages; 8 bytes a frame if some
+//! frame lies too far away). Trimming takes frames out of the top elements without
+//! reallocating (so it never allocates), and growing reuses such an empty element when
+//! there is one, else reallocates the list one element longer (fallibly).
 //!
 //! No method here calls the page source: frames come in through a `spare` the caller
 //! took with no lock held, and go out to the caller (see `bin.rs`).
 
-use alloc::boxed::Box;
 use alloc::vec::Vec;
-use zpool::{Frame, PAGE_SIZE, ZPoolError};
-
-/// A zspage's frame list: the first `nframes` elements are `Some`.
-pub(crate) type FrameList = Box<[Option<Frame>]>;
+use zpool::{FRAME_LIST_MAX, Frame, FrameList, PAGE_SIZE, Page, ZPoolError};
 
 /// End of an intrusive list.
 pub(crate) const NONE: u32 = u32::MAX;
@@ -57,7 +53,7 @@ impl ZsPage {
     /// A descriptor without frames (an empty boxed slice does not allocate).
     pub(crate) fn empty() -> ZsPage {
         ZsPage {
-            frames: Box::default(),
+            frames: FrameList::new(),
             prev: NONE,
             next: NONE,
             inuse: 0,
@@ -74,44 +70,40 @@ impl ZsPage {
 
     /// Heap bytes of the frame list (present and empty elements).
     pub(crate) fn list_bytes(&self) -> usize {
-        self.frames.len() * core::mem::size_of::<Option<Frame>>()
+        self.frames.heap_bytes()
     }
 
-    fn frame(&self, i: usize) -> Option<&Frame> {
-        self.frames[..self.nframes()].get(i)?.as_ref()
+    #[inline]
+    fn frame(&self, i: usize) -> Option<&Page> {
+        self.frames.get(i)
     }
 
-    fn frame_mut(&mut self, i: usize) -> Option<&mut Frame> {
-        let n = self.nframes();
-        self.frames[..n].get_mut(i)?.as_mut()
+    #[inline]
+    fn frame_mut(&mut self, i: usize) -> Option<&mut Page> {
+        self.frames.get_mut(i)
     }
 
     /// Adds the frame in `spare` on top, taking it only on success (the list may have
     /// to be reallocated, which may fail: then `spare` keeps the frame).
     pub(crate) fn push_frame(&mut self, spare: &mut Option<Frame>) -> Result<(), ZPoolError> {
-        let n = self.nframes();
-        if spare.is_none() || n >= usize::from(u8::MAX) {
-            return Err(ZPoolError::NoMemory);
+        const _: () = assert!(FRAME_LIST_MAX <= u8::MAX as usize);
+        let f = spare.take().ok_or(ZPoolError::NoMemory)?;
+        match self.frames.push(f) {
+            Ok(()) => {
+                self.nframes += 1;
+                Ok(())
+            }
+            // Full (255 frames), or no memory for a longer list: `spare` keeps the frame.
+            Err(f) => {
+                *spare = Some(f);
+                Err(ZPoolError::NoMemory)
+            }
         }
-        if n == self.frames.len() {
-            // No empty element: a list one longer, reserved exactly (so turning it into a
-            // boxed slice does not reallocate), the old frames moved over.
-            let mut v: Vec<Option<Frame>> = Vec::new();
-            v.try_reserve_exact(n + 1)
-                .map_err(|_| ZPoolError::NoMemory)?;
-            v.extend(core::mem::take(&mut self.frames).into_vec());
-            v.push(None);
-            self.frames = v.into_boxed_slice();
-        }
-        self.frames[n] = spare.take();
-        self.nframes += 1;
-        Ok(())
     }
 
     /// Takes the top frame out (trimming), leaving its element empty.
     pub(crate) fn pop_frame(&mut self) -> Option<Frame> {
-        let n = self.nframes();
-        let f = self.frames.get_mut(n.checked_sub(1)?)?.take();
+        let f = self.frames.pop();
         if f.is_some() {
             self.nframes -= 1;
         }
@@ -122,21 +114,7 @@ impl ZsPage {
     /// elements trims left (best effort: without memory for the new list, nothing
     /// changes). Compaction calls it; the free path never does (it must not allocate).
     pub(crate) fn shrink_list(&mut self) {
-        let n = self.nframes();
-        if self.frames.len() == n {
-            return;
-        }
-        let mut v: Vec<Option<Frame>> = Vec::new();
-        if v.try_reserve_exact(n).is_err() {
-            return;
-        }
-        v.extend(
-            core::mem::take(&mut self.frames)
-                .into_vec()
-                .into_iter()
-                .take(n),
-        );
-        self.frames = v.into_boxed_slice();
+        self.frames.shrink_to_fit();
     }
 
     /// Takes the whole frame list out (the zspage is being released).
@@ -155,7 +133,7 @@ impl ZsPage {
                 .ok_or(ZPoolError::InvalidHandle)?;
             let within = off % PAGE_SIZE;
             let n = (PAGE_SIZE - within).min(out.len() - done);
-            out[done..done + n].copy_from_slice(&f.as_page()[within..within + n]);
+            out[done..done + n].copy_from_slice(&f[within..within + n]);
             done += n;
             off += n;
         }
@@ -172,7 +150,7 @@ impl ZsPage {
                 .ok_or(ZPoolError::InvalidHandle)?;
             let within = off % PAGE_SIZE;
             let n = (PAGE_SIZE - within).min(data.len() - done);
-            f.as_page_mut()[within..within + n].copy_from_slice(&data[done..done + n]);
+            f[within..within + n].copy_from_slice(&data[done..done + n]);
             done += n;
             off += n;
         }
@@ -185,7 +163,7 @@ impl ZsPage {
         if within + len > PAGE_SIZE {
             return None;
         }
-        Some(&self.frame(off / PAGE_SIZE)?.as_page()[within..within + len])
+        Some(&self.frame(off / PAGE_SIZE)?[within..within + len])
     }
 }
 
@@ -210,18 +188,19 @@ mod tests {
         assert!(z.in_place(PAGE_SIZE - 2, 4).is_none());
         assert_eq!(z.in_place(PAGE_SIZE, 2), Some(&[3u8, 4][..]));
         let top = z.pop_frame().expect("top");
-        assert_eq!((z.nframes(), z.list_bytes()), (2, 24));
+        assert_eq!((z.nframes(), z.list_bytes()), (2, 16));
         assert!(z.read(2 * PAGE_SIZE, &mut out).is_err());
         // Regrowing reuses the empty element.
         let mut spare = Some(top);
         z.push_frame(&mut spare).expect("push");
-        assert_eq!((z.nframes(), z.list_bytes()), (3, 24));
+        assert_eq!((z.nframes(), z.list_bytes()), (3, 16));
         let top = z.pop_frame().expect("top");
         z.shrink_list();
-        assert_eq!((z.nframes(), z.list_bytes()), (2, 16));
+        assert_eq!((z.nframes(), z.list_bytes()), (2, 12));
         z.read(PAGE_SIZE - 2, &mut out).expect("frames kept");
         HeapPageSource.free_frame(top);
-        for f in z.take_frames().into_vec().into_iter().flatten() {
+        let mut list = z.take_frames();
+        while let Some(f) = list.pop() {
             HeapPageSource.free_frame(f);
         }
         assert_eq!(z.nframes(), 0);
