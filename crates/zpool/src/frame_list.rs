@@ -417,7 +417,7 @@ mod tests {
         let mut l = FrameList::new();
         let mut model: Vec<(u8, FrameTag)> = Vec::new();
         let mut x: u32 = 0x9e37_79b9;
-        let steps = if cfg!(miri) { 300 } else { 5_000 };
+        let steps = if cfg!(miri) { 1_000 } else { 5_000 };
         // Steps that ended with two frames or more in the compact and in the wide form.
         let mut forms = [0usize; 2];
         for step in 0..steps {
@@ -427,7 +427,7 @@ mod tests {
             match x % 8 {
                 0..=2 if model.len() < 40 => {
                     // Mostly one source: lists stay compact until a foreign frame comes.
-                    let tag = tags[usize::from(x.is_multiple_of(61))];
+                    let tag = tags[usize::from(x.is_multiple_of(23))];
                     let v = step as u8;
                     l.push(own(tag, v)).expect("push");
                     model.push((v, tag));

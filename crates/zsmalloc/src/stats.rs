@@ -18,7 +18,8 @@ pub struct MetadataStats {
     pub handle_tables: usize,
     /// Zspage descriptors (32 bytes each).
     pub zspage_descriptors: usize,
-    /// Frame lists: 8 bytes per frame held (and per element a trim emptied).
+    /// Frame lists (`zpool::FrameList`): 4 bytes per frame held and per element a trim
+    /// emptied, plus 4 per zspage; 8 per element in a list that had to turn wide.
     pub frame_lists: usize,
     /// Slot bitmaps: one bit per slot, in 64-bit words per zspage.
     pub bitmaps: usize,
