@@ -438,7 +438,10 @@ mod tests {
     use zpool::{HeapPageSource, ZPool};
 
     use crate::config::{AllocatorKind, Config};
+    use crate::desc::{DescKind, ZDesc};
+    use crate::header::{MAX_HEADER, checksum, decode, encode_key};
     use crate::zcache::Zcache;
+    use tmem_core::{Key, PoolId};
 
     fn page(seed: u8) -> zpool::Page {
         let mut p = [0u8; zpool::PAGE_SIZE];
@@ -446,6 +449,119 @@ mod tests {
             *b = ((i / 16) as u8).wrapping_mul(seed) ^ (i / 1024) as u8;
         }
         p
+    }
+
+    /// Rewrites the header of object `h` to name `pool` (same key otherwise), with a
+    /// checksum that matches: a corrupt header no check below the key can catch.
+    fn rename_pool(a: &crate::allocator::Allocator, h: zpool::Handle, pool: PoolId) {
+        let mut obj = alloc::vec![0u8; zpool::PAGE_SIZE];
+        let n = a.read(h, &mut obj).unwrap();
+        let hdr = decode(&obj[..n]).unwrap();
+        let mut head = [0u8; MAX_HEADER];
+        let key = Key { pool, ..hdr.key };
+        // Pool ids of one varint byte: the header keeps its length.
+        assert_eq!(encode_key(&mut head, hdr.alg, &key), hdr.len);
+        obj[4..hdr.len].copy_from_slice(&head[4..hdr.len]);
+        let sum = checksum(&obj[4..n]);
+        obj[..4].copy_from_slice(&sum.to_le_bytes());
+        a.write(h, &obj[..n]).unwrap();
+    }
+
+    /// The only descriptor of `pool`.
+    fn only_desc(z: &Zcache, pool: PoolId) -> Option<DescKind> {
+        let mut found = None;
+        z.tmem
+            .for_each(pool, &mut |_, _, d: &ZDesc| found = Some(d.kind()))
+            .unwrap();
+        found
+    }
+
+    fn both_zsmalloc() -> Config {
+        Config {
+            ephemeral_allocator: AllocatorKind::Zsmalloc,
+            persistent_allocator: AllocatorKind::Zsmalloc,
+            ..Config::default()
+        }
+    }
+
+    /// Eviction starts from an ephemeral allocator handle and finds the key in the
+    /// object's header. A descriptor does not name its allocator, and both allocators
+    /// here are zsmalloc, so a persistent pool can hold a descriptor with the very same
+    /// handle bits. Should a header name that pool (a pool id destroyed and reused
+    /// while the reclaimer held the node, after 2^32 pool creations; or a corrupt
+    /// header whose checksum still matches, as made here), eviction must refuse, not
+    /// invalidate the persistent page.
+    #[test]
+    fn eviction_never_compares_in_a_persistent_pool() {
+        let z = Zcache::new(both_zsmalloc(), Arc::new(HeapPageSource)).unwrap();
+        let c = z.new_client().unwrap();
+        let eph = z.new_pool(c, PoolKind::Ephemeral).unwrap();
+        let pers = z.new_pool(c, PoolKind::Persistent).unwrap();
+        let oid = Oid::new(1, 2, 3);
+        let a = page(3);
+        z.store(eph, oid, 0, &a).unwrap();
+        z.store(pers, oid, 0, &a).unwrap();
+        let pam = z.tmem.pam();
+        let iso = (0..4)
+            .find_map(|_| pam.eph_lru.isolate(super::MAX_ROTATIONS).ok())
+            .unwrap();
+        let h = pam.eph[0].handle_of_id(iso.id).unwrap();
+        // The two allocators gave the two objects equal handles: the case the check is for.
+        assert_eq!(only_desc(&z, pers), Some(DescKind::Object(h)));
+
+        // The ephemeral object's header now names the persistent pool.
+        rename_pool(&pam.eph[0], h, pers);
+
+        let mut scratch = crate::pam::EvictScratch {
+            obj: alloc::vec![0u8; zpool::PAGE_SIZE].into_boxed_slice(),
+            page: alloc::boxed::Box::new([0u8; zpool::PAGE_SIZE]),
+        };
+        let corrupt = z.stats().counters.evict_corrupt;
+        assert_eq!(z.evict_isolated(h, &mut scratch, 0), super::Step::Kept);
+        assert_eq!(z.stats().counters.evict_corrupt, corrupt + 1);
+        pam.finish_isolated(0, false, iso.id, Some(h));
+        let mut out = [0u8; zpool::PAGE_SIZE];
+        let hit = z.load(pers, oid, 0, &mut out, tmem_core::LoadMode::Keep);
+        assert_eq!(hit, Ok(true), "the persistent page was evicted");
+        assert_eq!(out, a);
+    }
+
+    /// The same for writeback, which starts from a persistent handle: a header naming an
+    /// ephemeral pool that holds equal handle bits at a swap-shaped key is not written
+    /// back, and neither pool loses its page.
+    #[test]
+    fn writeback_never_takes_from_an_ephemeral_pool() {
+        use crate::frontswap::FRONTSWAP_TAG;
+        let wb = Arc::new(crate::testing::RecordingWriteback::default());
+        let z =
+            Zcache::with_writeback(both_zsmalloc(), Arc::new(HeapPageSource), wb.clone()).unwrap();
+        let c = z.new_client().unwrap();
+        let eph = z.new_pool(c, PoolKind::Ephemeral).unwrap();
+        let pers = z.new_pool(c, PoolKind::Persistent).unwrap();
+        // Swap type 0, offset 1: a slot the recording host claims and writes.
+        let oid = Oid::new(0, 0, FRONTSWAP_TAG);
+        let a = page(3);
+        z.store(pers, oid, 1, &a).unwrap();
+        z.store(eph, oid, 1, &a).unwrap();
+        let Some(DescKind::Object(h)) = only_desc(&z, pers) else {
+            panic!("no persistent object");
+        };
+        assert_eq!(only_desc(&z, eph), Some(DescKind::Object(h)));
+        rename_pool(&z.tmem.pam().pers[0], h, eph);
+
+        let mut ctx = crate::pam::ZCtx::new(0, z.config.compressor).unwrap();
+        let no_slot = z.stats().counters.writeback_no_slot;
+        let mut rot = 0;
+        assert_eq!(z.writeback_one(&mut ctx, &mut rot), super::Step::Kept);
+        assert_eq!(z.stats().counters.writeback_no_slot, no_slot + 1);
+        assert_eq!(wb.count(), 0, "a page was written back");
+        assert!(wb.violations().is_empty(), "{:?}", wb.violations());
+        let mut out = [0u8; zpool::PAGE_SIZE];
+        for pool in [eph, pers] {
+            let hit = z.load(pool, oid, 1, &mut out, tmem_core::LoadMode::Keep);
+            assert_eq!(hit, Ok(true), "pool {pool:?} lost its page");
+            assert_eq!(out, a);
+        }
     }
 
     /// A page invalidated while a reclaimer holds its node keeps its allocator object
