@@ -79,6 +79,9 @@ pub struct PoolCounts {
     /// Estimated heap bytes of tmem metadata for this pool: buckets, object maps, tree
     /// nodes (descriptors live inside leaves and in height-0 roots).
     pub metadata_bytes: u64,
+    /// The part of `metadata_bytes` that is tree nodes (leaves and interior nodes); the
+    /// rest is the pool, its buckets and their object maps.
+    pub node_bytes: u64,
 }
 
 impl PoolCounts {
@@ -89,6 +92,7 @@ impl PoolCounts {
         self.leaves += other.leaves;
         self.interiors += other.interiors;
         self.metadata_bytes += other.metadata_bytes;
+        self.node_bytes += other.node_bytes;
     }
 }
 
@@ -503,8 +507,9 @@ impl<D> Pool<D> {
             c.interiors += g.counts.interiors;
             c.metadata_bytes += (g.objects.capacity() * entry) as u64;
         }
-        c.metadata_bytes += c.leaves * tree::leaf_bytes::<D>() as u64
+        c.node_bytes = c.leaves * tree::leaf_bytes::<D>() as u64
             + c.interiors * tree::interior_bytes::<D>() as u64;
+        c.metadata_bytes += c.node_bytes;
         c
     }
 

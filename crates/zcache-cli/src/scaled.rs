@@ -79,6 +79,16 @@ pub fn run(
     bar.finish_and_clear();
     let rows = rows?;
     emitted?;
+    if !run.json {
+        let mut t = format!(
+            "\nmetadata by part, bytes per stored page\n{}",
+            zcache_scale::parts_header()
+        );
+        for r in &rows {
+            t.push_str(&zcache_scale::parts_line(r));
+        }
+        crate::emit(&t)?;
+    }
     if run.json {
         let text = serde_json::to_string_pretty(&rows)
             .map_err(|e| CliError::runtime(format!("JSON output: {e}")))?;

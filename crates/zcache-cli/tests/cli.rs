@@ -658,23 +658,45 @@ fn scaled_run_reuses_the_pages_and_verifies_every_load() {
     ] {
         assert!(out.contains(needle), "{needle:?} missing from:\n{out}");
     }
-    let lines: Vec<Vec<&str>> = out
-        .lines()
-        .filter(|l| l.starts_with("frontswap ") || l.starts_with("cleancache "))
-        .map(|l| l.split_whitespace().collect())
-        .collect();
-    let names: Vec<(&str, &str, &str, &str)> =
-        lines.iter().map(|l| (l[0], l[1], l[2], l[3])).collect();
-    assert_eq!(
-        names,
-        [
-            ("frontswap", "zsmalloc", "lz4", "2000"),
-            ("frontswap", "zsmalloc", "zstd", "2000"),
-            ("cleancache", "zsmalloc", "lz4", "2000"),
-            ("cleancache", "zsmalloc", "zstd", "2000"),
-        ],
-        "{out}"
-    );
+    let (table, parts) = out
+        .split_once("metadata by part")
+        .expect("the metadata-by-part table follows the main one");
+    fn rows(t: &str) -> Vec<Vec<&str>> {
+        t.lines()
+            .filter(|l| l.starts_with("frontswap ") || l.starts_with("cleancache "))
+            .map(|l| l.split_whitespace().collect())
+            .collect()
+    }
+    let (lines, part_lines) = (rows(table), rows(parts));
+    let names = |ls: &[Vec<&str>]| -> Vec<(String, String, String, String)> {
+        ls.iter()
+            .map(|l| (l[0].into(), l[1].into(), l[2].into(), l[3].into()))
+            .collect()
+    };
+    let want: Vec<(String, String, String, String)> = [
+        ("frontswap", "zsmalloc", "lz4", "2000"),
+        ("frontswap", "zsmalloc", "zstd", "2000"),
+        ("cleancache", "zsmalloc", "lz4", "2000"),
+        ("cleancache", "zsmalloc", "zstd", "2000"),
+    ]
+    .iter()
+    .map(|&(a, b, c, d)| (a.into(), b.into(), c.into(), d.into()))
+    .collect();
+    assert_eq!(names(&lines), want, "{out}");
+    assert_eq!(names(&part_lines), want, "{out}");
+    for l in &part_lines {
+        // meta B, then its parts (2 decimals each): they add up to it.
+        let v: Vec<f64> = l[4..].iter().map(|x| x.parse().expect("bytes")).collect();
+        let sum: f64 = v[1..].iter().sum();
+        assert!((sum - v[0]).abs() < 0.06, "parts do not add up in {l:?}");
+        // The main table's meta B is the same figure.
+        let main = lines.iter().find(|m| m[..4] == l[..4]).expect("row");
+        assert_eq!(
+            main[main.len() - 4],
+            format!("{:.1}", v[0]),
+            "{l:?} / {main:?}"
+        );
+    }
     for l in &lines {
         // ... verified, missed, mismatch: every page loaded back or rightly missed.
         let n = |i: usize| l[l.len() - i].parse::<u64>().expect("a count");

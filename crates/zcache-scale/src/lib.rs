@@ -260,6 +260,9 @@ pub struct Row {
     pub invalidate_us: f64,
     /// Metadata bytes per stored page after the stores.
     pub metadata_bytes_per_page: f64,
+    /// The same, by part ([`zcache::MetadataParts`]): they add up to
+    /// `metadata_bytes_per_page`.
+    pub metadata_parts_per_page: MetaParts,
     /// Pages zcache held after the stores (the rest were refused: poor compression).
     pub stored_pages: u64,
     /// Loads that returned the input page byte for byte.
@@ -311,19 +314,61 @@ impl Check {
     }
 }
 
+/// [`zcache::MetadataParts`] per stored page.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct MetaParts {
+    /// tmem's tree nodes (leaves hold the descriptors).
+    pub tree_nodes: f64,
+    /// tmem's pools, buckets and object maps.
+    pub object_maps: f64,
+    /// zsmalloc's handle tables.
+    pub handle_tables: f64,
+    /// zsmalloc's frame lists.
+    pub frame_lists: f64,
+    /// zsmalloc's zspage descriptors, bitmaps and fixed part.
+    pub zspages: f64,
+    /// zbud's metadata.
+    pub zbud: f64,
+    /// The reclaim rings.
+    pub rings: f64,
+    /// The fill-word table.
+    pub fill_table: f64,
+}
+
+impl MetaParts {
+    fn of(p: &zcache::MetadataParts, pages: u64) -> MetaParts {
+        let per = |b: usize| b as f64 / pages.max(1) as f64;
+        MetaParts {
+            tree_nodes: per(p.tree_nodes),
+            object_maps: per(p.object_maps),
+            handle_tables: per(p.handle_tables),
+            frame_lists: per(p.frame_lists),
+            zspages: per(p.zspages),
+            zbud: per(p.zbud),
+            rings: per(p.rings),
+            fill_table: per(p.fill_table),
+        }
+    }
+}
+
 /// zcache's state right after the stores.
 #[derive(Clone, Copy, Debug)]
 struct AfterStores {
     /// Metadata bytes per stored page.
     meta: f64,
+    /// The same by part.
+    parts: MetaParts,
     /// Pages held.
     stored: u64,
 }
 
 impl AfterStores {
     fn of(z: &Zcache) -> AfterStores {
+        let parts = z.metadata_parts();
+        let stored = z.stored_pages().max(1) as u64;
         AfterStores {
-            meta: z.metadata_bytes() as f64 / z.stored_pages().max(1) as f64,
+            meta: parts.total() as f64 / stored as f64,
+            parts: MetaParts::of(&parts, stored),
             stored: z.stored_pages().max(0) as u64,
         }
     }
@@ -516,6 +561,7 @@ pub fn run(setup: &Setup, pages: &[Page], n: usize, rng: &mut Rng) -> Result<Row
         load_beyond_us: us(load - decompress),
         invalidate_us: us(invalidate),
         metadata_bytes_per_page: m.after_stores.meta,
+        metadata_parts_per_page: m.after_stores.parts,
         stored_pages: m.after_stores.stored,
         verified_pages: m.check.verified,
         missed_loads: m.check.missed,
@@ -568,6 +614,49 @@ pub fn header() -> String {
         "verified",
         "missed",
         "mismatch"
+    )
+}
+
+/// The heading of the metadata-by-part table ([`parts_line`]): bytes per stored page.
+pub fn parts_header() -> String {
+    format!(
+        "{:<10} {:<9} {:<7} {:>9} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7}\n",
+        "workload",
+        "allocator",
+        "comp",
+        "pages",
+        "meta B",
+        "leaves",
+        "maps",
+        "handles",
+        "frames",
+        "zspages",
+        "zbud",
+        "rings",
+        "fill"
+    )
+}
+
+/// One row's metadata by part, bytes per stored page: tmem's tree nodes ("leaves") and
+/// object maps, zsmalloc's handle tables, frame lists and zspages (descriptors, bitmaps,
+/// fixed), zbud's, the reclaim rings, the fill-word table.
+pub fn parts_line(r: &Row) -> String {
+    let p = &r.metadata_parts_per_page;
+    format!(
+        "{:<10} {:<9} {:<7} {:>9} {:>7.2} {:>7.2} {:>7.2} {:>7.2} {:>7.2} {:>7.2} {:>7.2} {:>7.2} {:>7.2}\n",
+        r.workload,
+        r.allocator,
+        r.compressor,
+        r.pages,
+        r.metadata_bytes_per_page,
+        p.tree_nodes,
+        p.object_maps,
+        p.handle_tables,
+        p.frame_lists,
+        p.zspages,
+        p.zbud,
+        p.rings,
+        p.fill_table
     )
 }
 
@@ -644,6 +733,17 @@ mod tests {
                 assert_eq!(r.missed_loads, n as u64 / 4, "{r:?}");
                 assert!(r.store_us > 0.0 && r.compress_us > 0.0 && r.load_us > 0.0);
                 assert!(r.metadata_bytes_per_page > 0.0);
+                let p = &r.metadata_parts_per_page;
+                let sum = p.tree_nodes
+                    + p.object_maps
+                    + p.handle_tables
+                    + p.frame_lists
+                    + p.zspages
+                    + p.zbud
+                    + p.rings
+                    + p.fill_table;
+                assert!((sum - r.metadata_bytes_per_page).abs() < 1e-6, "{r:?}");
+                assert!(parts_line(&r).starts_with(r.workload));
                 if a.is_none() {
                     let default = match w {
                         Workload::Frontswap => "zsmalloc",

@@ -32,6 +32,13 @@ fn main() {
         print!("{}", zcache_scale::line(r))
     })
     .expect("scaled run");
+    print!(
+        "\nmetadata by part, bytes per stored page\n{}",
+        zcache_scale::parts_header()
+    );
+    for r in &rows {
+        print!("{}", zcache_scale::parts_line(r));
+    }
     let failures: u64 = rows.iter().map(|r| r.failures()).sum();
     assert_eq!(failures, 0, "wrong loads or pages left after invalidation");
 }

@@ -12,7 +12,7 @@ use zsmalloc::ZsPool;
 
 use crate::config::AllocatorKind;
 use crate::source::LimitedSource;
-use crate::zcache::ZcacheError;
+use crate::zcache::{MetadataParts, ZcacheError};
 
 /// zbud or zsmalloc over zcache's frame limit.
 // One of each per `Zcache`, on the heap: the few hundred bytes the smaller variant
@@ -56,6 +56,19 @@ impl Allocator {
 }
 
 impl Allocator {
+    /// Adds this allocator's metadata bytes to `parts`, by kind.
+    pub(crate) fn metadata_into(&self, parts: &mut MetadataParts) {
+        match self {
+            Allocator::Zbud(z) => parts.zbud += z.stats().metadata_bytes,
+            Allocator::Zsmalloc(z) => {
+                let m = z.metadata();
+                parts.handle_tables += m.handle_tables;
+                parts.frame_lists += m.frame_lists;
+                parts.zspages += m.zspage_descriptors + m.bitmaps + m.fixed;
+            }
+        }
+    }
+
     /// Frames compaction could give back now: exact for zsmalloc (the kernel's
     /// `zs_can_compact`), an upper bound for zbud (half its lone frames).
     pub(crate) fn compactable_frames(&self) -> usize {

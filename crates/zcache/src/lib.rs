@@ -97,7 +97,7 @@ pub use swap_area::SwapArea;
 pub use tmem_core::{LoadMode, PoolInfo, PoolKind, StoreOutcome};
 pub use tmem_core::{Oid, PoolId};
 pub use writeback::{SlotClaim, Writeback};
-pub use zcache::{Stats, Zcache, ZcacheError};
+pub use zcache::{MetadataParts, Stats, Zcache, ZcacheError};
 pub use zpool::{PAGE_SIZE, Page};
 
 impl Zcache {

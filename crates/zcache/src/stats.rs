@@ -222,4 +222,49 @@ mod tests {
         assert_eq!(z.tmem.pam().stats.touched(), [5]);
         assert_eq!(z.stored_pages(), 0);
     }
+
+    /// The metadata parts add up to `metadata_bytes` and to what the layers report
+    /// themselves; each lands where its structure is (zsmalloc's for frontswap, zbud's
+    /// for cleancache, the defaults); the per-object parts go when the pages go.
+    #[test]
+    fn metadata_parts_add_up_and_follow_the_pages() {
+        use zpool::ZPool;
+        let z = Zcache::new(Config::default(), zpool::HeapPageSource).unwrap();
+        let layers = |z: &Zcache| {
+            let pam = z.tmem.pam();
+            pam.eph[0].stats().metadata_bytes
+                + pam.pers[0].stats().metadata_bytes
+                + pam.fill_table_bytes()
+                + pam.eph_lru.metadata_bytes()
+                + pam.pers_lru.metadata_bytes()
+                + z.tmem.total_counts().metadata_bytes as usize
+        };
+        let fs = z.frontswap();
+        fs.init(0).unwrap();
+        let cc = z.cleancache();
+        let pool = cc.init_fs().unwrap();
+        let empty = z.metadata_parts();
+        assert_eq!(empty.total(), layers(&z));
+        assert_eq!((empty.tree_nodes, empty.frame_lists), (0, 0));
+        for i in 0..256u64 {
+            let page = test_page(i as u32);
+            let _ = fs.store(0, i, &page);
+            cc.put_page(pool, Oid::new(i, 0, 0), 64 * i, &page);
+        }
+        let full = z.metadata_parts();
+        assert_eq!(full.total(), layers(&z));
+        assert_eq!(full.total(), z.metadata_bytes());
+        assert!(full.tree_nodes > 0 && full.object_maps > empty.object_maps);
+        assert!(full.handle_tables > 0 && full.frame_lists > 0, "{full:?}");
+        assert!(
+            full.zspages > empty.zspages && full.zbud > empty.zbud,
+            "{full:?}"
+        );
+        assert!(full.rings > empty.rings, "{full:?}");
+        fs.invalidate_area(0).unwrap();
+        cc.invalidate_fs(pool).unwrap();
+        let after = z.metadata_parts();
+        assert_eq!(after.total(), layers(&z));
+        assert_eq!((after.tree_nodes, after.frame_lists), (0, 0), "{after:?}");
+    }
 }

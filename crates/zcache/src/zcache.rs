@@ -407,18 +407,66 @@ impl Zcache {
     /// fill-word table. (Compression contexts are a fixed cost, not per page, and are
     /// not included.)
     pub fn metadata_bytes(&self) -> usize {
+        self.metadata_parts().total()
+    }
+
+    /// [`Zcache::metadata_bytes`] by part: where each byte of metadata goes.
+    pub fn metadata_parts(&self) -> MetadataParts {
         let pam = self.tmem.pam();
-        let n = pam.eph[0].stats().metadata_bytes
-            + pam.pers[0].stats().metadata_bytes
-            + pam.fill_table_bytes()
-            + pam.eph_lru.metadata_bytes()
-            + pam.pers_lru.metadata_bytes();
-        n + self.tmem.total_counts().metadata_bytes as usize
+        let tmem = self.tmem.total_counts();
+        let mut p = MetadataParts {
+            tree_nodes: tmem.node_bytes as usize,
+            object_maps: (tmem.metadata_bytes - tmem.node_bytes) as usize,
+            rings: pam.eph_lru.metadata_bytes() + pam.pers_lru.metadata_bytes(),
+            fill_table: pam.fill_table_bytes(),
+            ..MetadataParts::default()
+        };
+        pam.eph[0].metadata_into(&mut p);
+        pam.pers[0].metadata_into(&mut p);
+        p
     }
 
     /// The pool description of a pool id.
     pub fn pool_info(&self, pool: PoolId) -> Result<PoolInfo, ZcacheError> {
         Ok(self.tmem.pool_info(pool)?)
+    }
+}
+
+/// Where zcache's metadata bytes go ([`Zcache::metadata_parts`]): everything outside the
+/// pool frames, by the structure that holds it. [`MetadataParts::total`] is
+/// [`Zcache::metadata_bytes`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MetadataParts {
+    /// tmem's tree nodes: the leaves, which hold the page descriptors, and interior
+    /// nodes.
+    pub tree_nodes: usize,
+    /// tmem's pools, buckets and their object maps (an entry per object).
+    pub object_maps: usize,
+    /// zsmalloc's handle tables (of both allocators, where they are zsmalloc).
+    pub handle_tables: usize,
+    /// zsmalloc's zspage frame lists.
+    pub frame_lists: usize,
+    /// zsmalloc's zspage descriptors, slot bitmaps and fixed part (pool, classes).
+    pub zspages: usize,
+    /// zbud's metadata: frame descriptors, handle entries and fixed part.
+    pub zbud: usize,
+    /// The two reclaim rings (one byte per object, and their tables).
+    pub rings: usize,
+    /// The fill-word table of same-filled pages.
+    pub fill_table: usize,
+}
+
+impl MetadataParts {
+    /// The sum of the parts.
+    pub fn total(&self) -> usize {
+        self.tree_nodes
+            + self.object_maps
+            + self.handle_tables
+            + self.frame_lists
+            + self.zspages
+            + self.zbud
+            + self.rings
+            + self.fill_table
     }
 }
 
