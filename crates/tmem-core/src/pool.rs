@@ -3,6 +3,7 @@
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use hashbrown::HashMap;
+use hashbrown::hash_map::Entry;
 
 use crate::error::TmemError;
 use crate::key::{BuildPremixed, Index, Key, Oid, PoolId};
@@ -128,15 +129,23 @@ impl<D> Bucket<D> {
         index: Index,
         desc: D,
     ) -> Result<Option<D>, InsertFailure<D>> {
-        if !self.objects.contains_key(&oid) {
-            if self.objects.try_reserve(1).is_err() {
-                return Err((desc, None));
+        // One probe when the object exists (the common case) or the map has room; a
+        // vacant entry's insert grows the map only when no room is left
+        // (`len == capacity`), and that growth must be fallible, so it is done first.
+        let room = self.objects.len() < self.objects.capacity();
+        let tree = match self.objects.entry(oid) {
+            Entry::Occupied(o) => o.into_mut(),
+            Entry::Vacant(v) if room => {
+                pam.object_created(info, &oid);
+                v.insert(Tree::new())
             }
-            self.objects.insert(oid, Tree::new());
-            pam.object_created(info, &oid);
-        }
-        let Some(tree) = self.objects.get_mut(&oid) else {
-            return Err((desc, None));
+            Entry::Vacant(_) => {
+                if self.objects.try_reserve(1).is_err() {
+                    return Err((desc, None));
+                }
+                pam.object_created(info, &oid);
+                self.objects.entry(oid).or_insert_with(Tree::new)
+            }
         };
         let res = match tree.insert(index, desc, &mut self.counts) {
             Ok(old) => Ok(old),
