@@ -86,6 +86,19 @@ pub struct BenchArgs {
     )]
     pub scale: Vec<u64>,
 
+    /// With --scale: run each size this many times, one round after the other on the
+    /// same draws (each round a fresh cache and fresh bare passes), and add a row of
+    /// the rounds' medians (its round column reads "medN"). On a shared machine one
+    /// run's ratios move by 0.1 and more; quote the median.
+    #[arg(
+        long,
+        value_name = "R",
+        default_value_t = 1,
+        requires = "scale",
+        value_parser = clap::value_parser!(u32).range(1..=100)
+    )]
+    pub rounds: u32,
+
     /// The same pages through this kernel's zram as well (root only): a zram device of
     /// its own is created (hot_add), the pages are written to it with O_DIRECT and read
     /// back, its mm_stat is printed beside zcache's frames and metadata for the same

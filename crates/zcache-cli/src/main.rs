@@ -177,7 +177,7 @@ fn bench(args: &BenchArgs, progress: &Progress) -> Result<(), CliError> {
     } else if sizes.is_empty() {
         replay(&set, &args.run, progress)
     } else {
-        scaled::run(&set, &sizes, &args.run, progress)
+        scaled::run(&set, &sizes, &args.run, args.rounds, progress)
     }
 }
 

@@ -50,6 +50,7 @@ pub fn run(
     set: &PageSet,
     sizes: &[usize],
     run: &RunArgs,
+    rounds: u32,
     progress: &Progress,
 ) -> Result<(), CliError> {
     let setups = setups(run);
@@ -67,10 +68,15 @@ pub fn run(
             zcache_scale::header()
         ))?;
     }
-    let bar = progress.bar((sizes.len() * setups.len()) as u64, "scaled run");
+    let bar = progress.bar(
+        (sizes.len() * setups.len()) as u64 * u64::from(rounds),
+        "scaled run",
+    );
     let mut emitted = Ok(());
-    let rows = zcache_scale::sweep(&set.pages, sizes, &setups, |r| {
-        bar.inc(1);
+    let rows = zcache_scale::sweep(&set.pages, sizes, &setups, rounds as usize, |r| {
+        if r.round != 0 {
+            bar.inc(1);
+        }
         if !run.json && emitted.is_ok() {
             emitted = bar.suspend(|| crate::emit(&zcache_scale::line(r)));
         }
@@ -84,7 +90,8 @@ pub fn run(
             "\nmetadata by part, bytes per stored page\n{}",
             zcache_scale::parts_header()
         );
-        for r in &rows {
+        // The metadata is the same in every round (the same draws).
+        for r in rows.iter().filter(|r| r.round == 1) {
             t.push_str(&zcache_scale::parts_line(r));
         }
         crate::emit(&t)?;
@@ -94,14 +101,15 @@ pub fn run(
             .map_err(|e| CliError::runtime(format!("JSON output: {e}")))?;
         crate::emit(&(text + "\n"))?;
     }
-    let bad: u64 = rows.iter().map(|r| r.mismatches).sum();
+    // A median row sums its rounds' failures: count the rounds' own rows only.
+    let rows_run = || rows.iter().filter(|r| r.round != 0);
+    let bad: u64 = rows_run().map(|r| r.mismatches).sum();
     if bad > 0 {
         return Err(CliError::runtime(format!(
             "{bad} load(s) returned wrong bytes, failed or lost a stored page"
         )));
     }
-    let left: u64 = rows
-        .iter()
+    let left: u64 = rows_run()
         .map(|r| r.pages_after_invalidate + r.frames_after_invalidate)
         .sum();
     if left > 0 {

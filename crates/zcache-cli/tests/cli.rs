@@ -606,7 +606,7 @@ fn capture_writes_a_corpus_that_bench_replays() {
 }
 
 /// The scaled run's JSON keys.
-const SCALE_KEYS: [&str; 21] = [
+const SCALE_KEYS: [&str; 23] = [
     "workload",
     "allocator",
     "compressor",
@@ -628,6 +628,8 @@ const SCALE_KEYS: [&str; 21] = [
     "mismatches",
     "pages_after_invalidate",
     "frames_after_invalidate",
+    "round",
+    "median_of",
 ];
 
 #[test]
@@ -692,14 +694,16 @@ fn scaled_run_reuses_the_pages_and_verifies_every_load() {
         // The main table's meta B is the same figure.
         let main = lines.iter().find(|m| m[..4] == l[..4]).expect("row");
         assert_eq!(
-            main[main.len() - 4],
+            main[main.len() - 5],
             format!("{:.1}", v[0]),
             "{l:?} / {main:?}"
         );
     }
     for l in &lines {
-        // ... verified, missed, mismatch: every page loaded back or rightly missed.
-        let n = |i: usize| l[l.len() - i].parse::<u64>().expect("a count");
+        // ... verified, missed, mismatch, round: every page loaded back or rightly
+        // missed, in the one round run.
+        assert_eq!(l[l.len() - 1], "1", "{l:?}");
+        let n = |i: usize| l[l.len() - 1 - i].parse::<u64>().expect("a count");
         assert_eq!(n(1), 0, "mismatches in {l:?}");
         assert_eq!(n(3) + n(2), 2000, "{l:?}");
         assert!(n(3) >= 1900, "{l:?}");
@@ -749,4 +753,87 @@ fn scaled_run_reuses_the_pages_and_verifies_every_load() {
         "--plot",
     );
     fails(&zcache(&["bench", "--scale", "0"]), 2, "0");
+    fails(&zcache(&["bench", "--rounds", "2"]), 2, "--scale");
+    fails(
+        &zcache(&["bench", "--scale", "10", "--rounds", "0"]),
+        2,
+        "0",
+    );
+}
+
+#[test]
+fn scaled_rounds_print_each_round_then_their_medians() {
+    let o = zcache(&[
+        "bench",
+        "--scale",
+        "1500,700",
+        "--rounds",
+        "3",
+        "--workload",
+        "frontswap",
+        "--compressor",
+        "lz4",
+    ]);
+    ok(&o);
+    let out = stdout(&o);
+    let (table, parts) = out
+        .split_once("metadata by part")
+        .expect("the metadata-by-part table follows the main one");
+    let rows: Vec<Vec<&str>> = table
+        .lines()
+        .filter(|l| l.starts_with("frontswap "))
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    let got: Vec<(&str, &str)> = rows.iter().map(|l| (l[3], l[l.len() - 1])).collect();
+    assert_eq!(
+        got,
+        [
+            ("1500", "1"),
+            ("1500", "2"),
+            ("1500", "3"),
+            ("1500", "med3"),
+            ("700", "1"),
+            ("700", "2"),
+            ("700", "3"),
+            ("700", "med3")
+        ],
+        "{out}"
+    );
+    // The median row's load ratio is the middle one of its three rounds'.
+    for size in rows.chunks(4) {
+        let ratio =
+            |l: &Vec<&str>| -> f64 { l[10].trim_end_matches('x').parse().expect("a ratio") };
+        let mut v: Vec<f64> = size[..3].iter().map(ratio).collect();
+        v.sort_by(f64::total_cmp);
+        assert_eq!(ratio(&size[3]), v[1], "{size:?}");
+        // The same draws in every round: the same metadata and counts.
+        for l in &size[1..] {
+            assert_eq!(l[13..17], size[0][13..17], "{size:?}");
+        }
+    }
+    // One line a size in the metadata table (it is the same in every round).
+    assert_eq!(
+        parts
+            .lines()
+            .filter(|l| l.starts_with("frontswap "))
+            .count(),
+        2,
+        "{out}"
+    );
+
+    let o = zcache(&["--scale", "600", "--rounds", "2", "--json"]);
+    ok(&o);
+    let v: Value = serde_json::from_str(&stdout(&o)).expect("stdout is JSON");
+    let rows = v.as_array().expect("a top-level array");
+    let rounds: Vec<(u64, u64)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["round"].as_u64().unwrap(),
+                r["median_of"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    // Both workloads: two rounds each, then the medians of two.
+    assert_eq!(rounds, [(1, 1), (2, 1), (0, 2), (1, 1), (2, 1), (0, 2)]);
 }

@@ -25,6 +25,12 @@
 //! run after the zcache pass, once its cache is dropped, so at most one of the two
 //! holds N compressed pages.
 //!
+//! Rounds: a sweep may run each (size, setup) several times over the same draws (the
+//! same files and load order), each round a fresh cache and fresh bare passes, and add
+//! a row of the medians of the rounds' figures. On a shared machine one run's ratios
+//! move by 0.1 and more from run to run (docs/performance.md, "What the load gap is
+//! not"); the median of alternated rounds in one process is the figure to quote.
+//!
 //! Reported per page: zcache's store, load and invalidate; the bare compress and
 //! decompress; the ratios (zcache pages/s over bare pages/s, the issue's 0.95x bar) and
 //! the cost beyond compression; metadata bytes per stored page
@@ -278,6 +284,10 @@ pub struct Row {
     pub frames_after_invalidate: u64,
     /// The clock (`cpu` or `wall`).
     pub clock: &'static str,
+    /// The round (1-based), or 0 for the row of medians of the rounds before it.
+    pub round: u32,
+    /// Rounds the figures are the median of: 1 for a round's own row.
+    pub median_of: u32,
 }
 
 impl Row {
@@ -569,34 +579,94 @@ pub fn run(setup: &Setup, pages: &[Page], n: usize, rng: &mut Rng) -> Result<Row
         pages_after_invalidate: pages_left,
         frames_after_invalidate: frames_left,
         clock: setup.clock.short_name(),
+        round: 1,
+        median_of: 1,
     })
 }
 
 /// Runs every setup at every size (sizes outermost), one draw sequence from [`SEED`],
 /// handing each row to `each` as it is done; returns them all.
+///
+/// Each (size, setup) runs `rounds` times (at least once) on the same draws, one round
+/// after the other, each with a fresh cache; with more than one round a row of their
+/// medians ([`median`]) follows the rounds' rows. One round draws exactly what a
+/// sweep of one round draws.
 pub fn sweep(
     pages: &[Page],
     sizes: &[usize],
     setups: &[Setup],
+    rounds: usize,
     mut each: impl FnMut(&Row),
 ) -> Result<Vec<Row>, ScaleError> {
+    let rounds = rounds.max(1);
     let mut rng = Rng::new(SEED);
-    let mut rows = Vec::with_capacity(sizes.len() * setups.len());
+    let mut rows = Vec::with_capacity(sizes.len() * setups.len() * (rounds + 1));
     for &n in sizes {
         for s in setups {
-            let row = run(s, pages, n, &mut rng)?;
-            each(&row);
-            rows.push(row);
+            let start = rng.clone();
+            let mut these = Vec::with_capacity(rounds);
+            for r in 1..=rounds {
+                rng = start.clone();
+                let mut row = run(s, pages, n, &mut rng)?;
+                row.round = r as u32;
+                each(&row);
+                these.push(row);
+            }
+            if let Some(m) = median(&these).filter(|_| rounds > 1) {
+                each(&m);
+                these.push(m);
+            }
+            rows.append(&mut these);
         }
     }
     Ok(rows)
+}
+
+/// The median of a sequence (the mean of the middle two for an even count).
+fn median_of(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n == 0 {
+        0.0
+    } else if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// The row of medians of `rounds` (rows of one size and setup): each timing, ratio and
+/// cost beyond is the median of the rounds' own (a ratio is the median of the rounds'
+/// ratios, not a ratio of medians); the metadata and counts are the first round's (every
+/// round draws the same pages and keys); the failures are summed, so that none is
+/// hidden. `None` for no rows.
+pub fn median(rounds: &[Row]) -> Option<Row> {
+    let first = rounds.first()?;
+    let m = |f: fn(&Row) -> f64| median_of(rounds.iter().map(f).collect());
+    Some(Row {
+        store_us: m(|r| r.store_us),
+        compress_us: m(|r| r.compress_us),
+        store_vs_bare: m(|r| r.store_vs_bare),
+        store_beyond_us: m(|r| r.store_beyond_us),
+        load_us: m(|r| r.load_us),
+        decompress_us: m(|r| r.decompress_us),
+        load_vs_bare: m(|r| r.load_vs_bare),
+        load_beyond_us: m(|r| r.load_beyond_us),
+        invalidate_us: m(|r| r.invalidate_us),
+        mismatches: rounds.iter().map(|r| r.mismatches).sum(),
+        pages_after_invalidate: rounds.iter().map(|r| r.pages_after_invalidate).sum(),
+        frames_after_invalidate: rounds.iter().map(|r| r.frames_after_invalidate).sum(),
+        round: 0,
+        median_of: rounds.len() as u32,
+        ..first.clone()
+    })
 }
 
 /// The table's heading line (µs per page; "x bare" is zcache's pages/s over bare
 /// compression's, "beyond" zcache's µs minus bare's).
 pub fn header() -> String {
     format!(
-        "{:<10} {:<9} {:<7} {:>9} {:>8} {:>8} {:>7} {:>8} {:>8} {:>9} {:>7} {:>8} {:>8} {:>7} {:>9} {:>7} {:>8}\n",
+        "{:<10} {:<9} {:<7} {:>9} {:>8} {:>8} {:>7} {:>8} {:>8} {:>9} {:>7} {:>8} {:>8} {:>7} {:>9} {:>7} {:>8} {:>6}\n",
         "workload",
         "allocator",
         "comp",
@@ -613,7 +683,8 @@ pub fn header() -> String {
         "meta B",
         "verified",
         "missed",
-        "mismatch"
+        "mismatch",
+        "round"
     )
 }
 
@@ -663,7 +734,7 @@ pub fn parts_line(r: &Row) -> String {
 /// One row of the table.
 pub fn line(r: &Row) -> String {
     format!(
-        "{:<10} {:<9} {:<7} {:>9} {:>8.2} {:>8.2} {:>6.2}x {:>8.2} {:>8.2} {:>9.2} {:>6.2}x {:>8.2} {:>8.3} {:>7.1} {:>9} {:>7} {:>8}\n",
+        "{:<10} {:<9} {:<7} {:>9} {:>8.2} {:>8.2} {:>6.2}x {:>8.2} {:>8.2} {:>9.2} {:>6.2}x {:>8.2} {:>8.3} {:>7.1} {:>9} {:>7} {:>8} {:>6}\n",
         r.workload,
         r.allocator,
         r.compressor,
@@ -680,7 +751,12 @@ pub fn line(r: &Row) -> String {
         r.metadata_bytes_per_page,
         r.verified_pages,
         r.missed_loads,
-        r.mismatches
+        r.mismatches,
+        if r.round == 0 {
+            format!("med{}", r.median_of)
+        } else {
+            r.round.to_string()
+        }
     )
 }
 
@@ -770,6 +846,54 @@ mod tests {
     }
 
     #[test]
+    fn rounds_repeat_the_same_draws_and_end_in_a_row_of_medians() {
+        let pages = pages();
+        let setups = [Setup::new(Workload::Cleancache)];
+        let one = sweep(&pages, &[200], &setups, 1, |_| {}).expect("runs");
+        let mut seen = Vec::new();
+        let three = sweep(&pages, &[200, 100], &setups, 3, |r| seen.push(r.round)).expect("runs");
+        // Three rounds, then their medians, per size.
+        assert_eq!(seen, [1, 2, 3, 0, 1, 2, 3, 0]);
+        assert_eq!(three.len(), 8);
+        let (rounds, med) = (&three[..3], &three[3]);
+        // Every round draws what a one-round sweep draws: the same files (so the same
+        // metadata) and the same checks.
+        for r in rounds {
+            assert_eq!(r.failures(), 0, "{r:?}");
+            assert_eq!(r.median_of, 1);
+            assert_eq!(
+                (r.stored_pages, r.verified_pages, r.missed_loads),
+                (
+                    one[0].stored_pages,
+                    one[0].verified_pages,
+                    one[0].missed_loads
+                )
+            );
+            assert_eq!(r.metadata_bytes_per_page, one[0].metadata_bytes_per_page);
+        }
+        assert_eq!((med.round, med.median_of), (0, 3));
+        let mid = |f: fn(&Row) -> f64| {
+            let mut v: Vec<f64> = rounds.iter().map(f).collect();
+            v.sort_by(f64::total_cmp);
+            v[1]
+        };
+        assert_eq!(med.load_vs_bare, mid(|r| r.load_vs_bare));
+        assert_eq!(med.store_us, mid(|r| r.store_us));
+        assert_eq!(med.invalidate_us, mid(|r| r.invalidate_us));
+        assert!(line(med).trim_end().ends_with("med3"), "{}", line(med));
+        assert!(line(&rounds[1]).trim_end().ends_with(" 2"));
+        // The next size's rounds follow, and a failure in any round shows in the medians.
+        assert_eq!(three[4].pages, 100);
+        let mut bad = rounds.to_vec();
+        bad[2].mismatches = 2;
+        bad[0].frames_after_invalidate = 1;
+        let m = median(&bad).expect("rows");
+        assert_eq!((m.mismatches, m.failures()), (2, 3));
+        assert!(median(&[]).is_none());
+        assert_eq!(median_of(vec![4.0, 1.0, 3.0, 2.0]), 2.5);
+    }
+
+    #[test]
     fn sweeps_run_sizes_outermost_and_lines_hold_every_column() {
         let pages = pages();
         let setups = [
@@ -777,7 +901,7 @@ mod tests {
             Setup::new(Workload::Cleancache),
         ];
         let mut seen = Vec::new();
-        let rows = sweep(&pages, &[100, 300], &setups, |r| {
+        let rows = sweep(&pages, &[100, 300], &setups, 1, |r| {
             seen.push((r.workload, r.pages))
         })
         .expect("runs");
@@ -794,10 +918,10 @@ mod tests {
         let head = header();
         let columns = head.split_whitespace().count();
         // "store us", "comp us", ... are two words each in the heading.
-        assert_eq!(columns, 17 + 8, "{head}");
+        assert_eq!(columns, 18 + 8, "{head}");
         for r in &rows {
             let l = line(r);
-            assert_eq!(l.split_whitespace().count(), 17, "{l}");
+            assert_eq!(l.split_whitespace().count(), 18, "{l}");
             assert!(l.starts_with(r.workload));
         }
         assert!(run(&setups[0], &[], 10, &mut Rng::new(1)).is_err());

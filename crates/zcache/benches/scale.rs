@@ -7,7 +7,8 @@
 //! load, the table) is `zcache-scale`, which `zcache bench --scale N` runs too: see that
 //! crate's documentation for what each pass does.
 //!
-//! Run: `cargo bench -p zcache --bench scale` (sizes: `SCALE_SIZES=10000,100000`).
+//! Run: `cargo bench -p zcache --bench scale` (sizes: `SCALE_SIZES=10000,100000`;
+//! rounds per size, with a row of their medians: `SCALE_ROUNDS=5`).
 
 use zcache::PAGE_SIZE;
 use zcache_scale::{SIZES, Setup, Workload};
@@ -25,10 +26,14 @@ fn main() {
         .ok()
         .map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect())
         .unwrap_or_else(|| SIZES.to_vec());
+    let rounds: usize = std::env::var("SCALE_ROUNDS")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(1);
     let corpus = dev();
     let setups = Workload::ALL.map(Setup::new);
     print!("{}", zcache_scale::header());
-    let rows = zcache_scale::sweep(corpus.pages(), &sizes, &setups, |r| {
+    let rows = zcache_scale::sweep(corpus.pages(), &sizes, &setups, rounds, |r| {
         print!("{}", zcache_scale::line(r))
     })
     .expect("scaled run");
@@ -36,7 +41,7 @@ fn main() {
         "\nmetadata by part, bytes per stored page\n{}",
         zcache_scale::parts_header()
     );
-    for r in &rows {
+    for r in rows.iter().filter(|r| r.round == 1) {
         print!("{}", zcache_scale::parts_line(r));
     }
     let failures: u64 = rows.iter().map(|r| r.failures()).sum();
