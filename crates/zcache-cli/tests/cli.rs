@@ -806,12 +806,14 @@ fn scaled_rounds_print_each_round_then_their_medians() {
         let mut v: Vec<f64> = size[..3].iter().map(ratio).collect();
         v.sort_by(f64::total_cmp);
         assert_eq!(ratio(&size[3]), v[1], "{size:?}");
-        // The same draws in every round: the same metadata and counts.
+        // The same draws in every round: the same counts. (The metadata may differ
+        // a little: a zspage whose frames the heap placed far apart keeps a wide frame
+        // list.)
         for l in &size[1..] {
-            assert_eq!(l[13..17], size[0][13..17], "{size:?}");
+            assert_eq!(l[14..17], size[0][14..17], "{size:?}");
         }
     }
-    // One line a size in the metadata table (it is the same in every round).
+    // One line a size in the metadata table (the first round's).
     assert_eq!(
         parts
             .lines()

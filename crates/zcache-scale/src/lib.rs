@@ -638,8 +638,9 @@ fn median_of(mut v: Vec<f64>) -> f64 {
 /// The row of medians of `rounds` (rows of one size and setup): each timing, ratio and
 /// cost beyond is the median of the rounds' own (a ratio is the median of the rounds'
 /// ratios, not a ratio of medians); the metadata and counts are the first round's (every
-/// round draws the same pages and keys); the failures are summed, so that none is
-/// hidden. `None` for no rows.
+/// round draws the same pages and keys; the metadata may still differ by a few tenths of
+/// a byte a page, where the heap placed a zspage's frames too far apart for a compact
+/// frame list); the failures are summed, so that none is hidden. `None` for no rows.
 pub fn median(rounds: &[Row]) -> Option<Row> {
     let first = rounds.first()?;
     let m = |f: fn(&Row) -> f64| median_of(rounds.iter().map(f).collect());
@@ -856,8 +857,9 @@ mod tests {
         assert_eq!(seen, [1, 2, 3, 0, 1, 2, 3, 0]);
         assert_eq!(three.len(), 8);
         let (rounds, med) = (&three[..3], &three[3]);
-        // Every round draws what a one-round sweep draws: the same files (so the same
-        // metadata) and the same checks.
+        // Every round draws what a one-round sweep draws: the same files and the same
+        // checks. (Not always the same metadata to the byte: where the heap puts the
+        // frames decides whether a zspage's frame list is compact or wide.)
         for r in rounds {
             assert_eq!(r.failures(), 0, "{r:?}");
             assert_eq!(r.median_of, 1);
@@ -869,7 +871,6 @@ mod tests {
                     one[0].missed_loads
                 )
             );
-            assert_eq!(r.metadata_bytes_per_page, one[0].metadata_bytes_per_page);
         }
         assert_eq!((med.round, med.median_of), (0, 3));
         let mid = |f: fn(&Row) -> f64| {
