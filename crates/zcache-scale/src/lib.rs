@@ -49,6 +49,12 @@ use zcache::{
 use zcomp::{Algorithm, AnyCompressor, Compressor};
 use zpool::BlockPageSource;
 
+mod median;
+mod table;
+
+pub use median::median;
+pub use table::{header, line, parts_header, parts_line};
+
 /// The sizes the scale bench runs by default.
 pub const SIZES: [usize; 3] = [10_000, 100_000, 1_000_000];
 
@@ -622,147 +628,9 @@ pub fn sweep(
     Ok(rows)
 }
 
-/// The median of a sequence (the mean of the middle two for an even count).
-fn median_of(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n == 0 {
-        0.0
-    } else if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
-
-/// The row of medians of `rounds` (rows of one size and setup): each timing, ratio and
-/// cost beyond is the median of the rounds' own (a ratio is the median of the rounds'
-/// ratios, not a ratio of medians); the metadata and counts are the first round's (every
-/// round draws the same pages and keys; the metadata may still differ by a few tenths of
-/// a byte a page, where the heap placed a zspage's frames too far apart for a compact
-/// frame list); the failures are summed, so that none is hidden. `None` for no rows.
-pub fn median(rounds: &[Row]) -> Option<Row> {
-    let first = rounds.first()?;
-    let m = |f: fn(&Row) -> f64| median_of(rounds.iter().map(f).collect());
-    Some(Row {
-        store_us: m(|r| r.store_us),
-        compress_us: m(|r| r.compress_us),
-        store_vs_bare: m(|r| r.store_vs_bare),
-        store_beyond_us: m(|r| r.store_beyond_us),
-        load_us: m(|r| r.load_us),
-        decompress_us: m(|r| r.decompress_us),
-        load_vs_bare: m(|r| r.load_vs_bare),
-        load_beyond_us: m(|r| r.load_beyond_us),
-        invalidate_us: m(|r| r.invalidate_us),
-        mismatches: rounds.iter().map(|r| r.mismatches).sum(),
-        pages_after_invalidate: rounds.iter().map(|r| r.pages_after_invalidate).sum(),
-        frames_after_invalidate: rounds.iter().map(|r| r.frames_after_invalidate).sum(),
-        round: 0,
-        median_of: rounds.len() as u32,
-        ..first.clone()
-    })
-}
-
-/// The table's heading line (µs per page; "x bare" is zcache's pages/s over bare
-/// compression's, "beyond" zcache's µs minus bare's).
-pub fn header() -> String {
-    format!(
-        "{:<10} {:<9} {:<7} {:>9} {:>8} {:>8} {:>7} {:>8} {:>8} {:>9} {:>7} {:>8} {:>8} {:>7} {:>9} {:>7} {:>8} {:>6}\n",
-        "workload",
-        "allocator",
-        "comp",
-        "pages",
-        "store us",
-        "comp us",
-        "x bare",
-        "beyond",
-        "load us",
-        "decomp us",
-        "x bare",
-        "beyond",
-        "inval us",
-        "meta B",
-        "verified",
-        "missed",
-        "mismatch",
-        "round"
-    )
-}
-
-/// The heading of the metadata-by-part table ([`parts_line`]): bytes per stored page.
-pub fn parts_header() -> String {
-    format!(
-        "{:<10} {:<9} {:<7} {:>9} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7}\n",
-        "workload",
-        "allocator",
-        "comp",
-        "pages",
-        "meta B",
-        "leaves",
-        "maps",
-        "handles",
-        "frames",
-        "zspages",
-        "zbud",
-        "rings",
-        "fill"
-    )
-}
-
-/// One row's metadata by part, bytes per stored page: tmem's tree nodes ("leaves") and
-/// object maps, zsmalloc's handle tables, frame lists and zspages (descriptors, bitmaps,
-/// fixed), zbud's, the reclaim rings, the fill-word table.
-pub fn parts_line(r: &Row) -> String {
-    let p = &r.metadata_parts_per_page;
-    format!(
-        "{:<10} {:<9} {:<7} {:>9} {:>7.2} {:>7.2} {:>7.2} {:>7.2} {:>7.2} {:>7.2} {:>7.2} {:>7.2} {:>7.2}\n",
-        r.workload,
-        r.allocator,
-        r.compressor,
-        r.pages,
-        r.metadata_bytes_per_page,
-        p.tree_nodes,
-        p.object_maps,
-        p.handle_tables,
-        p.frame_lists,
-        p.zspages,
-        p.zbud,
-        p.rings,
-        p.fill_table
-    )
-}
-
-/// One row of the table.
-pub fn line(r: &Row) -> String {
-    format!(
-        "{:<10} {:<9} {:<7} {:>9} {:>8.2} {:>8.2} {:>6.2}x {:>8.2} {:>8.2} {:>9.2} {:>6.2}x {:>8.2} {:>8.3} {:>7.1} {:>9} {:>7} {:>8} {:>6}\n",
-        r.workload,
-        r.allocator,
-        r.compressor,
-        r.pages,
-        r.store_us,
-        r.compress_us,
-        r.store_vs_bare,
-        r.store_beyond_us,
-        r.load_us,
-        r.decompress_us,
-        r.load_vs_bare,
-        r.load_beyond_us,
-        r.invalidate_us,
-        r.metadata_bytes_per_page,
-        r.verified_pages,
-        r.missed_loads,
-        r.mismatches,
-        if r.round == 0 {
-            format!("med{}", r.median_of)
-        } else {
-            r.round.to_string()
-        }
-    )
-}
-
 #[cfg(test)]
 mod tests {
+    use super::median::median_of;
     use super::*;
 
     /// 40 pages: half text-like, a few same-filled, a few that do not compress.
