@@ -618,7 +618,9 @@ pub fn sweep(
                 each(&row);
                 these.push(row);
             }
-            if let Some(m) = median(&these).filter(|_| rounds > 1) {
+            if rounds > 1
+                && let Some(m) = median(&these)
+            {
                 each(&m);
                 these.push(m);
             }
