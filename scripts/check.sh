@@ -136,16 +136,17 @@ else
             --test host_lock
         echo "--- miri: zpool --lib (frames and their tags, page sources, test sources)"
         CARGO_TARGET_DIR=target/miri PROPTEST_CASES=4 cargo +nightly miri test -p zpool --lib \
-            -- --skip frame_list
+            -- --skip frame_table --skip frame_chain
         echo "--- miri: zbud --test layout (subset)"
         CARGO_TARGET_DIR=target/miri PROPTEST_CASES=4 cargo +nightly miri test -p zbud \
             --test layout -- first_buddy stale_double failed_allocation dropping_the_pool
-        # zpool's FrameList keeps frames as numbers (exposed provenance: strict
-        # provenance cannot express it), and zsmalloc's zspages reach their frames
-        # through it: these run under permissive provenance.
+        # zpool's FrameTable and FrameChain keep frames as numbers (exposed provenance:
+        # strict provenance cannot express it), and zsmalloc's zspages reach their
+        # frames through them: these run under permissive provenance.
         export MIRIFLAGS="-Zmiri-permissive-provenance"
-        echo "--- miri: zpool --lib frame_list (permissive provenance)"
-        CARGO_TARGET_DIR=target/miri cargo +nightly miri test -p zpool --lib frame_list
+        echo "--- miri: zpool --lib frame_table frame_chain (permissive provenance)"
+        CARGO_TARGET_DIR=target/miri cargo +nightly miri test -p zpool --lib -- frame_table \
+            frame_chain
         echo "--- miri: zsmalloc --test contracts (subset; permissive provenance)"
         CARGO_TARGET_DIR=target/miri PROPTEST_CASES=4 cargo +nightly miri test -p zsmalloc \
             --test contracts -- stale_and_forged huge_objects zspages_grow_lazily \

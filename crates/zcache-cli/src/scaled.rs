@@ -90,7 +90,7 @@ pub fn run(
             "\nmetadata by part, bytes per stored page\n{}",
             zcache_scale::parts_header()
         );
-        // The first round's metadata (the same draws in every round; the frame lists
+        // The first round's metadata (the same draws in every round; the frame tables
         // may differ a little with where the heap put the frames).
         for r in rows.iter().filter(|r| r.round == 1) {
             t.push_str(&zcache_scale::parts_line(r));

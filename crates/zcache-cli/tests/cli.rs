@@ -691,13 +691,12 @@ fn scaled_run_reuses_the_pages_and_verifies_every_load() {
         let v: Vec<f64> = l[4..].iter().map(|x| x.parse().expect("bytes")).collect();
         let sum: f64 = v[1..].iter().sum();
         assert!((sum - v[0]).abs() < 0.06, "parts do not add up in {l:?}");
-        // The main table's meta B is the same figure.
+        // The main table's meta B is the same figure, to its one decimal (compared as
+        // numbers: 69.65 from the parts table is the main table's 69.6 when the exact
+        // figure was 69.649).
         let main = lines.iter().find(|m| m[..4] == l[..4]).expect("row");
-        assert_eq!(
-            main[main.len() - 5],
-            format!("{:.1}", v[0]),
-            "{l:?} / {main:?}"
-        );
+        let meta: f64 = main[main.len() - 5].parse().expect("meta B");
+        assert!((meta - v[0]).abs() <= 0.0501, "{l:?} / {main:?}");
     }
     for l in &lines {
         // ... verified, missed, mismatch, round: every page loaded back or rightly

@@ -339,7 +339,7 @@ pub struct MetaParts {
     pub object_maps: f64,
     /// zsmalloc's handle tables.
     pub handle_tables: f64,
-    /// zsmalloc's frame lists.
+    /// zsmalloc's frame tables (4 bytes a frame a zspage may hold).
     pub frame_lists: f64,
     /// zsmalloc's zspage descriptors, bitmaps and fixed part.
     pub zspages: f64,
@@ -729,7 +729,7 @@ mod tests {
         let (rounds, med) = (&three[..3], &three[3]);
         // Every round draws what a one-round sweep draws: the same files and the same
         // checks. (Not always the same metadata to the byte: where the heap puts the
-        // frames decides whether a zspage's frame list is compact or wide.)
+        // frames decides whether a zspage's frame row is compact or wide.)
         for r in rounds {
             assert_eq!(r.failures(), 0, "{r:?}");
             assert_eq!(r.median_of, 1);

@@ -444,7 +444,7 @@ pub struct MetadataParts {
     pub object_maps: usize,
     /// zsmalloc's handle tables (of both allocators, where they are zsmalloc).
     pub handle_tables: usize,
-    /// zsmalloc's zspage frame lists.
+    /// zsmalloc's zspage frames (its classes' frame tables; 4 bytes a frame).
     pub frame_lists: usize,
     /// zsmalloc's zspage descriptors, slot bitmaps and fixed part (pool, classes).
     pub zspages: usize,

@@ -30,7 +30,7 @@ impl fmt::Display for AllocError {
 /// and no other source can obtain them. The range is the same at every page size (a
 /// host's tag numbers do not depend on it).
 /// It is stored in the low 11 bits of the frame's address (frames are page-aligned, so
-/// at least 4096-aligned; bit 11 is [`crate::FrameList`]'s), so
+/// at least 4096-aligned; bit 11 is left free), so
 /// it costs no memory, one `or` when a frame is made, one `and` when its bytes are
 /// reached, and one compare when it is freed (per frame, not per compressed page).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,8 +60,9 @@ impl FrameTag {
     }
 }
 
-/// Tags are below this (11 bits) at every page size: bit 11 of a tagged address is free
-/// for [`crate::FrameList`] to mark its wide form in.
+/// Tags are below this (11 bits) at every page size (bit 11 of a tagged address stays
+/// free: it marked the wide form of the frame lists [`crate::FrameTable`] replaced, and
+/// the tag range hosts were given stays as it is).
 pub(crate) const TAG_LIMIT: usize = 2048;
 /// The low address bits a page-aligned frame leaves free (its [`FrameTag`] uses the low
 /// 11 of them).
@@ -130,7 +131,7 @@ impl Frame {
     }
 
     /// Gives up ownership and returns the tagged address, exposing the pointer's
-    /// provenance ([`crate::FrameList`] keeps frames as numbers).
+    /// provenance ([`crate::FrameTable`] and [`crate::FrameChain`] keep frames as numbers).
     pub(crate) fn into_exposed(self) -> usize {
         self.tagged.as_ptr().expose_provenance()
     }

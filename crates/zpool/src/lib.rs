@@ -9,8 +9,10 @@
 //!   frame) or [`HeapPageSource`] (one allocation per frame: simplest, but glibc spends
 //!   about two pages per page-aligned frame),
 //!   behind [`RecyclingSource`] when allocation per frame is costly.
-//! * [`Frame`] is an owned page frame; [`FrameList`] an owned stack of them in 4 bytes a
-//!   frame (zsmalloc's zspages). All `unsafe` frame-memory access of the workspace's
+//! * [`Frame`] is an owned page frame; [`FrameTable`] owns rows of them in 4 bytes a
+//!   frame (zsmalloc's zspages, a size class in one array); [`FrameChain`] is a stack of
+//!   them linked through their own first word (frames on their way back to the source,
+//!   held without allocating). All `unsafe` frame-memory access of the workspace's
 //!   allocators lives in this crate: allocator crates built on it can
 //!   `#![forbid(unsafe_code)]`.
 //! * [`ZPool`] is the allocator trait (Linux's zpool API is the reference): allocate, free,
@@ -30,7 +32,8 @@ extern crate alloc;
 
 mod blocks;
 mod frame;
-mod frame_list;
+mod frame_chain;
+mod frame_table;
 mod pool;
 mod recycle;
 use zplat::sync;
@@ -39,7 +42,8 @@ pub mod testing;
 
 pub use blocks::{BLOCK_BYTES, BLOCK_FRAMES, BlockPageSource};
 pub use frame::{AllocError, Frame, FrameTag, HeapPageSource, PAGE_SIZE, Page, PageSource};
-pub use frame_list::{FRAME_LIST_MAX, FrameList};
+pub use frame_chain::FrameChain;
+pub use frame_table::{FRAME_ROW_MAX, FrameTable};
 pub use pool::{CompactStep, Handle, ObjectIds, PoolStats, ZPool, ZPoolError};
 pub use recycle::RecyclingSource;
 

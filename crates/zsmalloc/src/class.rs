@@ -17,8 +17,8 @@ use crate::bitmap::SlotMap;
 use crate::fullness::Fullness;
 use crate::geometry::Geometry;
 use crate::handle::{HEADER, HandleTable, header, parse_header};
-use crate::zspage::{NONE, ZsPage, reserve};
-use zpool::FrameList;
+use crate::zspage::{self, NONE, ZsPage, reserve};
+use zpool::{FrameChain, FrameTable};
 
 /// Per-class counters reported by [`crate::ClassStats`].
 #[derive(Clone, Copy, Debug, Default)]
@@ -54,6 +54,9 @@ pub(crate) struct ClassInner {
     /// Shortest length this class stores (the header keeps `len - min_len`).
     pub(crate) min_len: usize,
     pub(crate) zspages: Vec<ZsPage>,
+    /// Zspage `z`'s frames are row `z` (rows are added with descriptors, and reused
+    /// with them).
+    pub(crate) frames: FrameTable,
     free_zs: u32,
     pub(crate) slots: SlotMap,
     pub(crate) table: HandleTable,
@@ -67,6 +70,7 @@ impl ClassInner {
             geo,
             min_len,
             zspages: Vec::new(),
+            frames: FrameTable::new(geo.frames()),
             free_zs: NONE,
             slots: SlotMap::new(geo.objs()),
             table: HandleTable::new(geo.objs()),
@@ -76,12 +80,12 @@ impl ClassInner {
     }
 
     /// Heap bytes of this class's metadata: (handle table, zspage descriptors, frame
-    /// lists, slot bitmaps).
+    /// table, slot bitmaps).
     pub(crate) fn metadata(&self) -> [usize; 4] {
         [
             self.table.bytes(),
             self.zspages.capacity() * core::mem::size_of::<ZsPage>(),
-            self.zspages.iter().map(ZsPage::list_bytes).sum(),
+            self.frames.heap_bytes(),
             self.slots.bytes(),
         ]
     }
@@ -128,17 +132,21 @@ impl ClassInner {
             return Err(ZPoolError::NoMemory);
         }
         reserve(&mut self.zspages, 1)?;
+        // A row left by an earlier attempt that failed below is reused.
+        if self.frames.rows() <= z {
+            self.frames.add_row().map_err(|_| ZPoolError::NoMemory)?;
+        }
         self.slots.push_zspage()?;
         self.zspages.push(ZsPage::empty());
         Ok(z)
     }
 
     /// Takes an empty zspage off its list, puts its descriptor on the free list and
-    /// returns its frames (to be given back after the lock is dropped).
-    pub(crate) fn release_zspage(&mut self, z: usize) -> FrameList {
+    /// moves its frames onto `out` (to be given back after the lock is dropped).
+    pub(crate) fn release_zspage(&mut self, z: usize, out: &mut FrameChain) {
         self.lists.unlink(&mut self.zspages, z);
         let n = self.zspages[z].nframes();
-        let frames = self.zspages[z].take_frames();
+        let _taken = self.frames.take_row(z, out);
         if n > 0 {
             self.c.zspages -= 1;
         }
@@ -148,13 +156,20 @@ impl ClassInner {
         d.next = self.free_zs;
         self.zspages[z] = d;
         self.free_zs = z as u32;
-        frames
     }
 
     /// Grows zspage `z` by the frame in `spare` (taken only on success).
     pub(crate) fn grow(&mut self, z: usize, spare: &mut Option<Frame>) -> Result<(), ZPoolError> {
+        const _: () = assert!(zpool::FRAME_ROW_MAX <= u8::MAX as usize);
         let was_empty = self.zspages[z].nframes() == 0;
-        self.zspages[z].push_frame(spare)?;
+        let f = spare.take().ok_or(ZPoolError::NoMemory)?;
+        if let Err(f) = self.frames.push(z, f) {
+            // A full row (cannot happen: slots never need more than `k` frames), or no
+            // memory to turn the row wide: `spare` keeps the frame.
+            *spare = Some(f);
+            return Err(ZPoolError::NoMemory);
+        }
+        self.zspages[z].nframes += 1;
         if was_empty {
             self.c.zspages += 1;
         }
@@ -164,8 +179,9 @@ impl ClassInner {
 
     /// Undoes `grow`: the top frame goes back into `spare`.
     fn ungrow(&mut self, z: usize, spare: &mut Option<Frame>) {
-        if let Some(f) = self.zspages[z].pop_frame() {
+        if let Some(f) = self.frames.pop(z) {
             *spare = Some(f);
+            self.zspages[z].nframes -= 1;
             self.c.frames -= 1;
             if self.zspages[z].nframes() == 0 {
                 self.c.zspages -= 1;
@@ -181,16 +197,12 @@ impl ClassInner {
         };
         let need = self.geo.frames_for_slot(top);
         let mut n = 0;
-        while self.zspages[z].nframes() > need && bin.has_room(1, 0) {
-            let Some(f) = self.zspages[z].pop_frame() else {
+        while self.zspages[z].nframes() > need && bin.has_room(1) {
+            let Some(f) = self.frames.pop(z) else {
                 break;
             };
-            if let Err(f) = bin.push_frame(f) {
-                // Cannot happen (room was checked); keep the frame rather than lose it.
-                let mut back = Some(f);
-                let _ = self.zspages[z].push_frame(&mut back);
-                break;
-            }
+            bin.push_frame(f);
+            self.zspages[z].nframes -= 1;
             self.c.frames -= 1;
             n += 1;
         }
@@ -245,7 +257,7 @@ impl ClassInner {
         let grew = need > have;
         if grew && let Err(e) = self.grow(z, spare) {
             if fresh {
-                let _no_frames = self.release_zspage(z);
+                self.release_zspage(z, &mut FrameChain::new());
             }
             return Err(AllocFail::Error(e));
         }
@@ -255,7 +267,7 @@ impl ClassInner {
             Ok(())
         } else {
             let off = self.geo.slot_offset(j);
-            self.zspages[z].write(off, &header(idx, len, self.min_len))
+            zspage::write(&mut self.frames, z, off, &header(idx, len, self.min_len))
         };
         let written = written.and_then(|()| match data {
             Some(d) => {
@@ -264,7 +276,7 @@ impl ClassInner {
                     slot: j,
                     len,
                 });
-                self.zspages[z].write(off, d)
+                zspage::write(&mut self.frames, z, off, d)
             }
             None => Ok(()),
         });
@@ -275,7 +287,7 @@ impl ClassInner {
                 self.ungrow(z, spare);
             }
             if fresh {
-                let _no_frames = self.release_zspage(z);
+                self.release_zspage(z, &mut FrameChain::new());
             }
             return Err(AllocFail::Error(e));
         }
@@ -294,13 +306,12 @@ impl ClassInner {
     /// The (entry index, length) recorded in the header of slot (`z`, `j`).
     pub(crate) fn read_header(&self, z: usize, j: usize) -> Result<(u32, usize), ZPoolError> {
         let off = self.geo.slot_offset(j);
-        let zs = &self.zspages[z];
-        let h = match zs.in_place(off, HEADER) {
+        let h = match zspage::in_place(&self.frames, z, off, HEADER) {
             // Fast path: the header lies in one frame.
             Some(b) => [b[0], b[1], b[2], b[3]],
             None => {
                 let mut h = [0u8; HEADER];
-                zs.read(off, &mut h)?;
+                zspage::read(&self.frames, z, off, &mut h)?;
                 h
             }
         };
@@ -310,14 +321,19 @@ impl ClassInner {
     /// Validates a handle's (index, generation) and returns where its object lives.
     pub(crate) fn lookup(&self, idx: u32, generation: u32) -> Result<Loc, ZPoolError> {
         let (z, j) = self.table.get(idx, generation)?;
-        let zs = self.zspages.get(z).ok_or(ZPoolError::InvalidHandle)?;
         // (The slot's used bit is not read: a live entry and a header naming it back
-        // already say the slot is this object's, and the bitmap is one more cache line.)
-        if j >= self.geo.objs() || zs.nframes() < self.geo.frames_for_slot(j) {
+        // already say the slot is this object's, and the bitmap is one more cache line.
+        // Nor is the descriptor, but for a huge object's length: the frame table's
+        // element of the slot's last frame says the slot is backed, and it is on the
+        // line the header's frame address comes from.)
+        if j >= self.geo.objs() || !self.frames.contains(z, self.geo.frames_for_slot(j) - 1) {
             return Err(ZPoolError::InvalidHandle);
         }
         let len = if self.geo.huge {
-            zs.hlen as usize
+            self.zspages
+                .get(z)
+                .ok_or(ZPoolError::InvalidHandle)?
+                .hlen as usize
         } else {
             let (owner, len) = self.read_header(z, j)?;
             if owner != idx {
@@ -345,30 +361,29 @@ impl ClassInner {
         bounce: &'a mut [u8],
     ) -> Result<&'a [u8], ZPoolError> {
         let off = self.data_off(loc);
-        let zs = &self.zspages[loc.zs];
-        if let Some(b) = zs.in_place(off, loc.len) {
+        if let Some(b) = zspage::in_place(&self.frames, loc.zs, off, loc.len) {
             return Ok(b);
         }
         let out = bounce.get_mut(..loc.len).ok_or(ZPoolError::BadLength {
             object: loc.len,
             buffer: 0,
         })?;
-        zs.read(off, out)?;
+        zspage::read(&self.frames, loc.zs, off, out)?;
         Ok(out)
     }
 
     pub(crate) fn read(&self, loc: Loc, out: &mut [u8]) -> Result<(), ZPoolError> {
-        self.zspages[loc.zs].read(self.data_off(loc), &mut out[..loc.len])
+        zspage::read(&self.frames, loc.zs, self.data_off(loc), &mut out[..loc.len])
     }
 
     pub(crate) fn write(&mut self, loc: Loc, data: &[u8]) -> Result<(), ZPoolError> {
         let off = self.data_off(loc);
-        self.zspages[loc.zs].write(off, data)
+        zspage::write(&mut self.frames, loc.zs, off, data)
     }
 
-    /// Frees a validated object; returns the frames of its zspage if that emptied it
+    /// Frees a validated object; if that emptied its zspage, its frames go into `bin`
     /// (to be given back after the lock is dropped).
-    pub(crate) fn free(&mut self, idx: u32, loc: Loc) -> Option<FrameList> {
+    pub(crate) fn free(&mut self, idx: u32, loc: Loc, bin: &mut FrameBin) {
         let z = loc.zs;
         self.slots.set(z, loc.slot, false);
         self.table.put(idx);
@@ -376,20 +391,19 @@ impl ClassInner {
         self.c.bytes -= loc.len;
         self.zspages[z].inuse -= 1;
         if self.zspages[z].inuse == 0 {
-            Some(self.release_zspage(z))
+            self.release_zspage(z, bin.chain());
         } else {
             self.lists.relink(&mut self.zspages, z, self.geo.objs());
-            None
         }
     }
 
     /// Takes every frame out (pool teardown, with exclusive access: no lock held).
     pub(crate) fn take_all_frames(&mut self, mut each: impl FnMut(Frame)) {
-        for z in self.zspages.iter_mut() {
-            let mut list = z.take_frames();
-            while let Some(f) = list.pop() {
+        for (z, d) in self.zspages.iter_mut().enumerate() {
+            while let Some(f) = self.frames.pop(z) {
                 each(f);
             }
+            d.nframes = 0;
         }
         self.c.frames = 0;
     }

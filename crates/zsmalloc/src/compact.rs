@@ -36,6 +36,7 @@ use crate::bin::FrameBin;
 use crate::class::ClassInner;
 use crate::fullness::Candidates;
 use crate::handle::HEADER;
+use crate::zspage;
 use crate::sync::Ordering;
 
 /// Most objects moved per class-lock hold (more only to finish freeing a frame a
@@ -120,9 +121,8 @@ impl ClassInner {
         let mut done = 0;
         while done < total {
             let n = MOVE_CHUNK.min(total - done);
-            if self.zspages[from.0]
-                .read(src + done, &mut buf[..n])
-                .and_then(|()| self.zspages[to.0].write(dst + done, &buf[..n]))
+            if zspage::read(&self.frames, from.0, src + done, &mut buf[..n])
+                .and_then(|()| zspage::write(&mut self.frames, to.0, dst + done, &buf[..n]))
                 .is_err()
             {
                 // Only possible with an unbacked destination, which the callers rule
@@ -155,18 +155,9 @@ impl ClassInner {
     fn settle(&mut self, src: usize, dst: usize, bin: &mut FrameBin) {
         let objs = self.geo.objs();
         if self.zspages[src].inuse == 0 {
-            // Holds check for room before every move, so the bin has room; were it
-            // full, the empty zspage would keep its frames (unlisted) until teardown.
-            if bin.has_room(0, 1) {
-                let frames = self.release_zspage(src);
-                let _always_ok = bin.push_list(frames);
-            } else {
-                self.lists.unlink(&mut self.zspages, src);
-            }
+            self.release_zspage(src, bin.chain());
         } else {
-            if self.trim(src, bin) > 0 {
-                self.zspages[src].shrink_list();
-            }
+            self.trim(src, bin);
             self.lists.relink(&mut self.zspages, src, objs);
         }
         self.lists.relink(&mut self.zspages, dst, objs);
@@ -180,9 +171,6 @@ impl ClassInner {
             _ => false,
         };
         let trimmed = self.trim(z, bin) > 0;
-        if trimmed {
-            self.zspages[z].shrink_list();
-        }
         if trimmed && !moved {
             return Packed::Trimmed;
         }
@@ -217,7 +205,7 @@ impl ClassInner {
             if self.freeable() == 0 {
                 return end(moved, HoldEnd::Done);
             }
-            if moved >= limit || !bin.has_room(trim_room, 1) {
+            if moved >= limit || !bin.has_room(trim_room) {
                 return end(moved, HoldEnd::More);
             }
             let (src, dst) = match self.lists.candidates(&self.zspages) {

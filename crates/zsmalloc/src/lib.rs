@@ -317,14 +317,13 @@ impl<S: PageSource> ZPool for ZsPool<S> {
         let mut inner = class.inner.lock();
         let loc = inner.lookup(idx, generation)?;
         let before = inner.c.frames;
-        let released = inner.free(idx, loc);
+        let mut bin = bin::FrameBin::new();
+        inner.free(idx, loc, &mut bin);
         let after = inner.c.frames;
         drop(inner);
         self.account(before, after);
-        if let Some(frames) = released {
-            // The emptied zspage's frames go back with no lock held.
-            bin::release_list(frames, &self.source);
-        }
+        // An emptied zspage's frames go back with no lock held.
+        bin.release(&self.source);
         Ok(loc.len)
     }
 

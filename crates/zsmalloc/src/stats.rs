@@ -16,10 +16,11 @@ pub const FULLNESS_GROUPS: usize = NGROUPS;
 pub struct MetadataStats {
     /// Handle tables: 5 bytes per entry (live or free), plus growth slack.
     pub handle_tables: usize,
-    /// Zspage descriptors (32 bytes each).
+    /// Zspage descriptors (16 bytes each).
     pub zspage_descriptors: usize,
-    /// Frame lists (`zpool::FrameList`): 4 bytes per frame held and per element a trim
-    /// emptied, plus 4 per zspage; 8 per element in a list that had to turn wide.
+    /// Zspages' frames (each class's `zpool::FrameTable`; the name is from the per-zspage
+    /// lists it replaced): 4 bytes per frame a zspage may hold (its class's chain
+    /// length), plus growth slack; 8 more per element of a row that had to turn wide.
     pub frame_lists: usize,
     /// Slot bitmaps: one bit per slot, in 64-bit words per zspage.
     pub bitmaps: usize,
