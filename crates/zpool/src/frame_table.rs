@@ -3,23 +3,28 @@
 //!
 //! A zspage holds up to `width` frames (its class's chain length, at most 255), taken
 //! lazily. The table keeps the frames of row `r` in elements `r * width ..` of one
-//! array of `u32`, each a frame's distance in pages from the table's **base** (the
-//! tagged address of the first frame it was given, chosen again whenever it holds no
-//! frame). Frame `i` of zspage `r` is then one load away from the zspage's number:
+//! array of `u32`. An element names one of up to 8 **bases** (tagged frame addresses
+//! the table took as it met frames far from the others, kept beside the array) in its
+//! top 3 bits, and the frame's distance in pages from that base in the other 29. Frame
+//! `i` of zspage `r` is then one load away from the zspage's number:
 //!
 //! ```text
-//!   words: [ row 0: d0 d1 d2 .. | row 1: d0 d1 0 0 .. | row 2: WIDE WIDE 0 .. | ... ]
-//!   frame (r, i) = base + (words[r * width + i] ^ 2^31) as i32 pages
+//!   words: [ row 0: e0 e1 e2 .. | row 1: e0 e1 0 0 .. | row 2: WIDE WIDE 0 .. | ... ]
+//!   e = base (3 bits) | distance + 2^28 (29 bits)
+//!   frame (r, i) = bases[e >> 29] + ((e & (2^29 - 1)) - 2^28) pages
 //!   wide rows:   [(2, [frame 0, frame 1, 0, ..]), ...]   sorted by row
 //! ```
 //!
-//! 0 marks an empty element and `WIDE` (`u32::MAX`) a present frame of a **wide** row: a
-//! row with a frame that is no `i32` of pages from the base, or of another source (its
-//! [`FrameTag`](crate::FrameTag) differs from the base's), keeps full tagged addresses
-//! in a side list instead (8 bytes a frame). A frame lies within 2^31 pages (8 TiB at
-//! 4 KiB pages) of the others nearly always: a [`crate::BlockPageSource`] cuts them
-//! from blocks, a kernel from its direct map. The present elements of a row are a
-//! prefix.
+//! A base covers 2^28 pages either side (1 TiB at 4 KiB pages) and one source (a frame
+//! of another [`FrameTag`](crate::FrameTag) needs a base of its own). A frame no base
+//! covers becomes a base while there are fewer than 8; the bases are chosen again
+//! whenever the table holds no frame. Eight regions cover what hosts do: a
+//! [`crate::BlockPageSource`] cuts frames from blocks that glibc puts in its mmap area
+//! or, once its mmap threshold has risen, in the heap (about 42 TiB apart: two bases),
+//! a kernel from its direct map (one). 0 marks an empty element and `WIDE`
+//! (`u32::MAX`) a present frame of a **wide** row: a row with a frame that no base covers
+//! and none can be added for keeps full tagged addresses in a side list instead
+//! (8 bytes a frame). The present elements of a row are a prefix.
 //!
 //! Before this table each zspage owned a heap list of its frames (a 32-byte descriptor
 //! with a pointer to it): a load read the descriptor, then the list, then the frame,
@@ -47,7 +52,12 @@ const EMPTY: u32 = 0;
 /// A present frame of a wide row (its address is in the side list).
 const WIDE: u32 = u32::MAX;
 /// Added to a distance so that 0 is no distance a frame can have.
-const BIAS: u32 = 1 << 31;
+const BIAS: u32 = 1 << (OFF_BITS - 1);
+/// Bits of an element's distance from its base.
+const OFF_BITS: u32 = 29;
+const OFF_MASK: u32 = (1 << OFF_BITS) - 1;
+/// Bases a table keeps (the top `32 - OFF_BITS` bits of an element).
+pub const FRAME_TABLE_BASES: usize = 1 << (32 - OFF_BITS);
 
 /// Rows of `width` frames each, 4 bytes a frame (see the module's documentation).
 ///
@@ -57,29 +67,36 @@ const BIAS: u32 = 1 << 31;
 pub struct FrameTable {
     words: Vec<u32>,
     width: usize,
-    /// Tagged address the elements are distances from (meaningless while `frames == 0`).
-    base: usize,
+    /// Tagged addresses the elements are distances from (the first `nbases`; chosen
+    /// again when `frames == 0`).
+    bases: [usize; FRAME_TABLE_BASES],
+    nbases: usize,
     /// Frames held, in all rows.
     frames: usize,
     /// Wide rows' frames as tagged addresses (0: empty element), sorted by row.
     wide: Vec<(u32, Box<[usize]>)>,
 }
 
-/// Frame `a`'s element relative to `base`: the same tag, within an `i32` of pages, and
-/// neither of the two reserved values.
+/// Frame `a`'s element relative to base number `k` (tagged address `base`): the same
+/// tag, within 2^28 pages, and neither of the two reserved values.
 #[inline]
-fn encode(base: usize, a: usize) -> Option<u32> {
+fn encode(k: usize, base: usize, a: usize) -> Option<u32> {
     if base & TAG_MASK != a & TAG_MASK {
         return None;
     }
     let pages = (a as isize).wrapping_sub(base as isize) / PAGE_SIZE as isize;
-    let s = (i32::try_from(pages).ok()? as u32) ^ BIAS;
+    let off = pages.checked_add(BIAS as isize)?;
+    if !(0..=OFF_MASK as isize).contains(&off) {
+        return None;
+    }
+    let s = ((k as u32) << OFF_BITS) | off as u32;
     (s != EMPTY && s != WIDE).then_some(s)
 }
 
 #[inline]
-fn decode(base: usize, s: u32) -> usize {
-    base.wrapping_add_signed(((s ^ BIAS) as i32 as isize).wrapping_mul(PAGE_SIZE as isize))
+fn decode(bases: &[usize; FRAME_TABLE_BASES], s: u32) -> usize {
+    let pages = (s & OFF_MASK) as isize - BIAS as isize;
+    bases[(s >> OFF_BITS) as usize].wrapping_add_signed(pages.wrapping_mul(PAGE_SIZE as isize))
 }
 
 /// `n` zeroed slots, or `None` without memory.
@@ -97,7 +114,8 @@ impl FrameTable {
         FrameTable {
             words: Vec::new(),
             width: width.clamp(1, FRAME_ROW_MAX),
-            base: 0,
+            bases: [0; FRAME_TABLE_BASES],
+            nbases: 0,
             frames: 0,
             wide: Vec::new(),
         }
@@ -150,7 +168,9 @@ impl FrameTable {
     }
 
     fn wide_pos(&self, r: usize) -> Option<usize> {
-        self.wide.binary_search_by_key(&r, |&(w, _)| w as usize).ok()
+        self.wide
+            .binary_search_by_key(&r, |&(w, _)| w as usize)
+            .ok()
     }
 
     /// Whether row `r` keeps its frames in the side list.
@@ -167,7 +187,7 @@ impl FrameTable {
                 let a = *self.wide.get(self.wide_pos(r)?)?.1.get(i)?;
                 (a != 0).then_some(a)
             }
-            s => Some(decode(self.base, s)),
+            s => Some(decode(&self.bases, s)),
         }
     }
 
@@ -228,9 +248,9 @@ impl FrameTable {
         }
         let a = frame.addr() | usize::from(frame.tag().get());
         if self.frames == 0 {
-            // No frame to be near: this one is the base (every row is empty, and no
-            // row is wide).
-            self.base = a;
+            // No frame to be near: the bases are chosen afresh (every row is empty, and
+            // no row is wide).
+            self.nbases = 0;
         }
         let at = r * self.width;
         if n > 0 && self.words[at] == WIDE {
@@ -239,7 +259,7 @@ impl FrameTable {
             };
             self.wide[p].1[n] = frame.into_exposed();
             self.words[at + n] = WIDE;
-        } else if let Some(s) = encode(self.base, a) {
+        } else if let Some(s) = self.element_for(a) {
             let _exposed = frame.into_exposed();
             self.words[at + n] = s;
         } else {
@@ -261,6 +281,22 @@ impl FrameTable {
         }
         self.frames += 1;
         Ok(())
+    }
+
+    /// Frame `a`'s element: relative to the first base that covers it, else to `a`
+    /// itself as a new base while there is room for one.
+    fn element_for(&mut self, a: usize) -> Option<u32> {
+        let covered = (0..self.nbases).find_map(|k| encode(k, self.bases[k], a));
+        covered.or_else(|| {
+            let k = self.nbases;
+            if k >= FRAME_TABLE_BASES {
+                return None;
+            }
+            let s = encode(k, a, a)?;
+            self.bases[k] = a;
+            self.nbases += 1;
+            Some(s)
+        })
     }
 
     /// Takes the top frame of row `r` out, leaving its element empty. A wide row that
@@ -377,22 +413,31 @@ mod tests {
         unsafe { alloc::alloc::dealloc(f.into_raw().as_ptr().cast(), LAYOUT) }
     }
 
-    /// A frame of another source (another tag) turns its row wide: the row keeps every
-    /// frame's bytes and gives each back with its own tag; the other rows stay compact.
+    /// A frame no base covers once there are eight (here: a ninth source, another tag)
+    /// turns its row wide: the row keeps every frame's bytes and gives each back with
+    /// its own tag; the other rows stay compact.
     #[test]
-    fn foreign_frames_make_the_row_wide() {
+    fn a_ninth_source_makes_the_row_wide() {
         let tag = FrameTag::new(9).expect("tag");
         let other = FrameTag::new(10).expect("tag");
-        let mut t = FrameTable::new(4);
+        let mut t = FrameTable::new(FRAME_TABLE_BASES);
         for _ in 0..3 {
             t.add_row().expect("row");
         }
         t.push(0, own(tag, 7)).expect("push");
+        // Seven more sources take the other bases (row 1, all compact).
+        let mut fill = Vec::new();
+        for k in 1..FRAME_TABLE_BASES {
+            let f = own(FrameTag::new(10 + k as u16).expect("tag"), 0);
+            fill.push(f.tag());
+            t.push(1, f).expect("push");
+        }
+        assert_eq!((t.nbases, t.is_wide(1)), (FRAME_TABLE_BASES, false));
         t.push(2, own(tag, 1)).expect("push");
         t.push(2, own(tag, 3)).expect("push");
         t.push(2, own(other, 2)).expect("push");
         assert!(t.is_wide(2) && !t.is_wide(0));
-        assert_eq!((t.len(2), t.frames()), (3, 4));
+        assert_eq!((t.len(2), t.frames()), (3, 4 + FRAME_TABLE_BASES - 1));
         assert_eq!(t.get(2, 0).expect("a")[0], 1);
         assert_eq!(t.get(2, 1).expect("h")[0], 3);
         assert_eq!(t.get(2, 2).expect("b")[0], 2);
@@ -412,6 +457,10 @@ mod tests {
         for f in [a, b, h, z] {
             disown(f);
         }
+        while let Some(f) = t.pop(1) {
+            assert_eq!(Some(f.tag()), fill.pop());
+            disown(f);
+        }
         assert!(t.is_empty());
     }
 
@@ -419,10 +468,8 @@ mod tests {
     /// vectors: every frame's bytes and tag stay its own, compact and wide.
     #[test]
     fn random_against_vecs() {
-        let tags = [
-            FrameTag::new(9).expect("tag"),
-            FrameTag::new(10).expect("tag"),
-        ];
+        // Twelve sources: more than the table has bases, so some rows turn wide.
+        let tags: Vec<FrameTag> = (9..21).map(|t| FrameTag::new(t).expect("tag")).collect();
         const ROWS: usize = 4;
         let mut t = FrameTable::new(6);
         let mut model: [Vec<(u8, FrameTag)>; ROWS] = Default::default();
@@ -442,7 +489,11 @@ mod tests {
                 // Pops outnumber pushes, so rows empty often (and turn compact again).
                 0..=2 if model[r].len() < 6 => {
                     // Mostly one source: rows stay compact until a foreign frame comes.
-                    let tag = tags[usize::from(x.is_multiple_of(23))];
+                    let tag = if x.is_multiple_of(5) {
+                        tags[1 + (x >> 20) as usize % (tags.len() - 1)]
+                    } else {
+                        tags[0]
+                    };
                     let v = step as u8;
                     t.push(r, own(tag, v)).expect("push");
                     model[r].push((v, tag));
@@ -475,23 +526,62 @@ mod tests {
     }
 
     #[test]
-    fn elements_cover_an_i32_of_pages_less_two() {
+    fn elements_cover_2_pow_28_pages_either_side_of_their_base() {
         let base = 0x7000_0000_0000usize | 5;
         let at =
             |pages: isize| (base & !TAG_MASK).wrapping_add_signed(pages * PAGE_SIZE as isize) | 5;
-        for pages in [0, 1, -1, i32::MAX as isize - 1, i32::MIN as isize + 1] {
-            let s = encode(base, at(pages)).expect("representable");
-            assert_eq!(decode(base, s), at(pages), "{pages}");
+        let mut bases = [0; FRAME_TABLE_BASES];
+        for k in 0..FRAME_TABLE_BASES {
+            bases[k] = base;
+            let lo = if k == 0 { 1 - (1 << 28) } else { -(1 << 28) };
+            let hi = if k == FRAME_TABLE_BASES - 1 {
+                (1 << 28) - 2
+            } else {
+                (1 << 28) - 1
+            };
+            for pages in [0, 1, -1, lo, hi] {
+                let s = encode(k, base, at(pages)).expect("representable");
+                assert_eq!(s >> OFF_BITS, k as u32);
+                assert_eq!(decode(&bases, s), at(pages), "{k}: {pages}");
+            }
+            assert_eq!(encode(k, base, at(lo - 1)), None, "{k}");
+            assert_eq!(encode(k, base, at(hi + 1)), None, "{k}");
         }
-        // The two reserved values, and what no i32 holds.
-        for pages in [
-            i32::MAX as isize,
-            i32::MIN as isize,
-            i32::MAX as isize + 1,
-            i32::MIN as isize - 1,
-        ] {
-            assert_eq!(encode(base, at(pages)), None, "{pages}");
+        // The two reserved values are never elements.
+        assert_eq!(encode(0, base, at(-(1 << 28))), None);
+        assert_eq!(encode(FRAME_TABLE_BASES - 1, base, at((1 << 28) - 1)), None);
+        assert_eq!(encode(0, base, at(1) & !TAG_MASK | 6), None, "another tag");
+    }
+
+    /// Frames far apart (two regions, as glibc's mmap area and heap) take a base each
+    /// and stay compact; a ninth region turns its row wide.
+    #[test]
+    fn far_regions_take_bases_until_there_are_eight() {
+        let tag = FrameTag::new(9).expect("tag");
+        let mut t = FrameTable::new(2);
+        let mut frames = Vec::new();
+        for _ in 0..FRAME_TABLE_BASES + 1 {
+            frames.push(own(tag, 0));
         }
-        assert_eq!(encode(base, at(1) & !TAG_MASK | 6), None, "another tag");
+        // Made-up far addresses cannot be read, so the test checks the encoding alone:
+        // frame `i` stands for an address `i` TiB * 3 above the first.
+        let first = frames[0].addr() | 9;
+        for i in 0..=FRAME_TABLE_BASES {
+            let a = first + i * (3usize << 40);
+            let got = t.element_for(a);
+            if i < FRAME_TABLE_BASES {
+                let s = got.expect("a base");
+                assert_eq!(((s >> OFF_BITS) as usize, t.nbases), (i, i + 1));
+                assert_eq!(decode(&t.bases, s), a);
+            } else {
+                assert_eq!(got, None, "no ninth base");
+            }
+        }
+        // A neighbour of a base is covered by it.
+        let s = t.element_for(first + 3 * PAGE_SIZE).expect("covered");
+        assert_eq!(s >> OFF_BITS, 0);
+        for f in frames {
+            disown(f);
+        }
     }
 }

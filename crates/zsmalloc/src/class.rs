@@ -330,10 +330,7 @@ impl ClassInner {
             return Err(ZPoolError::InvalidHandle);
         }
         let len = if self.geo.huge {
-            self.zspages
-                .get(z)
-                .ok_or(ZPoolError::InvalidHandle)?
-                .hlen as usize
+            self.zspages.get(z).ok_or(ZPoolError::InvalidHandle)?.hlen as usize
         } else {
             let (owner, len) = self.read_header(z, j)?;
             if owner != idx {
@@ -373,7 +370,12 @@ impl ClassInner {
     }
 
     pub(crate) fn read(&self, loc: Loc, out: &mut [u8]) -> Result<(), ZPoolError> {
-        zspage::read(&self.frames, loc.zs, self.data_off(loc), &mut out[..loc.len])
+        zspage::read(
+            &self.frames,
+            loc.zs,
+            self.data_off(loc),
+            &mut out[..loc.len],
+        )
     }
 
     pub(crate) fn write(&mut self, loc: Loc, data: &[u8]) -> Result<(), ZPoolError> {

@@ -36,8 +36,8 @@ use crate::bin::FrameBin;
 use crate::class::ClassInner;
 use crate::fullness::Candidates;
 use crate::handle::HEADER;
-use crate::zspage;
 use crate::sync::Ordering;
+use crate::zspage;
 
 /// Most objects moved per class-lock hold (more only to finish freeing a frame a
 /// destination grew by).

@@ -82,7 +82,12 @@ pub(crate) fn read(t: &FrameTable, z: usize, off: usize, out: &mut [u8]) -> Resu
 }
 
 /// Copies `data` to byte `off` of zspage `z` (crossing frames).
-pub(crate) fn write(t: &mut FrameTable, z: usize, off: usize, data: &[u8]) -> Result<(), ZPoolError> {
+pub(crate) fn write(
+    t: &mut FrameTable,
+    z: usize,
+    off: usize,
+    data: &[u8],
+) -> Result<(), ZPoolError> {
     let mut off = off;
     let mut done = 0;
     while done < data.len() {
