@@ -564,10 +564,11 @@ mod tests {
             frames.push(own(tag, 0));
         }
         // Made-up far addresses cannot be read, so the test checks the encoding alone:
-        // frame `i` stands for an address `i` TiB * 3 above the first.
+        // frame `i` stands for an address `3 * 2^28 * i` pages above the first (a base
+        // covers 2^28 pages either side, whatever the page size).
         let first = frames[0].addr() | 9;
         for i in 0..=FRAME_TABLE_BASES {
-            let a = first + i * (3usize << 40);
+            let a = first + i * 3 * (1usize << 28) * PAGE_SIZE;
             let got = t.element_for(a);
             if i < FRAME_TABLE_BASES {
                 let s = got.expect("a base");
