@@ -19,8 +19,9 @@ pub(crate) fn median_of(mut v: Vec<f64>) -> f64 {
 /// cost beyond is the median of the rounds' own (a ratio is the median of the rounds'
 /// ratios, not a ratio of medians); the metadata and counts are the first round's (every
 /// round draws the same pages and keys; the metadata may still differ by a few tenths of
-/// a byte a page, where the heap placed a zspage's frames too far apart for a compact
-/// frame list); the failures are summed, so that none is hidden. `None` for no rows.
+/// a byte a page, where the heap placed a zspage's frames farther than any of its
+/// class's frame-table bases reach, and its row turned wide); the failures are summed,
+/// so that none is hidden. `None` for no rows.
 pub fn median(rounds: &[Row]) -> Option<Row> {
     let first = rounds.first()?;
     let m = |f: fn(&Row) -> f64| median_of(rounds.iter().map(f).collect());

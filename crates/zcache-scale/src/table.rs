@@ -50,7 +50,7 @@ pub fn parts_header() -> String {
 }
 
 /// One row's metadata by part, bytes per stored page: tmem's tree nodes ("leaves") and
-/// object maps, zsmalloc's handle tables, frame lists and zspages (descriptors, bitmaps,
+/// object maps, zsmalloc's handle tables, frame tables and zspages (descriptors, bitmaps,
 /// fixed), zbud's, the reclaim rings, the fill-word table.
 pub fn parts_line(r: &Row) -> String {
     let p = &r.metadata_parts_per_page;
