@@ -28,7 +28,7 @@
 //! Rounds: a sweep may run each (size, setup) several times over the same draws (the
 //! same files and load order), each round a fresh cache and fresh bare passes, and add
 //! a row of the medians of the rounds' figures. On a shared machine one run's ratios
-//! move by 0.1 and more from run to run (docs/performance.md, "What the load gap is
+//! move by 0.1 and more from run to run (docs/performance-scale.md, "What the load gap is
 //! not"); the median of alternated rounds in one process is the figure to quote.
 //!
 //! Reported per page: zcache's store, load and invalidate; the bare compress and

@@ -72,7 +72,7 @@ pub fn limit_own_cgroup(pages: usize) -> Result<(u64, u64), String> {
     Ok((held, limit))
 }
 
-/// zram's memory as docs/performance.md "Swap under real programs" counts it:
+/// zram's memory as docs/performance-swap.md "Swap under real programs" counts it:
 /// `mem_used_total` + 16 B per slot of disksize + 8 B per stored object (estimates).
 /// Returns that total in bytes.
 pub fn print_zram(mm_stat: &Path) -> Result<u64, String> {

@@ -80,7 +80,7 @@ pub enum CleanCopies {
 
 impl CleanCopies {
     /// The default: [`CleanCopies::Adaptive`] with copies at most 1/16 of the evicted
-    /// pages (docs/performance.md, "Budgets", has the measurements behind the choice).
+    /// pages (docs/performance-uffd.md, "Budgets", has the measurements behind the choice).
     pub const DEFAULT: CleanCopies = CleanCopies::Adaptive { share: 16 };
 }
 
