@@ -66,17 +66,26 @@ impl ZsPage {
     }
 }
 
+/// The pieces of bytes `off .. off + len` of a zspage, frame by frame: (frame, offset
+/// in the frame, offset in the bytes, length).
+fn pieces(off: usize, len: usize) -> impl Iterator<Item = (usize, usize, usize, usize)> {
+    let mut done = 0;
+    core::iter::from_fn(move || {
+        (done < len).then(|| {
+            let at = off + done;
+            let within = at % PAGE_SIZE;
+            let n = (PAGE_SIZE - within).min(len - done);
+            done += n;
+            (at / PAGE_SIZE, within, done - n, n)
+        })
+    })
+}
+
 /// Copies `out.len()` bytes from byte `off` of zspage `z` (crossing frames).
 pub(crate) fn read(t: &FrameTable, z: usize, off: usize, out: &mut [u8]) -> Result<(), ZPoolError> {
-    let mut off = off;
-    let mut done = 0;
-    while done < out.len() {
-        let f = t.get(z, off / PAGE_SIZE).ok_or(ZPoolError::InvalidHandle)?;
-        let within = off % PAGE_SIZE;
-        let n = (PAGE_SIZE - within).min(out.len() - done);
-        out[done..done + n].copy_from_slice(&f[within..within + n]);
-        done += n;
-        off += n;
+    for (i, within, at, n) in pieces(off, out.len()) {
+        let f = t.get(z, i).ok_or(ZPoolError::InvalidHandle)?;
+        out[at..at + n].copy_from_slice(&f[within..within + n]);
     }
     Ok(())
 }
@@ -88,17 +97,9 @@ pub(crate) fn write(
     off: usize,
     data: &[u8],
 ) -> Result<(), ZPoolError> {
-    let mut off = off;
-    let mut done = 0;
-    while done < data.len() {
-        let f = t
-            .get_mut(z, off / PAGE_SIZE)
-            .ok_or(ZPoolError::InvalidHandle)?;
-        let within = off % PAGE_SIZE;
-        let n = (PAGE_SIZE - within).min(data.len() - done);
-        f[within..within + n].copy_from_slice(&data[done..done + n]);
-        done += n;
-        off += n;
+    for (i, within, at, n) in pieces(off, data.len()) {
+        let f = t.get_mut(z, i).ok_or(ZPoolError::InvalidHandle)?;
+        f[within..within + n].copy_from_slice(&data[at..at + n]);
     }
     Ok(())
 }
