@@ -146,7 +146,11 @@ impl ClassInner {
     pub(crate) fn release_zspage(&mut self, z: usize, out: &mut FrameChain) {
         self.lists.unlink(&mut self.zspages, z);
         let n = self.zspages[z].nframes();
-        let _taken = self.frames.take_row(z, out);
+        let taken = self.frames.take_row(z, out);
+        debug_assert_eq!(
+            taken, n,
+            "descriptor and frame table disagree on zspage {z}"
+        );
         if n > 0 {
             self.c.zspages -= 1;
         }
@@ -156,6 +160,15 @@ impl ClassInner {
         d.next = self.free_zs;
         self.zspages[z] = d;
         self.free_zs = z as u32;
+    }
+
+    /// Undoes `new_zspage` for a zspage that never kept a frame (its grow failed, or
+    /// was undone): nothing goes to the page source.
+    fn release_fresh_zspage(&mut self, z: usize) {
+        let mut none = FrameChain::new();
+        self.release_zspage(z, &mut none);
+        // A frame here would be leaked with the chain.
+        debug_assert!(none.is_empty(), "fresh zspage {z} still had frames");
     }
 
     /// Grows zspage `z` by the frame in `spare` (taken only on success).
@@ -257,7 +270,7 @@ impl ClassInner {
         let grew = need > have;
         if grew && let Err(e) = self.grow(z, spare) {
             if fresh {
-                self.release_zspage(z, &mut FrameChain::new());
+                self.release_fresh_zspage(z);
             }
             return Err(AllocFail::Error(e));
         }
@@ -287,7 +300,7 @@ impl ClassInner {
                 self.ungrow(z, spare);
             }
             if fresh {
-                self.release_zspage(z, &mut FrameChain::new());
+                self.release_fresh_zspage(z);
             }
             return Err(AllocFail::Error(e));
         }
